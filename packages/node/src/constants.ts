@@ -1,0 +1,48 @@
+/** Protocol ids, timeouts and limits. Each value says why it is what it is. */
+
+/** The tunnel protocol; versioned so an incompatible change gets a new id. */
+export const TUNNEL_PROTOCOL = '/punchgate/tunnel/1.0.0'
+
+/** Our own Kademlia protocol id keeps the Punchgate mesh apart from the public IPFS DHT. */
+export const DHT_PROTOCOL = '/punchgate/kad/1.0.0'
+
+/** A handshake frame larger than this is hostile or broken: the request is a name, the reply a reason. */
+export const MAX_FRAME_BYTES = 4096
+
+/** A peer that has not finished the handshake by then is dropped, so it cannot hold a stream open for free. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000
+
+/** Connecting to an exposed target on the server side; a local service that takes longer is as good as down. */
+export const TARGET_CONNECT_TIMEOUT_MS = 5_000
+
+/** How long an accepted local TCP connection waits for its tunnel to become active before it is closed. */
+export const PENDING_CONNECTION_TIMEOUT_MS = 30_000
+
+/** Provider records live for 24 h in kad-dht; re-announce well inside that and after every restart. */
+export const REPUBLISH_INTERVAL_MS = 5 * 60_000
+
+/** Lookup retry: exponential backoff with jitter between these bounds. */
+export const RETRY_MIN_MS = 1_000
+export const RETRY_MAX_MS = 30_000
+
+/** Bootstrap redial backoff bounds. */
+export const BOOTSTRAP_RETRY_MIN_MS = 1_000
+export const BOOTSTRAP_RETRY_MAX_MS = 60_000
+
+/** One dial to one provider; several providers are tried in order, so keep each short. */
+export const DIAL_TIMEOUT_MS = 10_000
+
+/**
+ * How long a tunnel waits for a relayed connection to become direct before it goes live
+ * on the relay. DCUtR starts on its own when the relayed connection opens.
+ */
+export const DIRECT_UPGRADE_WAIT_MS = 10_000
+
+/**
+ * Tunnels open one stream per local TCP connection; libp2p's defaults (32 in, 64 out
+ * per connection) would cap concurrent tunnelled connections far below what ssh/http need.
+ */
+export const MAX_TUNNEL_STREAMS = 1024
+
+/** Providers asked for in one lookup. */
+export const MAX_PROVIDERS = 8

@@ -1,0 +1,84 @@
+/**
+ * Named errors. Callers match on `name` (it survives duplicate package copies),
+ * and the CLI maps `kind` to an exit code: usage errors are the user's input,
+ * runtime errors are the world's state.
+ */
+export type ErrorKind = 'usage' | 'runtime'
+
+export abstract class PunchgateError extends Error {
+  abstract readonly kind: ErrorKind
+}
+
+/** A flag or environment value that cannot be parsed or is inconsistent. */
+export class ConfigError extends PunchgateError {
+  static readonly NAME = 'ConfigError'
+  readonly kind = 'usage'
+  readonly flag: string
+  readonly value: string
+
+  constructor (flag: string, value: string, reason: string) {
+    super(`--${flag} ${JSON.stringify(value)}: ${reason}`)
+    this.name = ConfigError.NAME
+    this.flag = flag
+    this.value = value
+  }
+}
+
+/** The identity key file exists but cannot be read or parsed; it is never overwritten. */
+export class IdentityError extends PunchgateError {
+  static readonly NAME = 'IdentityError'
+  readonly kind = 'runtime'
+  readonly path: string
+
+  constructor (path: string, reason: string) {
+    super(`--identity ${JSON.stringify(path)}: ${reason}`)
+    this.name = IdentityError.NAME
+    this.path = path
+  }
+}
+
+/** A local tunnel listener could not bind its address (in use, no permission). */
+export class BindError extends PunchgateError {
+  static readonly NAME = 'BindError'
+  readonly kind = 'runtime'
+  readonly bind: string
+
+  constructor (flag: string, spec: string, bind: string, reason: string) {
+    super(`--${flag} ${JSON.stringify(spec)}: cannot bind ${bind}: ${reason}`)
+    this.name = BindError.NAME
+    this.bind = bind
+  }
+}
+
+/** The swarm could not listen on a --listen address. */
+export class ListenError extends PunchgateError {
+  static readonly NAME = 'ListenError'
+  readonly kind = 'runtime'
+
+  constructor (addrs: string[], reason: string) {
+    super(`--listen ${addrs.map(a => JSON.stringify(a)).join(' ')}: ${reason}`)
+    this.name = ListenError.NAME
+  }
+}
+
+/** A tunnel handshake frame broke the protocol (too large, truncated, not JSON). */
+export class ProtocolError extends Error {
+  static readonly NAME = 'ProtocolError'
+
+  constructor (message: string) {
+    super(message)
+    this.name = ProtocolError.NAME
+  }
+}
+
+/** The remote end refused a tunnel; `reason` is the wire reason code. */
+export class TunnelRejectedError extends Error {
+  static readonly NAME = 'TunnelRejectedError'
+  readonly reason: string
+
+  constructor (service: string, reason: string) {
+    super(`service ${JSON.stringify(service)} rejected: ${reason}`)
+    this.name = TunnelRejectedError.NAME
+    this.reason = reason
+  }
+}

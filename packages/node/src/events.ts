@@ -1,0 +1,85 @@
+/**
+ * Every structured event the node emits, with its fields, in one place
+ * (documented in docs/events.md). Each is logged as `{ event: name, ...fields }`
+ * and dispatched on the node's `events` emitter so tests and embedders can await it.
+ */
+import { EventEmitter } from 'node:events'
+import type { Logger } from './logger.ts'
+
+export type Path = 'direct' | 'relay'
+export type Side = 'client' | 'server'
+
+export interface EventMap {
+  'node.started': { peerId: string, addrs: string[], role: 'public' | 'private' }
+  'node.stopped': { peerId: string }
+  'phase.changed': { from: string, to: string, reason: string }
+  'peer.connected': { peer: string, direct: boolean, addr: string }
+  'peer.disconnected': { peer: string, direct: boolean, addr: string }
+  'bootstrap.dial-failed': { addr: string, attempt: number, retryInMs: number, error: string }
+  'relay.reserved': { relay: string, addrs: string[] }
+  'relay.lost': { relay: string }
+  'service.published': { name: string }
+  'service.publish-failed': { name: string, error: string }
+  'service.resolved': { name: string, providers: string[] }
+  'service.resolve-failed': { name: string, attempt: number, retryInMs: number, error: string }
+  'tunnel.listening': { tunnel: string, service: string, bind: string }
+  'tunnel.state': { tunnel: string, service: string, from: string, to: string, peer?: string }
+  'tunnel.activated': { tunnel: string, peer: string, service: string, path: Path }
+  'tunnel.deactivated': { tunnel: string, peer: string, service: string, reason: string }
+  'tunnel.connect-failed': { tunnel: string, peer: string, service: string, attempt: number, error: string }
+  'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string }
+  'tunnel.closed': { side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string }
+  'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string }
+}
+
+export type EventName = keyof EventMap
+
+const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
+  'bootstrap.dial-failed', 'relay.lost', 'service.publish-failed', 'service.resolve-failed',
+  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated'
+])
+
+const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])
+
+/** A typed EventEmitter: `on('tunnel.activated', e => e.path)`. */
+export class NodeEvents extends EventEmitter {
+  private readonly logger: Logger
+
+  constructor (logger: Logger) {
+    super()
+    this.logger = logger
+  }
+
+  emitEvent<K extends EventName>(name: K, fields: EventMap[K]): void {
+    const record = { event: name, ...fields }
+    if (WARN_EVENTS.has(name)) this.logger.warn(record)
+    else if (DEBUG_EVENTS.has(name)) this.logger.debug(record)
+    else this.logger.info(record)
+    this.emit(name, fields)
+  }
+
+  onEvent<K extends EventName>(name: K, listener: (fields: EventMap[K]) => void): this {
+    return this.on(name, listener)
+  }
+}
+
+/** Resolves with the first event `name` whose fields satisfy `match`; rejects on abort. */
+export async function waitForEvent<K extends EventName> (
+  events: NodeEvents, name: K, match: (fields: EventMap[K]) => boolean = () => true, signal?: AbortSignal
+): Promise<EventMap[K]> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      events.off(name, listener)
+      reject(signal?.reason ?? new Error('aborted'))
+    }
+    const listener = (fields: EventMap[K]): void => {
+      if (!match(fields)) return
+      events.off(name, listener)
+      signal?.removeEventListener('abort', onAbort)
+      resolve(fields)
+    }
+    if (signal?.aborted === true) { onAbort(); return }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    events.on(name, listener)
+  })
+}

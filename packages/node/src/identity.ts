@@ -1,0 +1,70 @@
+/**
+ * The node's identity: an Ed25519 key in a file of its own, created 0600 when missing.
+ * An existing file that cannot be read or parsed is an error and is never overwritten:
+ * replacing it would silently change the peer id everyone knows this node by.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { homedir } from 'node:os'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { IdentityError } from './errors.ts'
+
+export interface Identity {
+  privateKey: PrivateKey
+  peerId: string
+  path: string
+  created: boolean
+}
+
+/** `$XDG_STATE_HOME/punchgate`, else `~/.local/state/punchgate` (macOS: `~/Library/Application Support/punchgate`). */
+export function defaultStateDir (env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
+  if (env.XDG_STATE_HOME != null && env.XDG_STATE_HOME !== '') {
+    return join(env.XDG_STATE_HOME, 'punchgate')
+  }
+  const home = env.HOME ?? homedir()
+  return platform === 'darwin'
+    ? join(home, 'Library', 'Application Support', 'punchgate')
+    : join(home, '.local', 'state', 'punchgate')
+}
+
+export function defaultIdentityPath (env: NodeJS.ProcessEnv = process.env): string {
+  return join(defaultStateDir(env), 'identity.key')
+}
+
+export async function loadOrCreateIdentity (path: string): Promise<Identity> {
+  let bytes: Buffer | undefined
+  try {
+    bytes = await readFile(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ENOENT') {
+      throw new IdentityError(path, `cannot read (${code ?? (err as Error).message})`)
+    }
+  }
+
+  if (bytes != null) {
+    let privateKey: PrivateKey
+    try {
+      privateKey = privateKeyFromProtobuf(bytes)
+    } catch {
+      throw new IdentityError(path, 'not a valid identity key file (left untouched)')
+    }
+    return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), path, created: false }
+  }
+
+  const privateKey = await generateKeyPair('Ed25519')
+  try {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+    // 'wx' fails if another process created the file meanwhile: never clobber a key.
+    await writeFile(path, privateKeyToProtobuf(privateKey), { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') {
+      return loadOrCreateIdentity(path)
+    }
+    throw new IdentityError(path, `cannot create (${code ?? (err as Error).message})`)
+  }
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), path, created: true }
+}

@@ -1,0 +1,7 @@
+export * from './config.ts'
+export * from './errors.ts'
+export * from './events.ts'
+export * from './identity.ts'
+export * from './logger.ts'
+export * from './constants.ts'
+export { startNode, type PunchgateNode, type StartOptions, type TunnelInfo } from './node.ts'

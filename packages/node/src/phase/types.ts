@@ -1,0 +1,80 @@
+/**
+ * The phase machine's vocabulary: state, the events fed into it and the commands it
+ * asks the runner to carry out. All plain data, so transitions can be compared with
+ * deepEqual and logged as they are.
+ */
+import type { Path } from '../events.ts'
+
+export type Phase = 'joining' | 'ready' | 'shutting-down'
+export type Role = 'public' | 'private'
+
+/**
+ * resolving: asking the DHT for providers; connecting: dialing a provider;
+ * punching: connected over the relay, waiting a bounded time for a direct path;
+ * direct / relayed: live on that path; failed: waiting to retry.
+ */
+export type TunnelStatus = 'resolving' | 'connecting' | 'punching' | 'direct' | 'relayed' | 'failed'
+
+export interface TunnelState {
+  id: string
+  service: string
+  /** Set for `--tunnel PEER:...`; by-name tunnels take providers from the DHT. */
+  fixedPeer?: string
+  status: TunnelStatus
+  providers: string[]
+  /** Index into providers of the one being dialed or used. */
+  providerIndex: number
+  peer?: string
+  /** Consecutive failed rounds, for backoff; reset once live. */
+  failures: number
+}
+
+export interface BootstrapState {
+  connected: boolean
+  failures: number
+}
+
+export interface State {
+  phase: Phase
+  role: Role
+  bootstraps: Record<string, BootstrapState>
+  /** Private nodes only: 'none' until a bootstrap is connected. */
+  relay: 'none' | 'reserving' | 'reserved'
+  relayFailures: number
+  services: string[]
+  tunnels: Record<string, TunnelState>
+}
+
+export type Event =
+  | { type: 'start' }
+  | { type: 'bootstrap-connected', addr: string }
+  | { type: 'bootstrap-dial-failed', addr: string, error: string }
+  | { type: 'bootstrap-disconnected', addr: string }
+  | { type: 'relay-reserved' }
+  | { type: 'relay-failed', error: string }
+  | { type: 'relay-lost' }
+  | { type: 'republish-due' }
+  | { type: 'retry-bootstrap', addr: string }
+  | { type: 'retry-relay' }
+  | { type: 'resolved', tunnel: string, providers: string[] }
+  | { type: 'resolve-failed', tunnel: string, error: string }
+  | { type: 'retry-tunnel', tunnel: string }
+  | { type: 'connected', tunnel: string, peer: string, path: Path }
+  | { type: 'connect-failed', tunnel: string, peer: string, error: string }
+  | { type: 'peer-path', peer: string, path: Path | 'none' }
+  | { type: 'upgrade-wait-over', tunnel: string }
+  | { type: 'stream-failed', tunnel: string, error: string }
+  | { type: 'shutdown' }
+
+export type Command =
+  | { type: 'dial-bootstrap', addr: string }
+  | { type: 'reserve-relay' }
+  | { type: 'publish' }
+  | { type: 'resolve', tunnel: string, service: string, attempt: number }
+  | { type: 'connect', tunnel: string, peer: string }
+  | { type: 'activate', tunnel: string, peer: string, path: Path }
+  | { type: 'deactivate', tunnel: string, reason: string }
+  /** Feed `event` back after `ms` (the runner adds jitter when `jitter` is set); a new schedule under the same key replaces the old. */
+  | { type: 'schedule', key: string, ms: number, jitter: boolean, event: Event }
+  | { type: 'cancel', key: string }
+  | { type: 'stop' }

@@ -1,0 +1,93 @@
+/**
+ * The `/punchgate/tunnel/1.0.0` handshake (docs/protocol.md): one varint-length-
+ * prefixed JSON request from the client, one such reply from the server, then raw
+ * bytes. Frames are bounded in size and in time; anything malformed is a ProtocolError.
+ */
+import { lpStream } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import { MAX_FRAME_BYTES } from '../constants.ts'
+import { ProtocolError } from '../errors.ts'
+
+export interface TunnelRequest {
+  service: string
+}
+
+/** Wire reason codes a server may refuse with. */
+export type RejectReason = 'unknown-service' | 'target-unreachable' | 'bad-request' | 'not-allowed'
+
+export type TunnelReply =
+  | { accepted: true }
+  | { accepted: false, reason: RejectReason, message?: string }
+
+const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>(['unknown-service', 'target-unreachable', 'bad-request', 'not-allowed'])
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export function encodeFrame (value: TunnelRequest | TunnelReply): Uint8Array {
+  const bytes = encoder.encode(JSON.stringify(value))
+  if (bytes.byteLength > MAX_FRAME_BYTES) {
+    throw new ProtocolError(`frame of ${bytes.byteLength} bytes exceeds ${MAX_FRAME_BYTES}`)
+  }
+  return bytes
+}
+
+function parseJsonObject (bytes: Uint8Array): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(decoder.decode(bytes))
+  } catch {
+    throw new ProtocolError('frame is not UTF-8 JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError('frame is not a JSON object')
+  }
+  return value as Record<string, unknown>
+}
+
+export function decodeRequest (bytes: Uint8Array): TunnelRequest {
+  const obj = parseJsonObject(bytes)
+  if (typeof obj.service !== 'string' || obj.service.length === 0 || obj.service.length > 63) {
+    throw new ProtocolError('request has no valid "service"')
+  }
+  return { service: obj.service }
+}
+
+export function decodeReply (bytes: Uint8Array): TunnelReply {
+  const obj = parseJsonObject(bytes)
+  if (obj.accepted === true) {
+    return { accepted: true }
+  }
+  if (obj.accepted === false && typeof obj.reason === 'string' && REJECT_REASONS.has(obj.reason)) {
+    const message = typeof obj.message === 'string' ? obj.message.slice(0, 200) : undefined
+    return message == null
+      ? { accepted: false, reason: obj.reason as RejectReason }
+      : { accepted: false, reason: obj.reason as RejectReason, message }
+  }
+  throw new ProtocolError('reply is neither an accept nor a known reject')
+}
+
+/**
+ * Reads exactly one frame and hands the stream back with any bytes that arrived
+ * after the frame still unread: they belong to the tunnel.
+ */
+export async function readFrame (stream: Stream, signal: AbortSignal): Promise<Uint8Array> {
+  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+  try {
+    return (await lp.read({ signal })).subarray()
+  } catch (err) {
+    if (signal.aborted) throw new ProtocolError('handshake timed out')
+    throw new ProtocolError(`bad frame: ${(err as Error).message}`)
+  } finally {
+    lp.unwrap()
+  }
+}
+
+export async function writeFrame (stream: Stream, value: TunnelRequest | TunnelReply, signal: AbortSignal): Promise<void> {
+  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+  try {
+    await lp.write(encodeFrame(value), { signal })
+  } finally {
+    lp.unwrap()
+  }
+}

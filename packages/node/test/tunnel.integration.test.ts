@@ -1,0 +1,82 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import type { PunchgateNode } from '../src/node.ts'
+import { closeServer, connectTo, echoServer, event, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
+
+function portOf (bind: string): number {
+  return Number(bind.slice(bind.lastIndexOf(':') + 1))
+}
+
+describe('three peers on loopback: bootstrap, provider, consumer', () => {
+  let bootstrap: PunchgateNode
+  let provider: PunchgateNode
+  let consumer: PunchgateNode
+  let echo: Awaited<ReturnType<typeof echoServer>>
+  let byName: number
+  let byPeer: number
+  let unknown: number
+
+  before(async () => {
+    echo = await echoServer()
+    bootstrap = await testNode()
+    const boot = tcpAddr(bootstrap)
+    provider = await testNode({
+      bootstrap: [boot],
+      expose: [`echo=127.0.0.1:${echo.port}`, 'down=127.0.0.1:1']
+    })
+    await event(provider, 'service.published', e => e.name === 'echo')
+    consumer = await testNode({
+      bootstrap: [boot],
+      tunnelByName: ['echo@127.0.0.1:0'],
+      tunnel: [`${provider.peerId}:echo@127.0.0.1:0`, `${provider.peerId}:nope@127.0.0.1:0`, `${provider.peerId}:down@127.0.0.1:0`]
+    })
+    const listening = new Map<string, number>()
+    for (const t of consumer.tunnels()) listening.set(t.tunnel, portOf(t.bind))
+    byName = listening.get('echo@127.0.0.1:0') ?? 0
+    byPeer = listening.get(`${provider.peerId}:echo@127.0.0.1:0`) ?? 0
+    unknown = listening.get(`${provider.peerId}:nope@127.0.0.1:0`) ?? 0
+    await Promise.all([
+      event(consumer, 'tunnel.activated', e => e.tunnel === 'echo@127.0.0.1:0'),
+      event(consumer, 'tunnel.activated', e => e.tunnel === `${provider.peerId}:echo@127.0.0.1:0`)
+    ])
+  })
+
+  after(async () => {
+    await Promise.all([consumer?.stop(), provider?.stop(), bootstrap?.stop()])
+    await closeServer(echo.server)
+  })
+
+  it('tunnels by name through the DHT: 1 MiB each way, byte-exact', async () => {
+    const data = random(1024 * 1024)
+    const echoed = await roundTrip(byName, data)
+    assert.equal(echoed.length, data.length)
+    assert.equal(sha256(echoed), sha256(data))
+  })
+
+  it('tunnels by peer id: 1 MiB each way, byte-exact', async () => {
+    const data = random(1024 * 1024)
+    const echoed = await roundTrip(byPeer, data)
+    assert.equal(sha256(echoed), sha256(data))
+  })
+
+  it('half-close: the client shuts its write side and still receives the rest', async () => {
+    const socket = await connectTo(byName)
+    const chunks: Buffer[] = []
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    const data = random(256 * 1024)
+    socket.end(data)
+    await once(socket, 'end')
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data))
+    socket.destroy()
+  })
+
+  it('rejects an unknown service with its reason, and the client connection is closed', async () => {
+    const rejected = event(consumer, 'tunnel.rejected', e => e.service === 'nope')
+    const serverSide = event(provider, 'tunnel.rejected', e => e.service === 'nope')
+    const echoed = await roundTrip(unknown, Buffer.from('hello')).catch(() => Buffer.alloc(0))
+    assert.equal(echoed.length, 0)
+    assert.equal((await rejected).reason, 'unknown-service')
+    assert.equal((await serverSide).reason, 'unknown-service')
+  })
+})
