@@ -16,6 +16,7 @@ describe('three peers on loopback: bootstrap, provider, consumer', () => {
   let byName: number
   let byPeer: number
   let unknown: number
+  let down: number
 
   before(async () => {
     echo = await echoServer()
@@ -36,6 +37,7 @@ describe('three peers on loopback: bootstrap, provider, consumer', () => {
     byName = listening.get('echo@127.0.0.1:0') ?? 0
     byPeer = listening.get(`${provider.peerId}:echo@127.0.0.1:0`) ?? 0
     unknown = listening.get(`${provider.peerId}:nope@127.0.0.1:0`) ?? 0
+    down = listening.get(`${provider.peerId}:down@127.0.0.1:0`) ?? 0
     await Promise.all([
       event(consumer, 'tunnel.activated', e => e.tunnel === 'echo@127.0.0.1:0'),
       event(consumer, 'tunnel.activated', e => e.tunnel === `${provider.peerId}:echo@127.0.0.1:0`)
@@ -72,11 +74,26 @@ describe('three peers on loopback: bootstrap, provider, consumer', () => {
   })
 
   it('rejects an unknown service with its reason, and the client connection is closed', async () => {
+    const targetConnections = echo.connections()
     const rejected = event(consumer, 'tunnel.rejected', e => e.service === 'nope')
     const serverSide = event(provider, 'tunnel.rejected', e => e.service === 'nope')
     const echoed = await roundTrip(unknown, Buffer.from('hello')).catch(() => Buffer.alloc(0))
     assert.equal(echoed.length, 0)
     assert.equal((await rejected).reason, 'unknown-service')
     assert.equal((await serverSide).reason, 'unknown-service')
+    assert.equal(echo.connections(), targetConnections, 'a rejected request never reaches a target')
+  })
+
+  it('rejects with target-unreachable when the exposed target is down', async () => {
+    const rejected = event(consumer, 'tunnel.rejected', e => e.service === 'down')
+    const echoed = await roundTrip(down, Buffer.from('hello')).catch(() => Buffer.alloc(0))
+    assert.equal(echoed.length, 0)
+    assert.equal((await rejected).reason, 'target-unreachable')
+  })
+
+  it('keeps the listener alive after failures: a later connection still works', async () => {
+    await roundTrip(unknown, Buffer.from('x')).catch(() => {})
+    const data = random(1000)
+    assert.equal(sha256(await roundTrip(byPeer, data)), sha256(data))
   })
 })

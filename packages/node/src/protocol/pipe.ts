@@ -32,7 +32,8 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     }
     const fail = (err: Error): void => {
       result.error ??= err
-      if (!socket.destroyed) socket.destroy()
+      // RST, not FIN: a clean EOF would tell the local app a broken transfer was complete.
+      if (!socket.destroyed) socket.resetAndDestroy()
       if (stream.status === 'open' || stream.status === 'closing') stream.abort(err)
     }
 

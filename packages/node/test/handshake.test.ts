@@ -1,0 +1,80 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { streamPair } from '@libp2p/utils'
+import * as varint from 'uint8-varint'
+import { decodeReply, decodeRequest, encodeFrame, readFrame, writeFrame } from '../src/protocol/handshake.ts'
+import { MAX_FRAME_BYTES } from '../src/constants.ts'
+
+const text = (s: string): Uint8Array => new TextEncoder().encode(s)
+const frame = (payload: Uint8Array): Uint8Array => Uint8Array.from([...varint.encode(payload.byteLength), ...payload])
+
+describe('handshake framing', () => {
+  it('round-trips a request and leaves the bytes after the frame for the tunnel', async () => {
+    const [a, b] = await streamPair()
+    a.send(Uint8Array.from([...frame(encodeFrame({ service: 'ssh' })), 1, 2, 3]))
+    const request = decodeRequest(await readFrame(b, AbortSignal.timeout(1000)))
+    assert.deepEqual(request, { service: 'ssh' })
+    const rest = await new Promise<Uint8Array>(resolve => b.addEventListener('message', e => resolve(e.data.subarray()), { once: true }))
+    assert.deepEqual([...rest], [1, 2, 3])
+  })
+
+  it('reads a frame split across many small packets', async () => {
+    const [a, b] = await streamPair()
+    const bytes = frame(encodeFrame({ service: 'split' }))
+    const reading = readFrame(b, AbortSignal.timeout(1000))
+    for (const byte of bytes) a.send(Uint8Array.of(byte))
+    assert.deepEqual(decodeRequest(await reading), { service: 'split' })
+  })
+
+  it('writes what it reads', async () => {
+    const [a, b] = await streamPair()
+    await writeFrame(a, { accepted: false, reason: 'unknown-service' }, AbortSignal.timeout(1000))
+    assert.deepEqual(decodeReply(await readFrame(b, AbortSignal.timeout(1000))), { accepted: false, reason: 'unknown-service' })
+  })
+
+  it('refuses an oversized frame from its length prefix alone', async () => {
+    const [a, b] = await streamPair()
+    a.send(varint.encode(MAX_FRAME_BYTES + 1))
+    await assert.rejects(readFrame(b, AbortSignal.timeout(1000)), { name: 'ProtocolError' })
+  })
+
+  it('refuses a truncated frame when the stream ends', async () => {
+    const [a, b] = await streamPair()
+    a.send(Uint8Array.from([20, ...text('{"serv')]))
+    await a.close()
+    await assert.rejects(readFrame(b, AbortSignal.timeout(1000)), { name: 'ProtocolError' })
+  })
+
+  it('times out a peer that never finishes its frame', async () => {
+    const [a, b] = await streamPair()
+    a.send(Uint8Array.of(10, 1))
+    await assert.rejects(readFrame(b, AbortSignal.timeout(50)), { name: 'ProtocolError', message: /timed out/ })
+  })
+
+  it('refuses an encoder input above the frame limit', () => {
+    assert.throws(() => encodeFrame({ service: 'x'.repeat(MAX_FRAME_BYTES) }), { name: 'ProtocolError' })
+  })
+
+  for (const [name, payload] of [
+    ['not JSON', '{service'],
+    ['an array', '["ssh"]'],
+    ['no service', '{"name":"ssh"}'],
+    ['an empty service', '{"service":""}'],
+    ['a non-string service', '{"service":22}'],
+    ['a too-long service', JSON.stringify({ service: 'a'.repeat(64) })]
+  ] as const) {
+    it(`refuses a request that is ${name}`, () => {
+      assert.throws(() => decodeRequest(text(payload)), { name: 'ProtocolError' })
+    })
+  }
+
+  it('refuses invalid UTF-8', () => {
+    assert.throws(() => decodeRequest(Uint8Array.of(0x7b, 0xff, 0x7d)), { name: 'ProtocolError' })
+  })
+
+  for (const payload of ['{"accepted":"yes"}', '{"accepted":false}', '{"accepted":false,"reason":"because"}', 'null']) {
+    it(`refuses the reply ${payload}`, () => {
+      assert.throws(() => decodeReply(text(payload)), { name: 'ProtocolError' })
+    })
+  }
+})

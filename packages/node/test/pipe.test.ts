@@ -1,0 +1,107 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, connect, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { streamPair } from '@libp2p/utils'
+import type { Stream } from '@libp2p/interface'
+import { pipeSocketStream } from '../src/protocol/pipe.ts'
+import { random, sha256 } from './fixtures.ts'
+
+/** A connected socket pair on loopback: `outer` is what a local app holds, `inner` what the pipe gets. */
+async function socketPair (): Promise<{ outer: Socket, inner: Socket, close: () => void }> {
+  const server = createServer({ allowHalfOpen: true })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  if (address == null || typeof address === 'string') throw new Error('no port')
+  const accepted = once(server, 'connection')
+  const outer = connect({ port: address.port, host: '127.0.0.1', allowHalfOpen: true })
+  const [inner] = await accepted as [Socket]
+  await once(outer, 'connect').catch(() => {})
+  return { outer, inner, close: () => server.close() }
+}
+
+async function readAll (stream: Stream): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk.subarray()))
+  return Buffer.concat(chunks)
+}
+
+describe('socket <-> stream pipe', () => {
+  it('forwards each direction and each FIN on its own', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const piping = pipeSocketStream(inner, local)
+
+    // The app half-closes first; the remote still sends afterwards and the app still receives.
+    const up = random(300_000)
+    outer.end(up)
+    const received = await readAll(remote)
+    assert.equal(sha256(received), sha256(up))
+
+    const down = random(200_000)
+    const chunks: Buffer[] = []
+    outer.on('data', (c: Buffer) => chunks.push(c))
+    const ended = once(outer, 'end')
+    remote.send(down)
+    await remote.close()
+    await ended
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(down))
+
+    const result = await piping
+    assert.equal(result.bytesOut, up.length)
+    assert.equal(result.bytesIn, down.length)
+    assert.equal(result.error, undefined)
+    close()
+  })
+
+  it('holds bytes for a slow local reader without resetting the stream', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const piping = pipeSocketStream(inner, local)
+    outer.pause()
+    const data = random(16 * 1024 * 1024)
+    for (let i = 0; i < data.length; i += 65536) {
+      if (!remote.send(data.subarray(i, i + 65536))) await remote.onDrain()
+    }
+    const closing = remote.close()
+    await new Promise(resolve => setTimeout(resolve, 200))
+    assert.equal(local.status, 'open', 'a paused reader must not reset the stream')
+    const chunks: Buffer[] = []
+    outer.on('data', (c: Buffer) => chunks.push(c))
+    const ended = once(outer, 'end')
+    outer.resume()
+    await ended
+    await closing
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data))
+    outer.end()
+    await piping
+    close()
+  })
+
+  it('resets the stream when the local app resets its connection', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const piping = pipeSocketStream(inner, local)
+    const remoteClosed = once(remote, 'close')
+    outer.resetAndDestroy()
+    const result = await piping
+    assert.ok(result.error != null)
+    await remoteClosed
+    assert.notEqual(remote.status, 'open')
+    close()
+  })
+
+  it('resets the local connection (not a clean EOF) when the remote resets the stream', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const piping = pipeSocketStream(inner, local)
+    const outerFailed = once(outer, 'error')
+    remote.abort(new Error('remote gave up'))
+    const [err] = await outerFailed as [NodeJS.ErrnoException]
+    assert.equal(err.code, 'ECONNRESET')
+    const result = await piping
+    assert.ok(result.error != null)
+    close()
+  })
+})
