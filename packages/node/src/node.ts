@@ -130,6 +130,13 @@ class Runner implements PunchgateNode {
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
     this.swarm.addEventListener('self:peer:update', () => this.checkRelay())
+    if (this.config.mdns) {
+      // @libp2p/mdns only reports peers; joining them is up to us.
+      this.swarm.addEventListener('peer:discovery', evt => {
+        if (!this.running || this.swarm.getConnections(evt.detail.id).length > 0) return
+        this.swarm.dial(evt.detail.id, { signal: this.signal(DIAL_TIMEOUT_MS) }).catch(() => {})
+      })
+    }
 
     try {
       await this.swarm.start()

@@ -39,10 +39,21 @@ export async function event<K extends EventName> (
 }
 
 /** A TCP echo server that half-closes when its client does. */
-export async function echoServer (): Promise<{ server: Server, port: number, connections: () => number }> {
+export interface EchoServer {
+  server: Server
+  port: number
+  /** Connections accepted so far. */
+  connections: () => number
+  close: () => Promise<void>
+}
+
+export async function echoServer (): Promise<EchoServer> {
   let count = 0
+  const sockets = new Set<Socket>()
   const server = createServer({ allowHalfOpen: true }, socket => {
     count++
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
     socket.pipe(socket)
   })
@@ -50,12 +61,11 @@ export async function echoServer (): Promise<{ server: Server, port: number, con
   await once(server, 'listening')
   const address = server.address()
   if (address == null || typeof address === 'string') throw new Error('no port')
-  return { server, port: address.port, connections: () => count }
-}
-
-export async function closeServer (server: Server): Promise<void> {
-  server.closeAllConnections?.()
-  await new Promise<void>(resolve => server.close(() => resolve()))
+  const close = async (): Promise<void> => {
+    sockets.forEach(s => s.destroy())
+    await new Promise<void>(resolve => server.close(() => resolve()))
+  }
+  return { server, port: address.port, connections: () => count, close }
 }
 
 export async function connectTo (port: number): Promise<Socket> {

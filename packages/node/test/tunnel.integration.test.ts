@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import type { PunchgateNode } from '../src/node.ts'
-import { closeServer, connectTo, echoServer, event, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
+import { connectTo, echoServer, event, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
 
 function portOf (bind: string): number {
   return Number(bind.slice(bind.lastIndexOf(':') + 1))
@@ -46,7 +46,7 @@ describe('three peers on loopback: bootstrap, provider, consumer', () => {
 
   after(async () => {
     await Promise.all([consumer?.stop(), provider?.stop(), bootstrap?.stop()])
-    await closeServer(echo.server)
+    await echo.close()
   })
 
   it('tunnels by name through the DHT: 1 MiB each way, byte-exact', async () => {
