@@ -35,6 +35,7 @@ export interface PunchgateNode {
   addrs(): string[]
   /** The configured tunnels as they stand: bound address, state, peer, open connections. */
   tunnels(): TunnelInfo[]
+  status(): NodeStatus
   /** Stops accepting, closes tunnels and the swarm. Idempotent. */
   stop(): Promise<void>
 }
@@ -45,7 +46,34 @@ export interface TunnelInfo {
   bind: string
   status: TunnelStatus
   peer?: string
+  /** Path new connections take: set while the tunnel is live. */
+  path?: Path
+  /** TCP connections open right now. */
   connections: number
+  opened: number
+  rejected: number
+  bytesIn: number
+  bytesOut: number
+}
+
+export interface ConnectedPeer {
+  peer: string
+  path: Path
+  addrs: string[]
+  rttMs?: number
+}
+
+/** A snapshot for `punchgate status`: plain data, JSON-serialisable. */
+export interface NodeStatus {
+  peerId: string
+  role: 'public' | 'private'
+  phase: string
+  listenAddrs: string[]
+  announcedAddrs: string[]
+  relay: { state: 'none' | 'reserving' | 'reserved', addrs: string[] }
+  peers: ConnectedPeer[]
+  services: Array<{ name: string, target: string }>
+  tunnels: TunnelInfo[]
 }
 
 export async function startNode (config: NodeConfig, options: StartOptions): Promise<PunchgateNode> {
@@ -96,15 +124,42 @@ class Runner implements PunchgateNode {
   tunnels (): TunnelInfo[] {
     return [...this.listeners.entries()].map(([id, listener]) => {
       const t = this.state.tunnels[id]
+      const path = t?.status === 'direct' ? 'direct' : t?.status === 'relayed' ? 'relay' : undefined
       return {
         tunnel: id,
         service: t?.service ?? '',
         bind: listener.bind,
         status: t?.status ?? 'failed',
         ...(t?.peer != null ? { peer: t.peer } : {}),
-        connections: listener.connections
+        ...(path != null ? { path } : {}),
+        connections: listener.connections,
+        ...listener.totals
       }
     })
+  }
+
+  status (): NodeStatus {
+    const peers = new Map<string, ConnectedPeer>()
+    for (const c of this.swarm.getConnections()) {
+      if (c.status !== 'open') continue
+      const peer = c.remotePeer.toString()
+      const entry = peers.get(peer) ?? { peer, path: 'relay', addrs: [] }
+      entry.addrs.push(c.remoteAddr.toString())
+      if (pathOf(c) === 'direct') entry.path = 'direct'
+      if (c.rtt != null) entry.rttMs = Math.min(entry.rttMs ?? Infinity, c.rtt)
+      peers.set(peer, entry)
+    }
+    return {
+      peerId: this.peerId,
+      role: this.state.role,
+      phase: this.state.phase,
+      listenAddrs: this.swarm.services.internals.transportManager.getAddrs().map(a => a.toString()),
+      announcedAddrs: this.addrs(),
+      relay: { state: this.state.relay, addrs: this.relayAddrs() },
+      peers: [...peers.values()],
+      services: this.config.expose.map(e => ({ name: e.name, target: `${e.target.host}:${e.target.port}` })),
+      tunnels: this.tunnels()
+    }
   }
 
   async start (): Promise<void> {

@@ -37,6 +37,8 @@ export class TunnelListener {
   private readonly sockets = new Set<Socket>()
   private pending: Array<() => void> = []
   private route?: TunnelRoute
+  /** Totals over the listener's life, for status and metrics. */
+  readonly totals = { opened: 0, rejected: 0, bytesIn: 0, bytesOut: 0 }
 
   constructor (init: TunnelListenerInit) {
     this.spec = init.spec
@@ -133,6 +135,7 @@ export class TunnelListener {
       await writeFrame(stream, { service }, handshake)
       const reply = decodeReply(await readFrame(stream, handshake))
       if (!reply.accepted) {
+        this.totals.rejected++
         this.events.emitEvent('tunnel.rejected', { side: 'client', tunnel, peer: route.peer, service, reason: reply.reason })
         throw new TunnelRejectedError(service, reply.reason)
       }
@@ -147,11 +150,14 @@ export class TunnelListener {
       return
     }
     const started = Date.now()
+    this.totals.opened++
     this.events.emitEvent('tunnel.opened', { side: 'client', tunnel, peer: route.peer, service, path })
     socket.removeAllListeners('error')
     const result = pipeSocketStream(socket, stream)
     socket.resume()
     const { bytesIn, bytesOut, error } = await result
+    this.totals.bytesIn += bytesIn
+    this.totals.bytesOut += bytesOut
     this.events.emitEvent('tunnel.closed', {
       side: 'client', tunnel, peer: route.peer, service, bytesIn, bytesOut, ms: Date.now() - started,
       ...(error != null ? { error: error.message } : {})
