@@ -1,0 +1,29 @@
+/**
+ * The daemon's logger. When stdout is not a terminal, each record is one JSON line on
+ * stdout: what log shippers and `grep '"event":"..."'` expect, and what docs/events.md
+ * shows. When stdout is a terminal a person is watching, so records are pretty-printed,
+ * one line each with the event name first, on stderr, where diagnostics conventionally go.
+ */
+import { pino } from 'pino'
+import { prettyFactory } from 'pino-pretty'
+import type { Logger } from '@punchgate/node'
+import type { Io } from './command.ts'
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'stderr'>): Logger {
+  const options = {
+    level,
+    // pid and hostname are noise for a single-process daemon; the supervisor knows both.
+    base: undefined,
+    timestamp: pino.stdTimeFunctions.isoTime
+  }
+  if (io.stdout.isTTY !== true) {
+    return pino(options, io.stdout)
+  }
+  // Formatting in the write call, not through pino-pretty's piped stream, keeps each record
+  // synchronous: nothing is left in a pipe when a second signal exits at once.
+  const prettify = prettyFactory({ singleLine: true, messageKey: 'event', translateTime: 'SYS:HH:MM:ss.l' })
+  return pino(options, { write: (record: string) => { io.stderr.write(prettify(record)) } })
+}

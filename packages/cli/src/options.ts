@@ -1,0 +1,18 @@
+/** Option definitions more than one command shares. */
+import type { Options } from 'yargs'
+
+/**
+ * yargs turns a repeated single-value flag into an array. The last one wins, so a
+ * wrapper script can set a default that the user overrides by repeating the flag.
+ */
+export function lastWins<T> (value: T | T[]): T {
+  return Array.isArray(value) ? value[value.length - 1] as T : value
+}
+
+export const identityOption = {
+  type: 'string',
+  requiresArg: true,
+  coerce: (path: string | string[]) => lastWins(path),
+  describe: 'identity key file, created (mode 0600) if missing',
+  defaultDescription: 'punchgate/identity.key in $XDG_STATE_HOME (else ~/.local/state)'
+} as const satisfies Options

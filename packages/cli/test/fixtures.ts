@@ -1,0 +1,70 @@
+/** Running the CLI in-process with captured output, as a real process, and in temp dirs. */
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { TestContext } from 'node:test'
+import type { Io, Output } from '../src/command.ts'
+import { main } from '../src/main.ts'
+
+export const BIN = new URL('../bin/punchgate.js', import.meta.url).pathname
+
+export interface Captured extends Output {
+  text: () => string
+}
+
+export function capture (isTTY = false): Captured {
+  let text = ''
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      text += chunk.toString()
+      done()
+    }
+  })
+  return Object.assign(stream, { isTTY, text: () => text })
+}
+
+export function captureIo (env: NodeJS.ProcessEnv = {}): Io & { stdout: Captured, stderr: Captured } {
+  return { stdout: capture(), stderr: capture(), env }
+}
+
+export interface Result {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** main() in-process. The environment is only what is given: the host's PUNCHGATE_* never leaks in. */
+export async function cli (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  const io = captureIo(env)
+  const code = await main([process.execPath, BIN, ...args], io)
+  return { code, stdout: io.stdout.text(), stderr: io.stderr.text() }
+}
+
+/** The real executable, run by its shebang with this test's Node first on PATH. */
+export async function spawnCli (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  const path = `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`
+  return new Promise(resolve => {
+    execFile(BIN, args, { env: { PATH: path, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err == null ? 0 : typeof err.code === 'number' ? err.code : -1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+/** A fresh directory removed after the test. */
+export async function tempDir (t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'punchgate-cli-'))
+  t.after(async () => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export function lines (text: string): string[] {
+  return text.split('\n').filter(line => line !== '')
+}
+
+export async function packageVersion (): Promise<string> {
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}

@@ -1,0 +1,41 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createLogger } from '../src/logger.ts'
+import { capture, lines } from './fixtures.ts'
+
+describe('logger', () => {
+  it('writes one JSON object per line to stdout when stdout is not a terminal', () => {
+    const io = { stdout: capture(false), stderr: capture() }
+    createLogger('info', io).info({ event: 'tunnel.activated', tunnel: 'echo@127.0.0.1:2222', path: 'direct' })
+    const [line, ...rest] = lines(io.stdout.text())
+    assert.deepEqual(rest, [])
+    const record = JSON.parse(line ?? '')
+    assert.deepEqual(Object.keys(record), ['level', 'time', 'event', 'tunnel', 'path'])
+    assert.equal(record.level, 30)
+    assert.equal(new Date(record.time).toISOString(), record.time)
+    assert.equal(record.event, 'tunnel.activated')
+    assert.equal(io.stderr.text(), '')
+  })
+
+  it('drops records below the level, and everything at silent', () => {
+    const io = { stdout: capture(false), stderr: capture() }
+    const logger = createLogger('warn', io)
+    logger.info({ event: 'a' })
+    logger.debug({ event: 'b' })
+    logger.warn({ event: 'c' })
+    assert.deepEqual(lines(io.stdout.text()).map(l => JSON.parse(l).event), ['c'])
+
+    const silent = { stdout: capture(false), stderr: capture() }
+    createLogger('silent', silent).error({ event: 'd' })
+    assert.equal(silent.stdout.text() + silent.stderr.text(), '')
+  })
+
+  it('pretty-prints one line per record on stderr when stdout is a terminal', () => {
+    const io = { stdout: capture(true), stderr: capture() }
+    createLogger('info', io).info({ event: 'node.started', peerId: '12D3KooWabc' })
+    assert.equal(io.stdout.text(), '')
+    const [line, ...rest] = lines(io.stderr.text())
+    assert.deepEqual(rest, [])
+    assert.match(line ?? '', /INFO.*node\.started.*"peerId":"12D3KooWabc"/)
+  })
+})
