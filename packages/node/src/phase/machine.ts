@@ -268,7 +268,8 @@ function startTunnel (state: State, t: TunnelState): Result {
   if (t.fixedPeer != null) {
     return connectTo(state, { ...t, providers: [t.fixedPeer], providerIndex: 0 })
   }
-  return [putTunnel(state, { ...t, status: 'resolving', providers: [], providerIndex: 0 }), [
+  const { peer: _previous, ...rest } = t
+  return [putTunnel(state, { ...rest, status: 'resolving', providers: [], providerIndex: 0 }), [
     { type: 'resolve', tunnel: t.id, service: t.service, attempt: t.failures + 1 }
   ]]
 }
