@@ -55,7 +55,13 @@ export interface NodeConfig {
   tunnels: TunnelSpec[]
   mdns: boolean
   autonat: boolean
+  /** Serve Prometheus metrics on this address (`--metrics`). */
+  metrics?: HostPort
+  /** How often connected peers are pinged and `peer.rtt` logged; 0 turns it off. */
+  rttIntervalMs: number
 }
+
+export const DEFAULT_RTT_INTERVAL_MS = 30_000
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0']
 
@@ -148,6 +154,8 @@ export interface RawConfig {
   tunnelByName?: string[]
   mdns?: boolean
   autonat?: boolean
+  metrics?: string
+  rttIntervalMs?: number
 }
 
 /** Validates everything at once: a bad value anywhere is reported before anything starts. */
@@ -182,6 +190,16 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     binds.add(key)
   }
 
+  const metrics = raw.metrics != null ? parseHostPort('metrics', raw.metrics, raw.metrics) : undefined
+  const rttIntervalMs = raw.rttIntervalMs ?? DEFAULT_RTT_INTERVAL_MS
+  if (!Number.isFinite(rttIntervalMs) || rttIntervalMs < 0) {
+    throw new ConfigError('rtt-interval', String(rttIntervalMs / 1000), 'expected a number of seconds, 0 or more')
+  }
+
   const relay = { ...DEFAULT_RELAY_LIMITS, ...raw.relay }
-  return { listen, announce, bootstrap, relay, expose, tunnels, mdns: raw.mdns ?? false, autonat: raw.autonat ?? false }
+  return {
+    listen, announce, bootstrap, relay, expose, tunnels, mdns: raw.mdns ?? false, autonat: raw.autonat ?? false,
+    ...(metrics != null ? { metrics } : {}),
+    rttIntervalMs
+  }
 }

@@ -82,3 +82,66 @@ export class TunnelRejectedError extends Error {
     this.reason = reason
   }
 }
+
+/** No peer in the DHT provides the service asked for. */
+export class ServiceNotFoundError extends PunchgateError {
+  static readonly NAME = 'ServiceNotFoundError'
+  readonly kind = 'runtime'
+  readonly service: string
+
+  constructor (service: string) {
+    super(`no peer provides service ${JSON.stringify(service)}`)
+    this.name = ServiceNotFoundError.NAME
+    this.service = service
+  }
+}
+
+/** Every candidate peer failed to give a tunnel to the service; `reasons` has one entry per peer. */
+export class TunnelOpenError extends PunchgateError {
+  static readonly NAME = 'TunnelOpenError'
+  readonly kind = 'runtime'
+  readonly service: string
+
+  constructor (service: string, reasons: string[]) {
+    super(`cannot open service ${JSON.stringify(service)}: ${reasons.join('; ')}`)
+    this.name = TunnelOpenError.NAME
+    this.service = service
+  }
+}
+
+/** Another daemon answers on the control socket: two daemons would fight over it. */
+export class ControlSocketInUseError extends PunchgateError {
+  static readonly NAME = 'ControlSocketInUseError'
+  readonly kind = 'runtime'
+  readonly path: string
+
+  constructor (path: string) {
+    super(`--control ${JSON.stringify(path)}: another punchgate daemon is running on this control socket`)
+    this.name = ControlSocketInUseError.NAME
+    this.path = path
+  }
+}
+
+/** The control socket could not be created, or a daemon's reply broke the control protocol. */
+export class ControlError extends PunchgateError {
+  static readonly NAME = 'ControlError'
+  readonly kind = 'runtime'
+
+  constructor (message: string) {
+    super(message)
+    this.name = ControlError.NAME
+  }
+}
+
+/** No daemon answers on the control socket (no socket file, or a stale one). */
+export class DaemonNotRunningError extends PunchgateError {
+  static readonly NAME = 'DaemonNotRunningError'
+  readonly kind = 'runtime'
+  readonly path: string
+
+  constructor (path: string) {
+    super(`no punchgate daemon is running (nothing answers on ${path})`)
+    this.name = DaemonNotRunningError.NAME
+    this.path = path
+  }
+}

@@ -30,6 +30,9 @@ export interface EventMap {
   'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string }
   'tunnel.closed': { side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string }
   'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string }
+  'peer.rtt': { peer: string, rttMs: number, path: Path }
+  'control.listening': { path: string }
+  'metrics.listening': { url: string }
 }
 
 export type EventName = keyof EventMap

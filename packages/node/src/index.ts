@@ -4,4 +4,10 @@ export * from './events.ts'
 export * from './identity.ts'
 export * from './logger.ts'
 export * from './constants.ts'
-export { startNode, type PunchgateNode, type StartOptions, type TunnelInfo, type NodeStatus, type ConnectedPeer } from './node.ts'
+export {
+  startNode, type PunchgateNode, type StartOptions, type TunnelInfo, type NodeStatus, type ConnectedPeer,
+  type OpenTunnelOptions, type TunnelStream
+} from './node.ts'
+export { ControlServer } from './control/server.ts'
+export { defaultControlPath, requestConnect, requestStatus, DaemonError, type ControlSession, type DaemonStatus } from './control/client.ts'
+export type { ConnectTotals } from './control/protocol.ts'

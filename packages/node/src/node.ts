@@ -4,15 +4,19 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Connection, PrivateKey } from '@libp2p/interface'
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
+import { Registry } from 'prom-client'
 import type { NodeConfig } from './config.ts'
-import { DIAL_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL } from './constants.ts'
-import { ListenError } from './errors.ts'
-import { NodeEvents, type Path } from './events.ts'
+import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL } from './constants.ts'
+import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
+import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, pathOf } from './protocol/expose.ts'
 import { TunnelListener, type TunnelRoute } from './protocol/listener.ts'
+import { requestTunnel } from './protocol/request.ts'
+import { MetricsServer } from './metrics.ts'
+import { startRttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
@@ -36,6 +40,12 @@ export interface PunchgateNode {
   /** The configured tunnels as they stand: bound address, state, peer, open connections. */
   tunnels(): TunnelInfo[]
   status(): NodeStatus
+  /**
+   * One tunnel connection outside any configured tunnel (`punchgate connect`): asks the given
+   * peer, else the service's providers (live tunnels' peers and connected ones first), for
+   * `service`, on the best connection (direct preferred). Resolves with an accepted stream.
+   */
+  openTunnelStream(options: OpenTunnelOptions): Promise<TunnelStream>
   /** Stops accepting, closes tunnels and the swarm. Idempotent. */
   stop(): Promise<void>
 }
@@ -56,6 +66,19 @@ export interface TunnelInfo {
   bytesOut: number
 }
 
+export interface OpenTunnelOptions {
+  service: string
+  peer?: string
+  signal?: AbortSignal
+}
+
+export interface TunnelStream {
+  /** Accepted by the server: raw bytes from here on. */
+  stream: Stream
+  peer: string
+  path: Path
+}
+
 export interface ConnectedPeer {
   peer: string
   path: Path
@@ -68,17 +91,35 @@ export interface NodeStatus {
   peerId: string
   role: 'public' | 'private'
   phase: string
+  /** When the node started (ISO 8601). */
+  startedAt: string
   listenAddrs: string[]
   announcedAddrs: string[]
+  /** Addresses peers saw us at (identify), confirmed or not: what a NAT maps us to. */
+  observedAddrs: string[]
   relay: { state: 'none' | 'reserving' | 'reserved', addrs: string[] }
   peers: ConnectedPeer[]
   services: Array<{ name: string, target: string }>
   tunnels: TunnelInfo[]
+  /** The Prometheus scrape URL, with `--metrics`. */
+  metrics?: string
 }
 
 export async function startNode (config: NodeConfig, options: StartOptions): Promise<PunchgateNode> {
-  const runner = new Runner(config, options, await createSwarm(config, options.privateKey))
-  await runner.start()
+  const registry = config.metrics != null ? new Registry() : undefined
+  const runner = new Runner(config, options, await createSwarm(config, options.privateKey, registry))
+  if (config.metrics != null && registry != null) {
+    const metrics = new MetricsServer({ registry, node: runner })
+    // Bound before the node starts, like tunnel listeners: a port clash fails fast.
+    runner.metricsUrl = await metrics.listen(config.metrics)
+    runner.onStop(async () => metrics.close())
+  }
+  try {
+    await runner.start()
+  } catch (err) {
+    await runner.runStopHooks()
+    throw err
+  }
   return runner
 }
 
@@ -96,6 +137,9 @@ class Runner implements PunchgateNode {
   private readonly bootstrapPeers = new Map<string, string>()
   private readonly shutdown = new AbortController()
   private stopping?: Promise<void>
+  private readonly stopHooks: Array<() => Promise<void>> = []
+  private startedAt = new Date()
+  metricsUrl?: string
 
   constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
     this.config = config
@@ -153,12 +197,15 @@ class Runner implements PunchgateNode {
       peerId: this.peerId,
       role: this.state.role,
       phase: this.state.phase,
+      startedAt: this.startedAt.toISOString(),
       listenAddrs: this.swarm.services.internals.transportManager.getAddrs().map(a => a.toString()),
       announcedAddrs: this.addrs(),
+      observedAddrs: this.swarm.services.internals.addressManager.getObservedAddrs().map(a => a.toString()),
       relay: { state: this.state.relay, addrs: this.relayAddrs() },
       peers: [...peers.values()],
       services: this.config.expose.map(e => ({ name: e.name, target: `${e.target.host}:${e.target.port}` })),
-      tunnels: this.tunnels()
+      tunnels: this.tunnels(),
+      ...(this.metricsUrl != null ? { metrics: this.metricsUrl } : {})
     }
   }
 
@@ -200,6 +247,11 @@ class Runner implements PunchgateNode {
       throw new ListenError(this.config.listen, (err as Error).message)
     }
 
+    this.startedAt = new Date()
+    if (this.config.rttIntervalMs > 0) {
+      const stopRtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
+      this.onStop(async () => stopRtt())
+    }
     this.events.emitEvent('node.started', {
       peerId: this.peerId,
       addrs: this.addrs(),
@@ -215,10 +267,75 @@ class Runner implements PunchgateNode {
       for (const timer of this.timers.values()) clearTimeout(timer)
       this.timers.clear()
       await Promise.all([...this.listeners.values()].map(async l => l.close()))
+      await this.runStopHooks()
       await this.swarm.stop()
       this.events.emitEvent('node.stopped', { peerId: this.peerId })
     })()
     return this.stopping
+  }
+
+  /** Registers a cleanup for stop(): helpers started beside the runner (metrics, RTT probes). */
+  onStop (hook: () => Promise<void>): void {
+    this.stopHooks.push(hook)
+  }
+
+  async runStopHooks (): Promise<void> {
+    const hooks = this.stopHooks.splice(0)
+    await Promise.all(hooks.map(async hook => hook()))
+  }
+
+  async openTunnelStream (options: OpenTunnelOptions): Promise<TunnelStream> {
+    const { service } = options
+    const signal = AbortSignal.any([this.shutdown.signal, options.signal ?? AbortSignal.timeout(LOOKUP_TIMEOUT_MS + DIAL_TIMEOUT_MS)])
+    if (this.state.phase === 'joining') {
+      // A private node finds nothing in the DHT before it has joined through a bootstrap.
+      await waitForEvent(this.events, 'phase.changed', e => e.to !== 'joining', signal)
+    }
+    const peers = options.peer != null ? [options.peer] : await this.candidatesFor(service, signal)
+    if (peers.length === 0) throw new ServiceNotFoundError(service)
+    const errors: string[] = []
+    for (const peer of peers) {
+      try {
+        return await this.openOn(peer, service, signal)
+      } catch (err) {
+        errors.push(peers.length > 1 ? `${peer}: ${(err as Error).message}` : (err as Error).message)
+        if (signal.aborted) break
+      }
+    }
+    throw new TunnelOpenError(service, errors)
+  }
+
+  /** Peers of live tunnels to `service` first (their connections are up), then the DHT's providers. */
+  private async candidatesFor (service: string, signal: AbortSignal): Promise<string[]> {
+    const live = Object.values(this.state.tunnels)
+      .filter(t => t.service === service && t.peer != null && (t.status === 'direct' || t.status === 'relayed' || t.status === 'punching'))
+      .map(t => t.peer ?? '')
+    let providers: string[] = []
+    try {
+      providers = await findServiceProviders(this.swarm, service, signal)
+      this.events.emitEvent('service.resolved', { name: service, providers })
+    } catch (err) {
+      if (live.length === 0) throw err
+    }
+    return [...new Set([...live, ...providers])]
+  }
+
+  private async openOn (peer: string, service: string, signal: AbortSignal): Promise<TunnelStream> {
+    if (this.bestPath(peer) === 'none') {
+      const { connection, errors } = await this.dialPeer(peer, signal)
+      if (connection == null) throw new Error(errors.join('; '))
+    }
+    const { stream, path } = await this.routeTo(peer).openStream(signal)
+    try {
+      await requestTunnel(stream, service, AbortSignal.any([signal, AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)]))
+    } catch (err) {
+      if (err instanceof TunnelRejectedError) {
+        this.events.emitEvent('tunnel.rejected', { side: 'client', peer, service, reason: err.reason })
+      }
+      if (stream.status === 'open') stream.abort(err as Error)
+      throw err
+    }
+    return { stream, peer, path }
   }
 
   private dispatch (event: Event): void {
@@ -361,25 +478,29 @@ class Runner implements PunchgateNode {
     }
   }
 
-  private async connect (tunnel: string, peer: string): Promise<void> {
+  /** Dials by peer id (known or DHT-found addresses), else through each connected bootstrap's relay. */
+  private async dialPeer (peer: string, signal: AbortSignal): Promise<{ connection?: Connection, errors: string[] }> {
     const errors: string[] = []
-    const peerId = peerIdFromString(peer)
-    let connection: Connection | undefined
+    const dialSignal = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
     try {
-      connection = await this.swarm.dial(peerId, { signal: this.signal(DIAL_TIMEOUT_MS) })
+      return { connection: await this.swarm.dial(peerIdFromString(peer), { signal: dialSignal() }), errors }
     } catch (err) {
       errors.push((err as Error).message)
     }
     // A peer behind NAT may be reachable only through the relay slot it holds on our bootstrap.
-    for (const relay of connection == null ? this.connectedBootstraps() : []) {
-      if (!this.running) return
+    for (const relay of this.connectedBootstraps()) {
+      if (signal.aborted) break
       try {
-        connection = await this.swarm.dial(multiaddr(`${relay}/p2p-circuit/p2p/${peer}`), { signal: this.signal(DIAL_TIMEOUT_MS) })
-        break
+        return { connection: await this.swarm.dial(multiaddr(`${relay}/p2p-circuit/p2p/${peer}`), { signal: dialSignal() }), errors }
       } catch (err) {
         errors.push((err as Error).message)
       }
     }
+    return { errors }
+  }
+
+  private async connect (tunnel: string, peer: string): Promise<void> {
+    const { connection, errors } = await this.dialPeer(peer, this.shutdown.signal)
     if (!this.running) return
     if (connection == null) {
       const t = this.state.tunnels[tunnel]

@@ -10,7 +10,9 @@ import { tls } from '@libp2p/tls'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
-import { ping } from '@libp2p/ping'
+import { ping, type Ping } from '@libp2p/ping'
+import { prometheusMetrics } from '@libp2p/prometheus-metrics'
+import type { Registry } from 'prom-client'
 import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
 import { mdns } from '@libp2p/mdns'
@@ -32,13 +34,15 @@ export interface SwarmInternals {
 
 export interface Services {
   dht: KadDHT
+  ping: Ping
   internals: SwarmInternals
   [name: string]: unknown
 }
 
 export type Swarm = Libp2p<Services>
 
-export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): Promise<Swarm> {
+/** `registry`, when given, receives libp2p's own metrics (the `--metrics` endpoint serves it). */
+export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, registry?: Registry): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
@@ -82,6 +86,7 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): 
       }
     })],
     peerDiscovery: config.mdns ? [mdns()] : [],
+    ...(registry != null ? { metrics: prometheusMetrics({ registry }) } : {}),
     services
   }) as unknown as Promise<Swarm>
 }

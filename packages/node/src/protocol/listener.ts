@@ -10,8 +10,8 @@ import type { TunnelSpec } from '../config.ts'
 import { HANDSHAKE_TIMEOUT_MS, PENDING_CONNECTION_TIMEOUT_MS } from '../constants.ts'
 import { BindError, TunnelRejectedError } from '../errors.ts'
 import type { NodeEvents, Path } from '../events.ts'
-import { decodeReply, readFrame, writeFrame } from './handshake.ts'
 import { pipeSocketStream } from './pipe.ts'
+import { requestTunnel } from './request.ts'
 
 /** Where a live tunnel sends its connections. */
 export interface TunnelRoute {
@@ -132,14 +132,12 @@ export class TunnelListener {
     }
 
     try {
-      await writeFrame(stream, { service }, handshake)
-      const reply = decodeReply(await readFrame(stream, handshake))
-      if (!reply.accepted) {
-        this.totals.rejected++
-        this.events.emitEvent('tunnel.rejected', { side: 'client', tunnel, peer: route.peer, service, reason: reply.reason })
-        throw new TunnelRejectedError(service, reply.reason)
-      }
+      await requestTunnel(stream, service, handshake)
     } catch (err) {
+      if (err instanceof TunnelRejectedError) {
+        this.totals.rejected++
+        this.events.emitEvent('tunnel.rejected', { side: 'client', tunnel, peer: route.peer, service, reason: err.reason })
+      }
       socket.destroy()
       if (stream.status === 'open') stream.abort(err as Error)
       return
