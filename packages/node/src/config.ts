@@ -190,7 +190,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     binds.add(key)
   }
 
-  const metrics = raw.metrics != null ? parseHostPort('metrics', raw.metrics, raw.metrics) : undefined
+  const metrics = raw.metrics != null ? parseHostPort('metrics', raw.metrics, raw.metrics, true) : undefined
   const rttIntervalMs = raw.rttIntervalMs ?? DEFAULT_RTT_INTERVAL_MS
   if (!Number.isFinite(rttIntervalMs) || rttIntervalMs < 0) {
     throw new ConfigError('rtt-interval', String(rttIntervalMs / 1000), 'expected a number of seconds, 0 or more')
