@@ -12,6 +12,8 @@ export interface Io {
   stdout: Output
   stderr: Output
   env: NodeJS.ProcessEnv
+  /** Read only by commands that take data (`connect`); process.stdin when absent. */
+  stdin?: NodeJS.ReadableStream
 }
 
 export interface Command<A> {

@@ -7,7 +7,7 @@
 import { UsageError } from './errors.ts'
 
 /** How a variable's text becomes an option value; an array lists the allowed values. */
-export type EnvKind = 'string' | 'list' | 'boolean' | readonly string[]
+export type EnvKind = 'string' | 'list' | 'boolean' | 'number' | readonly string[]
 
 const TRUE = new Set(['1', 'true', 'yes', 'on'])
 const FALSE = new Set(['0', 'false', 'no', 'off'])
@@ -33,6 +33,11 @@ export function withEnv<A extends object> (args: A, kinds: { [K in keyof A]?: En
 function parseEnvValue (variable: string, text: string, kind: EnvKind): unknown {
   if (kind === 'string') return text
   if (kind === 'list') return text.split(',').map(item => item.trim()).filter(item => item !== '')
+  if (kind === 'number') {
+    const value = Number(text)
+    if (!Number.isFinite(value)) throw new UsageError(`${variable} ${JSON.stringify(text)}: expected a number`)
+    return value
+  }
   if (kind === 'boolean') {
     const word = text.toLowerCase()
     if (TRUE.has(word)) return true

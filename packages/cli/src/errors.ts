@@ -36,3 +36,14 @@ export function reportError (err: unknown, stderr: Output, showStack = false): n
   }
   return usage ? EXIT_USAGE : EXIT_RUNTIME
 }
+
+/** A failure of the world, not of the command line: exit 1. */
+export class RuntimeError extends PunchgateError {
+  static readonly NAME = 'RuntimeError'
+  readonly kind = 'runtime'
+
+  constructor (message: string) {
+    super(message)
+    this.name = RuntimeError.NAME
+  }
+}

@@ -6,8 +6,11 @@ import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { Command, Io } from './command.ts'
+import { analyzeCommand } from './commands/analyze.ts'
+import { connectCommand } from './commands/connect.ts'
 import { idCommand } from './commands/id.ts'
 import { runCommand } from './commands/run.ts'
+import { statusCommand } from './commands/status.ts'
 import { reportError, UsageError } from './errors.ts'
 
 const EPILOGUE = 'Every option can also be set in the environment as PUNCHGATE_<OPTION>, e.g. ' +
@@ -48,6 +51,9 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
     .epilogue(EPILOGUE)
   cli = register(cli, runCommand)
   cli = register(cli, idCommand)
+  cli = register(cli, statusCommand)
+  cli = register(cli, connectCommand)
+  cli = register(cli, analyzeCommand)
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {

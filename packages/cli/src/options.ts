@@ -16,3 +16,11 @@ export const identityOption = {
   describe: 'identity key file, created (mode 0600) if missing',
   defaultDescription: 'punchgate/identity.key in $XDG_STATE_HOME (else ~/.local/state)'
 } as const satisfies Options
+
+export const controlOption = {
+  type: 'string',
+  requiresArg: true,
+  coerce: (path: string | string[]) => lastWins(path),
+  describe: "the daemon's control socket",
+  defaultDescription: '$XDG_RUNTIME_DIR/punchgate/control.sock, else control.sock in the state directory'
+} as const satisfies Options

@@ -16,7 +16,7 @@ import { createExposeHandler, pathOf } from './protocol/expose.ts'
 import { TunnelListener, type TunnelRoute } from './protocol/listener.ts'
 import { requestTunnel } from './protocol/request.ts'
 import { MetricsServer } from './metrics.ts'
-import { startRttReporter } from './rtt.ts'
+import { startRttReporter, type RttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
@@ -139,6 +139,7 @@ class Runner implements PunchgateNode {
   private stopping?: Promise<void>
   private readonly stopHooks: Array<() => Promise<void>> = []
   private startedAt = new Date()
+  private rtt?: RttReporter
   metricsUrl?: string
 
   constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
@@ -191,6 +192,9 @@ class Runner implements PunchgateNode {
       entry.addrs.push(c.remoteAddr.toString())
       if (pathOf(c) === 'direct') entry.path = 'direct'
       if (c.rtt != null) entry.rttMs = Math.min(entry.rttMs ?? Infinity, c.rtt)
+      // Our own probes are fresher than libp2p's connection monitor (every 10 s).
+      const probed = this.rtt?.latest.get(peer)
+      if (probed != null) entry.rttMs = probed
       peers.set(peer, entry)
     }
     return {
@@ -249,8 +253,9 @@ class Runner implements PunchgateNode {
 
     this.startedAt = new Date()
     if (this.config.rttIntervalMs > 0) {
-      const stopRtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
-      this.onStop(async () => stopRtt())
+      const rtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
+      this.rtt = rtt
+      this.onStop(async () => rtt.stop())
     }
     this.events.emitEvent('node.started', {
       peerId: this.peerId,

@@ -16,10 +16,17 @@ export interface RttReporterInit {
   intervalMs: number
 }
 
-/** Starts the probes; the returned function stops them (idempotent). */
-export function startRttReporter (init: RttReporterInit): () => void {
+export interface RttReporter {
+  /** The last measured RTT per connected peer id, for status. */
+  readonly latest: ReadonlyMap<string, number>
+  /** Stops the probes (idempotent). */
+  stop: () => void
+}
+
+export function startRttReporter (init: RttReporterInit): RttReporter {
   const { swarm, events, intervalMs } = init
   const stopped = new AbortController()
+  const latest = new Map<string, number>()
   let running = false
 
   const probe = async (): Promise<void> => {
@@ -27,7 +34,10 @@ export function startRttReporter (init: RttReporterInit): () => void {
     if (running) return
     running = true
     try {
-      await Promise.all(swarm.getPeers().map(async peerId => {
+      const peers = swarm.getPeers()
+      const connected = new Set(peers.map(p => p.toString()))
+      for (const peer of latest.keys()) if (!connected.has(peer)) latest.delete(peer)
+      await Promise.all(peers.map(async peerId => {
         const connections = swarm.getConnections(peerId).filter(c => c.status === 'open')
         if (connections.length === 0) return
         const path = connections.some(c => pathOf(c) === 'direct') ? 'direct' : 'relay'
@@ -35,7 +45,9 @@ export function startRttReporter (init: RttReporterInit): () => void {
           const rttMs = await swarm.services.ping.ping(peerId, {
             signal: AbortSignal.any([stopped.signal, AbortSignal.timeout(PING_TIMEOUT_MS)])
           })
-          if (!stopped.signal.aborted) events.emitEvent('peer.rtt', { peer: peerId.toString(), rttMs, path })
+          if (stopped.signal.aborted) return
+          latest.set(peerId.toString(), rttMs)
+          events.emitEvent('peer.rtt', { peer: peerId.toString(), rttMs, path })
         } catch {
           // A failed ping says nothing about latency; libp2p's connection monitor handles dead peers.
         }
@@ -46,8 +58,11 @@ export function startRttReporter (init: RttReporterInit): () => void {
   }
 
   const timer = setInterval(() => { void probe() }, intervalMs)
-  return () => {
-    clearInterval(timer)
-    stopped.abort()
+  return {
+    latest,
+    stop: () => {
+      clearInterval(timer)
+      stopped.abort()
+    }
   }
 }

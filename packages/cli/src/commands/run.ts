@@ -3,11 +3,14 @@
  * It logs nothing itself; every record comes from the library's events.
  */
 import { constants } from 'node:os'
-import { DEFAULT_LISTEN, defaultIdentityPath, loadOrCreateIdentity, startNode, validateConfig, type NodeConfig } from '@punchgate/node'
+import {
+  ControlServer, DEFAULT_LISTEN, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity, startNode,
+  validateConfig, type NodeConfig
+} from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { withEnv, type EnvKind } from '../env.ts'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.ts'
-import { identityOption, lastWins } from '../options.ts'
+import { controlOption, identityOption, lastWins } from '../options.ts'
 
 export interface RunArgs {
   identity?: string
@@ -19,6 +22,9 @@ export interface RunArgs {
   'log-level'?: LogLevel
   mdns?: boolean
   autonat?: boolean
+  control?: string
+  metrics?: string
+  'rtt-interval'?: number
 }
 
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
@@ -30,7 +36,10 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'tunnel-by-name': 'list',
   'log-level': LOG_LEVELS,
   mdns: 'boolean',
-  autonat: 'boolean'
+  autonat: 'boolean',
+  control: 'string',
+  metrics: 'string',
+  'rtt-interval': 'number'
 }
 
 function repeatable (describe: string) {
@@ -55,7 +64,21 @@ export const runCommand: Command<RunArgs> = {
       defaultDescription: 'info'
     },
     mdns: { type: 'boolean', describe: 'find and join peers on the local network by mDNS', defaultDescription: 'false' },
-    autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' }
+    autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' },
+    control: controlOption,
+    metrics: {
+      type: 'string',
+      requiresArg: true,
+      coerce: (addr: string | string[]) => lastWins(addr),
+      describe: 'serve Prometheus metrics at http://HOST:PORT/metrics'
+    },
+    'rtt-interval': {
+      type: 'number',
+      requiresArg: true,
+      coerce: (seconds: number | number[]) => lastWins(seconds),
+      describe: 'seconds between pings of connected peers, logged as peer.rtt (0: off)',
+      defaultDescription: String(DEFAULT_RTT_INTERVAL_MS / 1000)
+    }
   }),
   run: async (args, io) => {
     const trap = trapShutdownSignals()
@@ -71,6 +94,7 @@ export const runCommand: Command<RunArgs> = {
 export interface DaemonSettings {
   config: NodeConfig
   identityPath: string
+  controlPath: string
   logLevel: LogLevel
 }
 
@@ -84,11 +108,14 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     tunnel: options.tunnel,
     tunnelByName: options['tunnel-by-name'],
     mdns: options.mdns,
-    autonat: options.autonat
+    autonat: options.autonat,
+    metrics: options.metrics,
+    rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined
   })
   return {
     config,
     identityPath: options.identity ?? defaultIdentityPath(env),
+    controlPath: options.control ?? defaultControlPath(env),
     logLevel: options['log-level'] ?? 'info'
   }
 }
@@ -96,11 +123,19 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
 /** Starts the node, waits for `shutdown` to abort, stops the node. Resolves with the exit code. */
 export async function runDaemon (args: RunArgs, io: Io, shutdown: AbortSignal): Promise<number> {
   const settings = daemonSettings(args, io.env)
-  const identity = await loadOrCreateIdentity(settings.identityPath)
-  const logger = createLogger(settings.logLevel, io)
-  const node = await startNode(settings.config, { privateKey: identity.privateKey, logger })
-  await aborted(shutdown)
-  await node.stop()
+  // Claimed first: a second daemon is told so before it binds or dials anything.
+  const control = await ControlServer.listen(settings.controlPath)
+  try {
+    const identity = await loadOrCreateIdentity(settings.identityPath)
+    const logger = createLogger(settings.logLevel, io)
+    const node = await startNode(settings.config, { privateKey: identity.privateKey, logger })
+    control.serve(node)
+    await aborted(shutdown)
+    await control.close()
+    await node.stop()
+  } finally {
+    await control.close()
+  }
   return 0
 }
 

@@ -33,7 +33,11 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     const fail = (err: Error): void => {
       result.error ??= err
       // RST, not FIN: a clean EOF would tell the local app a broken transfer was complete.
-      if (!socket.destroyed) socket.resetAndDestroy()
+      // Unix sockets (the control socket) have no RST and throw: closing is all they can do.
+      if (!socket.destroyed) {
+        if (socket.remoteAddress != null) socket.resetAndDestroy()
+        else socket.destroy()
+      }
       if (stream.status === 'open' || stream.status === 'closing') stream.abort(err)
     }
 

@@ -1,0 +1,78 @@
+/** `punchgate status` as text: the service manager's view, then the live daemon's. */
+import type { DaemonStatus } from '@punchgate/node'
+import type { ServiceState } from '../service-state.ts'
+import { fields, formatBytes, formatDuration, formatMs, shortPeer, table } from './format.ts'
+
+export interface StatusReport {
+  control: string
+  service: ServiceState
+  /** Absent when no daemon answers on the control socket. */
+  daemon?: DaemonStatus
+}
+
+function serviceLine (service: ServiceState): string {
+  const name = service.manager === 'systemd' ? 'systemd --user' : service.manager
+  return `${name}: ${service.state}${service.detail != null ? ` (${service.detail})` : ''}`
+}
+
+/** `PEER:svc@bind` with the peer id shortened; by-name specs as they are. */
+function shortTunnel (spec: string): string {
+  const colon = spec.indexOf(':')
+  const at = spec.lastIndexOf('@')
+  return colon > 0 && colon < at ? `${shortPeer(spec.slice(0, colon))}${spec.slice(colon)}` : spec
+}
+
+function list (values: string[]): string {
+  return values.length === 0 ? '-' : values.join('\n')
+}
+
+export function renderStatus (report: StatusReport, now: Date = new Date()): string {
+  const { daemon } = report
+  if (daemon == null) {
+    return fields([
+      ['service', serviceLine(report.service)],
+      ['daemon', `not running (nothing answers on ${report.control})`]
+    ])
+  }
+  const s = daemon.status
+  const relay = s.role === 'public'
+    ? 'serving (public node)'
+    : s.relay.state === 'reserved' ? `reserved ${list(s.relay.addrs)}` : s.relay.state
+  let out = fields([
+    ['service', serviceLine(report.service)],
+    ['daemon', `running, up ${formatDuration(now.getTime() - Date.parse(s.startedAt))} (control ${report.control})`],
+    ['peer id', s.peerId],
+    ['role', `${s.role}, phase ${s.phase}`],
+    ['listening', list(s.listenAddrs)],
+    ['announced', list(s.announcedAddrs)],
+    ['observed', list(s.observedAddrs)],
+    ['relay', relay],
+    ...(s.metrics != null ? [['metrics', s.metrics] as [string, string]] : [])
+  ])
+
+  out += `\npeers (${s.peers.length})\n`
+  out += table(['PEER', 'PATH', 'RTT', 'ADDRESS'], s.peers.map(p => [
+    p.peer, p.path, p.rttMs != null ? `${formatMs(p.rttMs)} ms` : '-', p.addrs[0] ?? '-'
+  ]))
+
+  out += `\nexposed services (${s.services.length})\n`
+  out += table(['NAME', 'TARGET'], s.services.map(e => [e.name, e.target]))
+
+  out += `\ntunnels (${s.tunnels.length})\n`
+  out += table(['TUNNEL', 'BIND', 'STATE', 'PEER', 'OPEN', 'TOTAL', 'REJECTED', 'IN', 'OUT'], s.tunnels.map(t => [
+    shortTunnel(t.tunnel),
+    t.bind,
+    t.status,
+    t.peer != null ? shortPeer(t.peer) : '-',
+    String(t.connections),
+    String(t.opened),
+    String(t.rejected),
+    formatBytes(t.bytesIn),
+    formatBytes(t.bytesOut)
+  ]))
+
+  const c = daemon.connects
+  out += `\nconnect sessions: ${c.open} open, ${c.opened} total, ${c.failed} failed, ` +
+    `in ${formatBytes(c.bytesIn)}, out ${formatBytes(c.bytesOut)}\n`
+  return out
+}
