@@ -19,10 +19,29 @@ export function capture (isTTY = false): Captured {
   const stream = new Writable({
     write (chunk: Buffer, _encoding, done) {
       text += chunk.toString()
+      stream.emit('text')
       done()
     }
   })
   return Object.assign(stream, { isTTY, text: () => text })
+}
+
+/** Resolves once what was written to `out` matches `pattern`. */
+export async function waitForText (out: Captured, pattern: RegExp, ms = 20_000): Promise<void> {
+  if (pattern.test(out.text())) return
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      out.off('text', check)
+      reject(new Error(`timed out waiting for ${pattern}`))
+    }, ms)
+    const check = (): void => {
+      if (!pattern.test(out.text())) return
+      clearTimeout(timer)
+      out.off('text', check)
+      resolve()
+    }
+    out.on('text', check)
+  })
 }
 
 export function captureIo (env: NodeJS.ProcessEnv = {}): Io & { stdout: Captured, stderr: Captured } {

@@ -303,7 +303,8 @@ class Runner implements PunchgateNode {
       try {
         return await this.openOn(peer, service, signal)
       } catch (err) {
-        errors.push(peers.length > 1 ? `${peer}: ${(err as Error).message}` : (err as Error).message)
+        const reason = err instanceof TunnelRejectedError ? `refused (${err.reason})` : (err as Error).message
+        errors.push(peers.length > 1 ? `${peer}: ${reason}` : reason)
         if (signal.aborted) break
       }
     }

@@ -82,7 +82,8 @@ export function connectSettings (args: ConnectArgs, env: NodeJS.ProcessEnv): Con
     // No periodic pings: the node lives for one connection.
     config: validateConfig({ listen: options.listen, bootstrap: options.bootstrap, mdns: options.mdns, rttIntervalMs: 0 }),
     identityPath: options.identity ?? defaultIdentityPath(env),
-    logLevel: options['log-level'] ?? 'warn'
+    // The one error line says what failed; warnings would repeat it on the user's terminal.
+    logLevel: options['log-level'] ?? 'error'
   }
 }
 
@@ -106,7 +107,7 @@ export const connectCommand: Command<ConnectArgs> = {
         requiresArg: true,
         coerce: (level: LogLevel | LogLevel[]) => lastWins(level),
         describe: 'least severe level logged (to stderr)',
-        defaultDescription: 'warn'
+        defaultDescription: 'error'
       }
     }),
   run: async (args, io) => {
