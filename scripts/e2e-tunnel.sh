@@ -2,7 +2,8 @@
 # End-to-end: the README walk-through as real processes on loopback. A TCP echo
 # server, a bootstrap, peer B exposing the echo server, peer A tunnelling to it by
 # name and by peer id; checks the echo byte-exact and half-close. Logs are kept in
-# $E2E_LOG_DIR (default test-results/e2e).
+# $E2E_LOG_DIR (default test-results/e2e). E2E_HOLD=SECONDS keeps the mesh up that much
+# longer after the checks (to record longer logs, e.g. for analyze fixtures).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,16 +56,17 @@ boot_id=$(punchgate id --identity "$work/boot.key")
 b_id=$(punchgate id --identity "$work/b.key")
 boot="/ip4/127.0.0.1/tcp/$boot_port/p2p/$boot_id"
 
-punchgate --identity "$work/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" > "$logs/bootstrap.log" 2>&1 &
+# Each daemon gets its own control socket: the default one allows one daemon per user.
+punchgate --identity "$work/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" --control "$work/boot.sock" > "$logs/bootstrap.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/bootstrap.log" '"event":"node.started"'
 
-punchgate --identity "$work/b.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
+punchgate --identity "$work/b.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/b.sock" \
   --expose "echo=127.0.0.1:$echo_port" > "$logs/peer-b.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/peer-b.log" '"event":"service.published"'
 
-punchgate --identity "$work/a.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
+punchgate --identity "$work/a.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/a.sock" \
   --tunnel-by-name "echo@127.0.0.1:$a_port" --tunnel "$b_id:echo@127.0.0.1:$a_peer_port" > "$logs/peer-a.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/peer-a.log" '"event":"tunnel.activated".*"tunnel":"echo@'
@@ -91,6 +93,17 @@ check_echo() {
 
 check_echo "$a_port" "tunnel by name"
 check_echo "$a_peer_port" "tunnel by peer id"
+
+# stdin/stdout through the daemon's control socket, as an ssh ProxyCommand would use it.
+punchgate connect echo --control "$work/a.sock" < "$work/in.bin" > "$work/out.bin"
+if ! cmp -s "$work/in.bin" "$work/out.bin"; then
+  echo "e2e: connect: echo differs ($(stat -c %s "$work/out.bin") of 1048576 bytes back)" >&2
+  exit 1
+fi
+echo "e2e: connect: 1 MiB echoed byte-exact through the daemon's control socket"
+punchgate status --control "$work/a.sock" > "$logs/status-a.txt"
+grep -q '^role: *private, phase ready$' "$logs/status-a.txt"
 wait_for "$logs/peer-a.log" '"event":"tunnel.closed"'
 wait_for "$logs/peer-b.log" '"event":"tunnel.closed"'
+sleep "${E2E_HOLD:-0}"
 echo "e2e: ok"
