@@ -44,6 +44,12 @@ punchgate() {
   node "$root/packages/cli/bin/punchgate.js" "$@"
 }
 
+# For `daemon ... &`: exec makes the background job's pid node's own, so cleanup's kill
+# reaches the daemon instead of leaving it orphaned behind a subshell.
+daemon() {
+  exec node "$root/packages/cli/bin/punchgate.js" "$@"
+}
+
 echo_port=$(free_port)
 boot_port=$(free_port)
 a_port=$(free_port)
@@ -57,16 +63,16 @@ b_id=$(punchgate id --identity "$work/b.key")
 boot="/ip4/127.0.0.1/tcp/$boot_port/p2p/$boot_id"
 
 # Each daemon gets its own control socket: the default one allows one daemon per user.
-punchgate --identity "$work/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" --control "$work/boot.sock" > "$logs/bootstrap.log" 2>&1 &
+daemon --identity "$work/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" --control "$work/boot.sock" > "$logs/bootstrap.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/bootstrap.log" '"event":"node.started"'
 
-punchgate --identity "$work/b.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/b.sock" \
+daemon --identity "$work/b.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/b.sock" \
   --expose "echo=127.0.0.1:$echo_port" > "$logs/peer-b.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/peer-b.log" '"event":"service.published"'
 
-punchgate --identity "$work/a.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/a.sock" \
+daemon --identity "$work/a.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/a.sock" \
   --tunnel-by-name "echo@127.0.0.1:$a_port" --tunnel "$b_id:echo@127.0.0.1:$a_peer_port" > "$logs/peer-a.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/peer-a.log" '"event":"tunnel.activated".*"tunnel":"echo@'
