@@ -60,9 +60,9 @@ function renderLatency (l: PeerLatency[]): string {
 
 function renderTunnels (t: Tunnels): string {
   let out = '== tunnels\n'
-  out += table(['NODE', 'SIDE', 'TUNNEL / SERVICE', 'OPENED', 'RESET', 'REJECTED', 'IN', 'OUT', 'PATHS', 'MEAN TIME'], t.traffic.map(x => [
+  out += table(['NODE', 'SIDE', 'TUNNEL / SERVICE', 'CONNECTIONS', 'RESET', 'REJECTED', 'IN', 'OUT', 'MEAN TIME'], t.traffic.map(x => [
     shortPeer(x.node), x.side, x.tunnel, String(x.opened), String(x.failed), counts(x.rejected),
-    formatBytes(x.bytesIn), formatBytes(x.bytesOut), counts(x.paths),
+    formatBytes(x.bytesIn), formatBytes(x.bytesOut),
     x.durations != null ? formatDuration(x.durations.mean) : '-'
   ]))
   out += '\nlifecycle\n'

@@ -12,6 +12,9 @@ const ERROR = 50
 /** Joining for longer than this is worth a look: a bootstrap that is slow or unreachable. */
 export const SLOW_JOIN_MS = 10_000
 
+/** Losing the bootstrap this shortly before shutting down is the mesh stopping together, not a fault. */
+export const SHUTDOWN_GRACE_MS = 2_000
+
 export interface Stats {
   count: number
   min: number
@@ -315,6 +318,7 @@ export function phases (records: LogRecord[]): Phases {
     let startedAt: number | undefined
     let joinMs: number | undefined
     let lastT = rs[0]?.t ?? 0
+    let readyLost: Anomaly[] = []
     const leave = (t: number): void => {
       if (phase != null) ms[phase] = (ms[phase] ?? 0) + (t - since)
     }
@@ -341,7 +345,10 @@ export function phases (records: LogRecord[]): Phases {
           startedAt = undefined
         }
         if (change.from === 'ready' && change.to === 'joining') {
-          anomalies.push({ t: r.t, node, kind: 'ready-lost', detail: `back to joining: ${change.reason}` })
+          readyLost.push({ t: r.t, node, kind: 'ready-lost', detail: `back to joining: ${change.reason}` })
+        }
+        if (change.to === 'shutting-down') {
+          readyLost = readyLost.filter(a => r.t - a.t > SHUTDOWN_GRACE_MS)
         }
       } else if (r.event === 'node.stopped') {
         leave(r.t)
@@ -361,6 +368,7 @@ export function phases (records: LogRecord[]): Phases {
       leave(end)
       if (phase != null) anomalies.push({ t: end, node, kind: 'no-stop', detail: `log ends in phase ${phase} without node.stopped: still running, killed, or truncated` })
     }
+    anomalies.push(...readyLost)
     delete ms.stopped
     time.push({ node, ms, ...(joinMs != null ? { joinMs } : {}) })
   }
