@@ -11,6 +11,7 @@ import { MAX_PUNCH_CANDIDATES } from '../constants.ts'
 
 function plainTcp (ma: Multiaddr): string | undefined {
   const components = ma.getComponents()
+  if (components.some(c => c.name === 'p2p-circuit')) return undefined
   const ip = components[0]
   const port = components[1]
   if (ip == null || port == null || port.name !== 'tcp' || (ip.name !== 'ip4' && ip.name !== 'ip6')) return undefined

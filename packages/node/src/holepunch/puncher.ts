@@ -147,28 +147,44 @@ export class HolePuncher {
   private async connectDirect (peer: string, addrs: string[], initiator: boolean, signal: AbortSignal): Promise<string> {
     const existing = this.directConnection(peer)
     if (existing != null) return existing.remoteAddr.toString()
-    const done = new AbortController()
-    const dialSignal = AbortSignal.any([signal, done.signal])
     const transportManager = this.swarm.services.internals.transportManager
+    // @libp2p/tcp hands the dial signal to the socket, which it destroys on abort for its
+    // whole life: each dial gets a signal of its own, cut loose from the round's deadline
+    // once that dial has won, and aborted if it lost.
+    const won = new Set<AbortController>()
+    const dials = addrs.map(addr => {
+      const controller = new AbortController()
+      const onAbort = (): void => { controller.abort() }
+      signal.addEventListener('abort', onAbort, { once: true })
+      const target = multiaddr(`${addr}/p2p/${peer}`)
+      const result = transportManager.dial(target, { signal: controller.signal, initiator } as Parameters<typeof transportManager.dial>[1])
+        .then(connection => { won.add(controller); return connection })
+      return { addr, controller, onAbort, result }
+    })
     let onOpen: ((evt: CustomEvent<Connection>) => void) | undefined
     const viaListener = new Promise<Connection>((resolve, reject) => {
       onOpen = evt => { if (evt.detail.remotePeer.toString() === peer && !isRelayed(evt.detail)) resolve(evt.detail) }
       this.swarm.addEventListener('connection:open', onOpen)
-      dialSignal.addEventListener('abort', () => reject(new PunchError('aborted')), { once: true })
+      signal.addEventListener('abort', () => reject(new PunchError('timed out')), { once: true })
     })
-    const dials = addrs.map(async addr => {
-      const target = multiaddr(`${addr}/p2p/${peer}`)
-      return transportManager.dial(target, { signal: dialSignal, initiator } as Parameters<typeof transportManager.dial>[1])
-    })
+    let winner: string | undefined
     try {
-      const connection = await Promise.any([...dials, viaListener])
-      return connection.remoteAddr.toString()
+      const connection = await Promise.any([...dials.map(async d => d.result), viaListener])
+      winner = connection.remoteAddr.toString()
+      return winner
     } catch (err) {
       const reasons = err instanceof AggregateError ? err.errors.map(e => (e as Error).message) : [(err as Error).message]
       throw new PunchError(signal.aborted ? 'timed out' : `all dials failed: ${[...new Set(reasons)].join('; ')}`)
     } finally {
-      done.abort()
       if (onOpen != null) this.swarm.removeEventListener('connection:open', onOpen)
+      for (const d of dials) {
+        signal.removeEventListener('abort', d.onAbort)
+        // Dials still in flight are stopped; the one that won keeps a signal that never aborts.
+        // connection:open fires before the dial that made the connection returns: spare it too.
+        const madeWinner = winner != null && winner.split('/p2p/')[0] === d.addr
+        if (!won.has(d.controller) && !madeWinner) d.controller.abort()
+        d.result.catch(() => {})
+      }
     }
   }
 

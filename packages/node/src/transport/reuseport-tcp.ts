@@ -15,7 +15,7 @@ import { createRequire } from 'node:module'
 import { isIPv4 } from 'node:net'
 import { tcp, type TCPComponents, type TCPOptions } from '@libp2p/tcp'
 import { serviceCapabilities, transportSymbol } from '@libp2p/interface'
-import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, Transport } from '@libp2p/interface'
+import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 type CreateReuseportFd = (port: number, host: string) => number
@@ -51,6 +51,23 @@ function tcpHostPort (ma: Multiaddr): { host: string, port: number } | undefined
   return { host, port: Number(port) }
 }
 
+/**
+ * A dial that must play the listening side (one end of a simultaneous open). The upgrader
+ * runs the security and multistream handshakes as responder for `initiator: false`, but
+ * the stream muxer takes its role from the connection's direction, which @libp2p/tcp set
+ * to outbound: both ends would be yamux clients ("Both endpoints are clients").
+ */
+function asResponder (upgrader: Upgrader): Upgrader {
+  return Object.create(upgrader, {
+    upgradeOutbound: {
+      value: async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeOutbound']>[1]) => {
+        (maConn as { direction: 'inbound' | 'outbound' }).direction = 'inbound'
+        return upgrader.upgradeOutbound(maConn, opts)
+      }
+    }
+  }) as Upgrader
+}
+
 class ReuseportTcp implements Transport {
   readonly [transportSymbol] = true
   readonly [Symbol.toStringTag] = '@punchgate/reuseport-tcp'
@@ -80,7 +97,11 @@ class ReuseportTcp implements Transport {
   async dial (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
     const fd = this.socketFor(ma, options.signal)
     // @libp2p/tcp spreads its dial options into net.connect(): `fd` makes it connect the bound socket.
-    return this.inner.dial(ma, fd == null ? options : { ...options, fd } as DialTransportOptions)
+    let dialOptions = fd == null ? options : { ...options, fd } as DialTransportOptions
+    if ((options as { initiator?: boolean }).initiator === false) {
+      dialOptions = { ...dialOptions, upgrader: asResponder(options.upgrader) }
+    }
+    return this.inner.dial(ma, dialOptions)
   }
 
   /** A socket bound to the listening port for a dial that may cross a NAT, if there is one. */
