@@ -40,6 +40,16 @@ export interface Services {
 
 export type Swarm = Libp2p<Services>
 
+/**
+ * A public node's explicit listen addresses (a fixed IP and port, not 0.0.0.0 or port 0)
+ * are what the operator says it is reachable at. libp2p would hold them back until AutoNAT
+ * verifies them, which never happens in a small mesh, and a relay that does not advertise
+ * its address hands its clients no usable circuit address.
+ */
+function explicitAddrs (listen: string[]): string[] {
+  return listen.filter(addr => !/^\/ip[46]\/(0\.0\.0\.0|::)\//.test(addr) && !/\/(tcp|udp)\/0(\/|$)/.test(addr))
+}
+
 export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
   const services: Record<string, (components: any) => unknown> = {
@@ -72,7 +82,7 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): 
   return createLibp2p({
     privateKey,
     start: false,
-    addresses: { listen: config.listen, announce: config.announce },
+    addresses: { listen: config.listen, announce: config.announce, appendAnnounce: isPublic ? explicitAddrs(config.listen) : [] },
     transports: [reuseportTcp(), quic(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [tls(), noise()],
     streamMuxers: [yamux({
