@@ -210,11 +210,11 @@ cmd_down() {
     if [ -n "$pids" ]; then
       kill $pids 2>/dev/null || true
       for _ in 1 2 3 4 5 6 7 8 9 10; do
-        pids=$(for pid in $pids; do kill -0 "$pid" 2>/dev/null && echo "$pid"; done)
+        pids=$(for pid in $pids; do if kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi; done)
         [ -z "$pids" ] && break
         sleep 0.2
       done
-      [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+      if [ -n "$pids" ]; then kill -9 $pids 2>/dev/null || true; fi
     fi
     ip netns del "$ns"
   done
