@@ -22,8 +22,8 @@ export const PLACEHOLDERS: UnitPaths = { node: '@NODE@', cli: '@PUNCHGATE@', env
 /** After= orders the start after the network is up where that target exists (systemd's user manager has none). */
 export function systemdUnit (paths: UnitPaths): string {
   return `# Punchgate as a systemd user service (~/.config/systemd/user/${SERVICE_NAME}.service).
-# \`punchgate up\` writes it with absolute paths in place of @NODE@, @PUNCHGATE@ and
-# @ENV_FILE@, and \`punchgate down\` removes it. The settings are in the EnvironmentFile.
+# \`punchgate up\` writes it with absolute paths in place of the @...@ placeholders,
+# and \`punchgate down\` removes it. The settings are in the EnvironmentFile.
 [Unit]
 Description=Punchgate peer-to-peer TCP tunnels
 After=network-online.target
@@ -44,9 +44,8 @@ export function launchdPlist (paths: UnitPaths): string {
   return `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
 <!-- Punchgate as a launchd agent (~/Library/LaunchAgents/${SERVICE_NAME}.plist).
-     \`punchgate up\` writes it with absolute paths in place of @NODE@, @PUNCHGATE@,
-     @ENV_FILE@ and @LOG_FILE@, and \`punchgate down\` removes it.
-     Node reads the settings from the env file. -->
+     \`punchgate up\` writes it with absolute paths in place of the @...@ placeholders,
+     and \`punchgate down\` removes it. Node reads the settings from the env file. -->
 <plist version="1.0">
 <dict>
   <key>Label</key>
