@@ -172,6 +172,16 @@ describe('punchgate up', () => {
     assert.deepEqual(await settings(after), await settings(before))
   })
 
+  it('puts the settings and the unit under XDG_CONFIG_HOME when it is set', async t => {
+    const box = await sandbox(t)
+    const config = join(box.home, 'xdg')
+    const io = { ...captureIo({ ...box.env, XDG_CONFIG_HOME: config }), platform: 'linux' as const }
+    assert.equal(await main([process.execPath, BIN, 'up'], io), 0, io.stderr.text())
+    assert.ok(await exists(join(config, 'punchgate', 'punchgate.env')))
+    assert.ok(await exists(join(config, 'systemd', 'user', 'punchgate.service')))
+    assert.equal(await exists(box.envFile), false)
+  })
+
   it('stores a relative --identity as an absolute path', async t => {
     const box = await sandbox(t)
     const key = join(await tempDir(t), 'node.key')
