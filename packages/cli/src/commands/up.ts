@@ -17,9 +17,11 @@ const CLI_PATH = fileURLToPath(new URL('../../bin/punchgate.js', import.meta.url
 
 export const upCommand: Command<RunArgs> = {
   command: 'up',
-  describe: 'run the daemon as a per-user service (systemd --user, launchd) with these options, ' +
-    'stored in ~/.config/punchgate/punchgate.env; options not given keep their stored value',
-  builder: yargs => yargs.options(runOptions),
+  describe: 'run the daemon as a per-user service with these options (systemd --user, launchd)',
+  builder: yargs => yargs.options(runOptions).usage('$0 up [options]\n\n' +
+    'Stores the options in ~/.config/punchgate/punchgate.env ($XDG_CONFIG_HOME if set) and runs the daemon ' +
+    'as a systemd user service (Linux) or a launchd agent (macOS) with them. Options not given keep their ' +
+    "stored value; an empty one (--bootstrap '') removes it."),
   run: async (args, io) => installService(args, io)
 }
 
