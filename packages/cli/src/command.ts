@@ -14,6 +14,8 @@ export interface Io {
   env: NodeJS.ProcessEnv
   /** Read only by commands that take data (`connect`); process.stdin when absent. */
   stdin?: NodeJS.ReadableStream
+  /** Picks the service manager for up/down/logs; defaults to process.platform. */
+  platform?: NodeJS.Platform
 }
 
 export interface Command<A> {

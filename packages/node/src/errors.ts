@@ -145,3 +145,13 @@ export class DaemonNotRunningError extends PunchgateError {
     this.path = path
   }
 }
+
+/** A hole-punch round ended without a direct connection. */
+export class PunchError extends Error {
+  static readonly NAME = 'PunchError'
+
+  constructor (message: string) {
+    super(message)
+    this.name = PunchError.NAME
+  }
+}

@@ -3,6 +3,7 @@
  * It logs nothing itself; every record comes from the library's events.
  */
 import { constants } from 'node:os'
+import type { Options } from 'yargs'
 import {
   ControlServer, DEFAULT_LISTEN, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity, startNode,
   validateConfig, type NodeConfig
@@ -15,6 +16,7 @@ import { controlOption, identityOption, lastWins } from '../options.ts'
 export interface RunArgs {
   identity?: string
   listen?: string[]
+  announce?: string[]
   bootstrap?: string[]
   expose?: string[]
   tunnel?: string[]
@@ -30,6 +32,7 @@ export interface RunArgs {
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   identity: 'string',
   listen: 'list',
+  announce: 'list',
   bootstrap: 'list',
   expose: 'list',
   tunnel: 'list',
@@ -46,40 +49,44 @@ function repeatable (describe: string) {
   return { type: 'string', array: true, requiresArg: true, describe: `${describe} (repeatable)` } as const
 }
 
+/** The daemon's options; `punchgate up` accepts the same ones and stores them in its env file. */
+export const runOptions = {
+  identity: identityOption,
+  listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
+  announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
+  bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
+  expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
+  tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
+  'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND'),
+  'log-level': {
+    choices: LOG_LEVELS,
+    requiresArg: true,
+    coerce: (level: LogLevel | LogLevel[]) => lastWins(level),
+    describe: 'least severe level logged',
+    defaultDescription: 'info'
+  },
+  mdns: { type: 'boolean', describe: 'find and join peers on the local network by mDNS', defaultDescription: 'false' },
+  autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' },
+  control: controlOption,
+  metrics: {
+    type: 'string',
+    requiresArg: true,
+    coerce: (addr: string | string[]) => lastWins(addr),
+    describe: 'serve Prometheus metrics at http://HOST:PORT/metrics'
+  },
+  'rtt-interval': {
+    type: 'number',
+    requiresArg: true,
+    coerce: (seconds: number | number[]) => lastWins(seconds),
+    describe: 'seconds between pings of connected peers, logged as peer.rtt (0: off)',
+    defaultDescription: String(DEFAULT_RTT_INTERVAL_MS / 1000)
+  }
+} as const satisfies Record<keyof RunArgs, Options>
+
 export const runCommand: Command<RunArgs> = {
   command: '$0',
   describe: 'run the daemon: expose local services and open tunnels to peers',
-  builder: yargs => yargs.options({
-    identity: identityOption,
-    listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
-    bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
-    expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
-    tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
-    'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND'),
-    'log-level': {
-      choices: LOG_LEVELS,
-      requiresArg: true,
-      coerce: (level: LogLevel | LogLevel[]) => lastWins(level),
-      describe: 'least severe level logged',
-      defaultDescription: 'info'
-    },
-    mdns: { type: 'boolean', describe: 'find and join peers on the local network by mDNS', defaultDescription: 'false' },
-    autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' },
-    control: controlOption,
-    metrics: {
-      type: 'string',
-      requiresArg: true,
-      coerce: (addr: string | string[]) => lastWins(addr),
-      describe: 'serve Prometheus metrics at http://HOST:PORT/metrics'
-    },
-    'rtt-interval': {
-      type: 'number',
-      requiresArg: true,
-      coerce: (seconds: number | number[]) => lastWins(seconds),
-      describe: 'seconds between pings of connected peers, logged as peer.rtt (0: off)',
-      defaultDescription: String(DEFAULT_RTT_INTERVAL_MS / 1000)
-    }
-  }),
+  builder: yargs => yargs.options(runOptions),
   run: async (args, io) => {
     const trap = trapShutdownSignals()
     try {
@@ -103,6 +110,7 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
   const options = withEnv(args, ENV_KINDS, env)
   const config = validateConfig({
     listen: options.listen,
+    announce: options.announce,
     bootstrap: options.bootstrap,
     expose: options.expose,
     tunnel: options.tunnel,

@@ -5,10 +5,11 @@
  * "not running"); 1: the socket exists but could not be used (permissions, bad reply).
  */
 import { DaemonNotRunningError, defaultControlPath, requestStatus, type DaemonStatus } from '@punchgate/node'
-import type { Command } from '../command.ts'
+import type { Command, Io } from '../command.ts'
 import { withEnv } from '../env.ts'
 import { controlOption } from '../options.ts'
-import { serviceState } from '../service-state.ts'
+import { serviceContext } from '../service/context.ts'
+import type { ServiceState } from '../service/manager.ts'
 import { renderStatus } from '../view/status.ts'
 
 export const EXIT_NOT_RUNNING = 3
@@ -28,12 +29,21 @@ export const statusCommand: Command<StatusArgs> = {
   run: async (args, io) => {
     const { control } = withEnv({ control: args.control }, { control: 'string' }, io.env)
     const path = control ?? defaultControlPath(io.env)
-    const [service, daemon] = await Promise.all([serviceState(io.env), askDaemon(path)])
+    const [service, daemon] = await Promise.all([serviceState(io), askDaemon(path)])
     const report = { control: path, service, ...(daemon != null ? { daemon } : {}) }
     io.stdout.write(args.json === true
       ? `${JSON.stringify({ control: path, service, daemon: daemon?.status ?? null, connects: daemon?.connects ?? null })}\n`
       : renderStatus(report))
     return daemon != null ? 0 : EXIT_NOT_RUNNING
+  }
+}
+
+async function serviceState (io: Io): Promise<ServiceState> {
+  try {
+    return await serviceContext(io).manager.state()
+  } catch (err) {
+    // A platform without a supported service manager: only the live daemon can be asked.
+    return { manager: 'none', state: 'unavailable', detail: (err as Error).message }
   }
 }
 

@@ -1,6 +1,6 @@
 /** `punchgate status` as text: the service manager's view, then the live daemon's. */
 import type { DaemonStatus } from '@punchgate/node'
-import type { ServiceState } from '../service-state.ts'
+import type { ServiceState } from '../service/manager.ts'
 import { fields, formatBytes, formatDuration, formatMs, shortPeer, table } from './format.ts'
 
 export interface StatusReport {
@@ -11,8 +11,7 @@ export interface StatusReport {
 }
 
 function serviceLine (service: ServiceState): string {
-  const name = service.manager === 'systemd' ? 'systemd --user' : service.manager
-  return `${name}: ${service.state}${service.detail != null ? ` (${service.detail})` : ''}`
+  return `${service.manager}: ${service.state}${service.detail != null ? ` (${service.detail})` : ''}`
 }
 
 /** `PEER:svc@bind` with the peer id shortened; by-name specs as they are. */
