@@ -53,10 +53,16 @@ describe('analyze: parsing', () => {
       line(1000, 'peer.connected', { peer: 'B', direct: false, addr: '/relay' }),
       line(1500, 'peer.connected', { peer: 'B', direct: true, addr: '/direct' }),
       line(4000, 'peer.disconnected', { peer: 'B', direct: false, addr: '/relay' }),
-      line(9000, 'peer.rtt', { peer: 'B', rttMs: 2, path: 'direct' })
+      line(9000, 'peer.rtt', { peer: 'B', rttMs: 2, path: 'direct' }),
+      line(9100, 'holepunch.started', { peer: 'B', attempt: 1 }),
+      line(9200, 'holepunch.failed', { peer: 'B', attempt: 1, ms: 100 }),
+      line(9300, 'holepunch.started', { peer: 'B', attempt: 2 }),
+      line(9340, 'holepunch.succeeded', { peer: 'B', attempt: 2, ms: 40 })
     ].join('\n')
     const records = parseLog('a', text).records
-    const [peer] = connections(records).peers
+    const report = connections(records)
+    assert.deepEqual(report.holepunch.map(h => [h.peer, h.started, h.succeeded, h.failed, h.ms?.mean]), [['B', 2, 1, 1, 40]])
+    const [peer] = report.peers
     assert.equal(peer?.connects, 2)
     assert.equal(peer?.direct, 1)
     assert.equal(peer?.relayed, 1)

@@ -45,6 +45,11 @@ function renderConnections (c: Connections): string {
   out += table(['NODE', 'CONNECTS', 'DISCONNECTS', 'PER MINUTE'], c.churn.map(x => [
     shortPeer(x.node), String(x.connects), String(x.disconnects), x.perMinute.toFixed(1)
   ]))
+  out += '\nhole punching\n'
+  out += table(['NODE', 'PEER', 'ROUNDS', 'SUCCEEDED', 'FAILED', 'TIME TO DIRECT (MEAN)'], c.holepunch.map(x => [
+    shortPeer(x.node), shortPeer(x.peer), String(x.started), String(x.succeeded), String(x.failed),
+    x.ms != null ? formatDuration(x.ms.mean) : '-'
+  ]))
   return out
 }
 

@@ -127,6 +127,8 @@ export interface Connections {
   peers: PeerConnections[]
   /** Per node: connects and disconnects per minute of its log. */
   churn: Array<{ node: string, connects: number, disconnects: number, minutes: number, perMinute: number }>
+  /** Hole-punch rounds per node and peer (`holepunch.*`), with the time a successful one took. */
+  holepunch: Array<{ node: string, peer: string, started: number, succeeded: number, failed: number, ms?: Stats }>
 }
 
 export function connections (records: LogRecord[]): Connections {
@@ -174,7 +176,21 @@ export function connections (records: LogRecord[]): Connections {
     const minutes = (end - start) / 60_000
     churn.push({ node, connects, disconnects, minutes, perMinute: minutes > 0 ? (connects + disconnects) / minutes : 0 })
   }
-  return { peers, churn }
+  const punches = records.filter(r => r.event.startsWith('holepunch.'))
+  const holepunch = [...groupBy(punches, r => `${r.node}\n${str(r, 'peer')}`).entries()].map(([key, rs]) => {
+    const [node = '', peer = ''] = key.split('\n')
+    const succeeded = rs.filter(r => r.event === 'holepunch.succeeded')
+    const ms = stats(succeeded.map(r => num(r, 'ms')))
+    return {
+      node,
+      peer,
+      started: rs.filter(r => r.event === 'holepunch.started').length,
+      succeeded: succeeded.length,
+      failed: rs.filter(r => r.event === 'holepunch.failed').length,
+      ...(ms != null ? { ms } : {})
+    }
+  })
+  return { peers, churn, holepunch }
 }
 
 // ---- latency ----
