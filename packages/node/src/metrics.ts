@@ -30,7 +30,6 @@ export class MetricsServer {
   readonly registry: Registry
   private readonly node: MetricsSource
   private readonly server: Server
-  private url?: string
 
   constructor (init: MetricsServerInit) {
     this.registry = init.registry
@@ -48,11 +47,7 @@ export class MetricsServer {
     })
   }
 
-  /** The scrape URL once listening, e.g. `http://127.0.0.1:9464/metrics`. */
-  get endpoint (): string | undefined {
-    return this.url
-  }
-
+  /** Resolves with the scrape URL, e.g. `http://127.0.0.1:9464/metrics`. */
   async listen (addr: HostPort): Promise<string> {
     const spec = `${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`
     await new Promise<void>((resolve, reject) => {
@@ -67,9 +62,9 @@ export class MetricsServer {
     })
     const bound = this.server.address()
     const port = bound != null && typeof bound === 'object' ? bound.port : addr.port
-    this.url = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${port}/metrics`
-    this.node.events.emitEvent('metrics.listening', { url: this.url })
-    return this.url
+    const url = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${port}/metrics`
+    this.node.events.emitEvent('metrics.listening', { url })
+    return url
   }
 
   async close (): Promise<void> {

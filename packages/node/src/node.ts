@@ -141,7 +141,7 @@ class Runner implements PunchgateNode {
   private readonly puncher: HolePuncher
   private stopping?: Promise<void>
   private readonly stopHooks: Array<() => Promise<void>> = []
-  private startedAt = new Date()
+  private startedAt = new Date(0)
   private rtt?: RttReporter
   metricsUrl?: string
 

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
   ControlServer, DaemonNotRunningError, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity, parseServiceName,
-  requestConnect, startNode, validateConfig, type ControlSession, type NodeConfig
+  requestConnect, startNode, validateConfig, type NodeConfig
 } from '@punchgate/node'
 import { bridgeStdio } from '../bridge.ts'
 import type { Command, Io } from '../command.ts'
@@ -139,7 +139,7 @@ async function connectStandalone (settings: ConnectSettings, io: Io, stdin: Node
     const control = await ControlServer.listen(join(dir, 'control.sock'))
     control.serve(node)
     try {
-      const session: ControlSession = await requestConnect(control.path, settings.target)
+      const session = await requestConnect(control.path, settings.target)
       await bridgeStdio(session.socket, stdin, io.stdout)
     } finally {
       await control.close()
