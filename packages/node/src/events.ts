@@ -8,6 +8,8 @@ import type { Logger } from './logger.ts'
 
 export type Path = 'direct' | 'relay'
 export type Side = 'client' | 'server'
+/** initiator: the side whose tunnel wants the direct path; responder: the side it punches to. */
+export type PunchRole = 'initiator' | 'responder'
 
 export interface EventMap {
   'node.started': { peerId: string, addrs: string[], role: 'public' | 'private' }
@@ -30,13 +32,16 @@ export interface EventMap {
   'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string }
   'tunnel.closed': { side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string }
   'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string }
+  'holepunch.started': { peer: string, attempt: number, method: string, role: PunchRole, candidates: string[] }
+  'holepunch.succeeded': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, addr: string }
+  'holepunch.failed': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, error: string }
 }
 
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'service.publish-failed', 'service.resolve-failed',
-  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated'
+  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

@@ -2,16 +2,17 @@
  * Builds the libp2p node from a validated config. Roles follow from the config: no
  * bootstrap means public (DHT server, relay server); with one, private (DHT client,
  * relay client). Everything protocol-specific to Punchgate lives elsewhere.
+ *
+ * No @libp2p/dcutr: hole punching is ours (holepunch/puncher.ts says why), over a TCP
+ * transport that dials from its listening port (transport/reuseport-tcp.ts).
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
 import { quic } from '@chainsafe/libp2p-quic'
 import { tls } from '@libp2p/tls'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
 import { mdns } from '@libp2p/mdns'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -20,6 +21,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
+import { reuseportTcp } from './transport/reuseport-tcp.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -38,12 +40,21 @@ export interface Services {
 
 export type Swarm = Libp2p<Services>
 
+/**
+ * A public node's explicit listen addresses (a fixed IP and port, not 0.0.0.0 or port 0)
+ * are what the operator says it is reachable at. libp2p would hold them back until AutoNAT
+ * verifies them, which never happens in a small mesh, and a relay that does not advertise
+ * its address hands its clients no usable circuit address.
+ */
+function explicitAddrs (listen: string[]): string[] {
+  return listen.filter(addr => !/^\/ip[46]\/(0\.0\.0\.0|::)\//.test(addr) && !/\/(tcp|udp)\/0(\/|$)/.test(addr))
+}
+
 export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
     ping: ping(),
-    dcutr: dcutr(),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: !isPublic,
@@ -71,8 +82,8 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): 
   return createLibp2p({
     privateKey,
     start: false,
-    addresses: { listen: config.listen, announce: config.announce },
-    transports: [tcp(), quic(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
+    addresses: { listen: config.listen, announce: config.announce, appendAnnounce: isPublic ? explicitAddrs(config.listen) : [] },
+    transports: [reuseportTcp(), quic(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
     connectionEncrypters: [tls(), noise()],
     streamMuxers: [yamux({
       maxInboundStreams: 4096,

@@ -12,6 +12,7 @@ import { identityOption, lastWins } from '../options.ts'
 export interface RunArgs {
   identity?: string
   listen?: string[]
+  announce?: string[]
   bootstrap?: string[]
   expose?: string[]
   tunnel?: string[]
@@ -24,6 +25,7 @@ export interface RunArgs {
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   identity: 'string',
   listen: 'list',
+  announce: 'list',
   bootstrap: 'list',
   expose: 'list',
   tunnel: 'list',
@@ -43,6 +45,7 @@ export const runCommand: Command<RunArgs> = {
   builder: yargs => yargs.options({
     identity: identityOption,
     listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
+    announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
     bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
     expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
     tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
@@ -79,6 +82,7 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
   const options = withEnv(args, ENV_KINDS, env)
   const config = validateConfig({
     listen: options.listen,
+    announce: options.announce,
     bootstrap: options.bootstrap,
     expose: options.expose,
     tunnel: options.tunnel,

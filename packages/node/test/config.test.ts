@@ -1,0 +1,62 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { ConfigError, parseExpose, parseTunnel, parseTunnelByName, validateConfig } from '../src/index.ts'
+
+const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+
+describe('spec parsers', () => {
+  const good: Array<[string, () => unknown, unknown]> = [
+    ['expose v4', () => parseExpose('ssh=127.0.0.1:22'), { name: 'ssh', target: { host: '127.0.0.1', port: 22 } }],
+    ['expose host name', () => parseExpose('db=localhost:5432'), { name: 'db', target: { host: 'localhost', port: 5432 } }],
+    ['expose v6', () => parseExpose('web=[::1]:8080'), { name: 'web', target: { host: '::1', port: 8080 } }],
+    ['tunnel by peer', () => parseTunnel(`${PEER}:ssh@127.0.0.1:2222`),
+      { id: `${PEER}:ssh@127.0.0.1:2222`, peer: PEER, service: 'ssh', bind: { host: '127.0.0.1', port: 2222 } }],
+    ['tunnel by name', () => parseTunnelByName('ssh@127.0.0.1:2222'),
+      { id: 'ssh@127.0.0.1:2222', service: 'ssh', bind: { host: '127.0.0.1', port: 2222 } }],
+    ['tunnel bind port 0 picks a free port', () => parseTunnelByName('ssh@127.0.0.1:0').bind, { host: '127.0.0.1', port: 0 }]
+  ]
+  for (const [what, parse, expected] of good) {
+    it(`accepts ${what}`, () => assert.deepEqual(parse(), expected))
+  }
+
+  const bad: Array<[string, () => unknown, RegExp]> = [
+    ['expose without =', () => parseExpose('ssh127.0.0.1:22'), /NAME=HOST:PORT/],
+    ['expose without port', () => parseExpose('ssh=127.0.0.1'), /HOST:PORT/],
+    ['expose port 0', () => parseExpose('ssh=127.0.0.1:0'), /out of range/],
+    ['expose port 65536', () => parseExpose('ssh=127.0.0.1:65536'), /out of range/],
+    ['expose empty name', () => parseExpose('=127.0.0.1:22'), /service name/],
+    ['expose name with a slash', () => parseExpose('a/b=127.0.0.1:22'), /service name/],
+    ['expose bracketed non-v6', () => parseExpose('ssh=[nope]:22'), /IPv6/],
+    ['tunnel with a bad peer id', () => parseTunnel('notapeer:ssh@127.0.0.1:2222'), /not a peer id/],
+    ['tunnel without @', () => parseTunnel(`${PEER}:ssh`), /PEER:SERVICE@HOST:PORT/],
+    ['tunnel-by-name without @', () => parseTunnelByName('ssh'), /SERVICE@HOST:PORT/],
+    ['tunnel-by-name bad bind', () => parseTunnelByName('ssh@127.0.0.1:x'), /HOST:PORT/]
+  ]
+  for (const [what, parse, message] of bad) {
+    it(`rejects ${what} with a ConfigError`, () => {
+      assert.throws(parse, (err: unknown) => err instanceof ConfigError && message.test(err.message))
+    })
+  }
+})
+
+describe('validateConfig', () => {
+  it('fills the defaults: quic and tcp on all interfaces, relay sized for real traffic', () => {
+    const config = validateConfig({})
+    assert.deepEqual(config.listen, ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0'])
+    assert.equal(config.relay.maxBytes, 4n * 1024n ** 3n)
+    assert.equal(config.relay.maxDurationMs, 24 * 3600_000)
+  })
+
+  it('rejects a bootstrap address without /p2p', () => {
+    assert.throws(() => validateConfig({ bootstrap: ['/ip4/11.0.0.2/tcp/4001'] }), /\/p2p/)
+  })
+
+  it('rejects a duplicate service name', () => {
+    assert.throws(() => validateConfig({ expose: ['a=127.0.0.1:1', 'a=127.0.0.1:2'] }), /duplicate service name/)
+  })
+
+  it('rejects two tunnels on one bind address, but allows several on port 0', () => {
+    assert.throws(() => validateConfig({ tunnelByName: ['a@127.0.0.1:2222', 'b@127.0.0.1:2222'] }), /used by another tunnel/)
+    assert.equal(validateConfig({ tunnelByName: ['a@127.0.0.1:0', 'b@127.0.0.1:0'] }).tunnels.length, 2)
+  })
+})

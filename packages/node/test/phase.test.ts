@@ -1,0 +1,314 @@
+/**
+ * Table-driven tests of the pure reducer: each row feeds events to a state and compares
+ * the resulting state fields and commands with deepEqual. No timers, no I/O.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { backoff, initialState, transition, type Timing } from '../src/phase/machine.ts'
+import type { Command, Event, State } from '../src/phase/types.ts'
+
+const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, republishMs: 1000, upgradeWaitMs: 500, punchRetryMs: 50, punchMaxAttempts: 3 }
+const BOOT = '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+
+function run (state: State, events: Event[]): [State, Command[][]] {
+  const all: Command[][] = []
+  for (const event of events) {
+    const [next, commands] = transition(state, event, T)
+    state = next
+    all.push(commands)
+  }
+  return [state, all]
+}
+
+const publicNode = (): State => initialState({ bootstraps: [], services: ['echo'], tunnels: [] })
+const privateNode = (services: string[] = ['echo']): State => initialState({ bootstraps: [BOOT], services, tunnels: [] })
+const consumer = (peer?: string): State => initialState({
+  bootstraps: [BOOT], services: [], tunnels: [{ id: 't', service: 'echo', ...(peer != null ? { peer } : {}) }]
+})
+const readyConsumer = (peer?: string): State => run(consumer(peer), [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }])[0]
+
+describe('node phases', () => {
+  const rows: Array<{ name: string, from: () => State, events: Event[], phase: string, last: Command[] }> = [
+    {
+      name: 'a public node is ready at once, publishes and schedules the republish',
+      from: publicNode,
+      events: [{ type: 'start' }],
+      phase: 'ready',
+      last: [{ type: 'publish' }, { type: 'schedule', key: 'republish', ms: 1000, jitter: false, event: { type: 'republish-due' } }]
+    },
+    {
+      name: 'a private node dials its bootstraps and stays joining',
+      from: privateNode,
+      events: [{ type: 'start' }],
+      phase: 'joining',
+      last: [{ type: 'dial-bootstrap', addr: BOOT }]
+    },
+    {
+      name: 'a private node is ready once its bootstrap connects, reserves, and publishes only later',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
+      phase: 'ready',
+      last: [{ type: 'reserve-relay' }, { type: 'schedule', key: 'republish', ms: 1000, jitter: false, event: { type: 'republish-due' } }]
+    },
+    {
+      name: 'the relay reservation triggers the publish',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-reserved' }],
+      phase: 'ready',
+      last: [{ type: 'publish' }]
+    },
+    {
+      name: 'a failed bootstrap dial retries with backoff',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'bootstrap-dial-failed', addr: BOOT, error: 'x' }, { type: 'bootstrap-dial-failed', addr: BOOT, error: 'x' }],
+      phase: 'joining',
+      last: [{ type: 'schedule', key: `bootstrap:${BOOT}`, ms: 20, jitter: true, event: { type: 'retry-bootstrap', addr: BOOT } }]
+    },
+    {
+      name: 'losing the only bootstrap goes back to joining',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'bootstrap-disconnected', addr: BOOT }],
+      phase: 'joining',
+      last: [{ type: 'schedule', key: `bootstrap:${BOOT}`, ms: 10, jitter: true, event: { type: 'retry-bootstrap', addr: BOOT } }]
+    },
+    {
+      name: 'a lost relay reservation is re-made at once',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-reserved' }, { type: 'relay-lost' }],
+      phase: 'ready',
+      last: [{ type: 'schedule', key: 'relay', ms: 0, jitter: false, event: { type: 'retry-relay' } }]
+    },
+    {
+      name: 'shutdown stops, and nothing happens after it',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'shutdown' }, { type: 'bootstrap-connected', addr: BOOT }],
+      phase: 'shutting-down',
+      last: []
+    }
+  ]
+  for (const row of rows) {
+    it(row.name, () => {
+      const [state, commands] = run(row.from(), row.events)
+      assert.equal(state.phase, row.phase)
+      assert.deepEqual(commands.at(-1), row.last)
+    })
+  }
+})
+
+describe('tunnel states', () => {
+  const rows: Array<{ name: string, from: () => State, events: Event[], status: string, peer?: string, last: Command[] }> = [
+    {
+      name: 'a by-name tunnel resolves once the node is ready',
+      from: consumer,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
+      status: 'resolving',
+      last: [{ type: 'reserve-relay' }, { type: 'cancel', key: 'retry:t' }, { type: 'resolve', tunnel: 't', service: 'echo', attempt: 1 }]
+    },
+    {
+      name: 'a by-peer tunnel connects straight away',
+      from: () => consumer('P'),
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
+      status: 'connecting',
+      peer: 'P',
+      last: [{ type: 'reserve-relay' }, { type: 'cancel', key: 'retry:t' }, { type: 'connect', tunnel: 't', peer: 'P' }]
+    },
+    {
+      name: 'providers are tried in order: the first',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A', 'B'] }],
+      status: 'connecting',
+      peer: 'A',
+      last: [{ type: 'connect', tunnel: 't', peer: 'A' }]
+    },
+    {
+      name: 'a stale provider is skipped for the next',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A', 'B'] }, { type: 'connect-failed', tunnel: 't', peer: 'A', error: 'x' }],
+      status: 'connecting',
+      peer: 'B',
+      last: [{ type: 'connect', tunnel: 't', peer: 'B' }]
+    },
+    {
+      name: 'all providers failing schedules a retry with backoff',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connect-failed', tunnel: 't', peer: 'A', error: 'x' }],
+      status: 'failed',
+      last: [{ type: 'schedule', key: 'retry:t', ms: 100, jitter: true, event: { type: 'retry-tunnel', tunnel: 't' } }]
+    },
+    {
+      name: 'no providers is a failure too',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: [] }],
+      status: 'failed',
+      last: [{ type: 'schedule', key: 'retry:t', ms: 100, jitter: true, event: { type: 'retry-tunnel', tunnel: 't' } }]
+    },
+    {
+      name: 'the retry resolves again, counting the attempt',
+      from: readyConsumer,
+      events: [{ type: 'resolve-failed', tunnel: 't', error: 'x' }, { type: 'retry-tunnel', tunnel: 't' }],
+      status: 'resolving',
+      last: [{ type: 'resolve', tunnel: 't', service: 'echo', attempt: 2 }]
+    },
+    {
+      name: 'a direct connection activates at once',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }],
+      status: 'direct',
+      peer: 'A',
+      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+    },
+    {
+      name: 'a relayed connection starts a punch and waits a bounded time for a direct path',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }],
+      status: 'punching',
+      peer: 'A',
+      last: [
+        { type: 'schedule', key: 'upgrade:t', ms: 500, jitter: false, event: { type: 'upgrade-wait-over', tunnel: 't' } },
+        { type: 'punch', peer: 'A', attempt: 1 }
+      ]
+    },
+    {
+      name: 'the direct path appearing while punching activates direct and cancels the wait',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'peer-path', peer: 'A', path: 'direct' }],
+      status: 'direct',
+      peer: 'A',
+      last: [{ type: 'cancel', key: 'punch:A' }, { type: 'cancel', key: 'upgrade:t' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+    },
+    {
+      name: 'a failed first punch round falls back to the relay at once and schedules another',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }],
+      status: 'relayed',
+      peer: 'A',
+      last: [
+        { type: 'cancel', key: 'upgrade:t' },
+        { type: 'activate', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'schedule', key: 'punch:A', ms: 50, jitter: true, event: { type: 'retry-punch', peer: 'A' } }
+      ]
+    },
+    {
+      name: 'background punch rounds double their delay',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }, { type: 'retry-punch', peer: 'A' }, { type: 'punch-failed', peer: 'A', attempt: 2, error: 'x' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'schedule', key: 'punch:A', ms: 100, jitter: true, event: { type: 'retry-punch', peer: 'A' } }]
+    },
+    {
+      name: 'the retry runs the next round',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }, { type: 'retry-punch', peer: 'A' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'punch', peer: 'A', attempt: 2 }]
+    },
+    {
+      name: 'after the last round the peer stays on the relay: no more rounds',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }, { type: 'retry-punch', peer: 'A' },
+        { type: 'punch-failed', peer: 'A', attempt: 2, error: 'x' }, { type: 'retry-punch', peer: 'A' },
+        { type: 'punch-failed', peer: 'A', attempt: 3, error: 'x' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: []
+    },
+    {
+      name: 'the wait running out falls back to the relay',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'upgrade-wait-over', tunnel: 't' }],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }]
+    },
+    {
+      name: 'a relayed tunnel moves to a direct path found later',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'upgrade-wait-over', tunnel: 't' }, { type: 'peer-path', peer: 'A', path: 'direct' }],
+      status: 'direct',
+      peer: 'A',
+      last: [{ type: 'cancel', key: 'punch:A' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+    },
+    {
+      name: 'losing the direct path with the relay still up falls back to the relay and punches again',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }, { type: 'peer-path', peer: 'A', path: 'relay' }],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch', peer: 'A', attempt: 1 }]
+    },
+    {
+      name: 'losing the peer deactivates and resolves again',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }, { type: 'peer-path', peer: 'A', path: 'none' }],
+      status: 'resolving',
+      last: [{ type: 'deactivate', tunnel: 't', reason: 'peer disconnected' }, { type: 'resolve', tunnel: 't', service: 'echo', attempt: 1 }]
+    },
+    {
+      name: 'events for another peer or a stale state are ignored',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'B', path: 'direct' }],
+      status: 'connecting',
+      peer: 'A',
+      last: []
+    }
+  ]
+  for (const row of rows) {
+    it(row.name, () => {
+      const [state, commands] = run(row.from(), row.events)
+      const t = state.tunnels.t
+      assert.equal(t?.status, row.status)
+      assert.equal(t?.peer, row.peer)
+      assert.deepEqual(commands.at(-1), row.last)
+    })
+  }
+})
+
+describe('hole-punch state per peer', () => {
+  it('one round per peer, however many tunnels reach it', () => {
+    const two = initialState({ bootstraps: [BOOT], services: [], tunnels: [{ id: 't1', service: 'a' }, { id: 't2', service: 'b' }] })
+    const [state, commands] = run(two, [
+      { type: 'start' }, { type: 'bootstrap-connected', addr: BOOT },
+      { type: 'resolved', tunnel: 't1', providers: ['A'] }, { type: 'resolved', tunnel: 't2', providers: ['A'] },
+      { type: 'connected', tunnel: 't1', peer: 'A', path: 'relay' }, { type: 'connected', tunnel: 't2', peer: 'A', path: 'relay' }
+    ])
+    assert.equal(commands.flat().filter(c => c.type === 'punch').length, 1)
+    assert.deepEqual(state.punches.A, { status: 'punching', attempt: 1 })
+  })
+
+  it('a tunnel reaching a peer whose punch already failed goes live on the relay at once', () => {
+    const two = initialState({ bootstraps: [BOOT], services: [], tunnels: [{ id: 't1', service: 'a' }, { id: 't2', service: 'b' }] })
+    const [state, commands] = run(two, [
+      { type: 'start' }, { type: 'bootstrap-connected', addr: BOOT },
+      { type: 'resolved', tunnel: 't1', providers: ['A'] }, { type: 'connected', tunnel: 't1', peer: 'A', path: 'relay' },
+      { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' },
+      { type: 'resolved', tunnel: 't2', providers: ['A'] }, { type: 'connected', tunnel: 't2', peer: 'A', path: 'relay' }
+    ])
+    assert.equal(state.tunnels.t2?.status, 'relayed')
+    assert.deepEqual(commands.at(-1), [{ type: 'activate', tunnel: 't2', peer: 'A', path: 'relay' }])
+  })
+
+  it('a peer that disconnects forgets its punch state', () => {
+    const [state] = run(readyConsumer(), [
+      { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+      { type: 'peer-path', peer: 'A', path: 'none' }
+    ])
+    assert.equal(state.punches.A, undefined)
+  })
+})
+
+describe('backoff', () => {
+  it('doubles from the minimum and stops at the cap', () => {
+    assert.deepEqual([1, 2, 3, 4, 5].map(n => backoff(n, 100, 800)), [100, 200, 400, 800, 800])
+  })
+})
