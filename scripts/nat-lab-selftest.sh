@@ -3,22 +3,25 @@
 # with the UDP/TCP probes of scripts/nat-probe.mjs. The client side takes the kind under
 # test; the workhorse is public (11.0.0.22) and plays "someone else on the internet";
 # the bootstrap host (11.0.0.2) runs reflectors on ports 5001 and 5002. Needs root.
-#   NATLAB_PREFIX   namespace prefix (default pglst-)
+#   NATLAB_PREFIX   namespace prefix (default pgls-<pid>-, so parallel runs never meet)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$root/node_modules/.bin:$PATH"
 lab="$root/scripts/nat-lab.sh"
-prefix=${NATLAB_PREFIX:-pglst-}
+prefix=${NATLAB_PREFIX:-pgls-$$-}
+[ "$(id -u)" -eq 0 ] || { echo "nat-lab-selftest: needs root (network namespaces)" >&2; exit 2; }
 work=$(mktemp -d)
 reflector_pid=''
+# Set once this run's 'up' succeeded: a failed 'up' may mean the names belong to another run.
+lab_up=0
 failures=0
 port=40000
 
 cleanup() {
   local status=$?
   stop_reflector
-  "$lab" down "$prefix"
+  lab_down
   rm -rf "$work"
   exit "$status"
 }
@@ -62,10 +65,18 @@ check() {
   fi
 }
 
-lab_up() {
+lab_down() {
+  if [ "$lab_up" -eq 1 ]; then
+    "$lab" down "$prefix"
+    lab_up=0
+  fi
+}
+
+new_lab() {
   stop_reflector
-  "$lab" down "$prefix"
+  lab_down
   "$lab" up "$prefix" "$@"
+  lab_up=1
   # Not through probe(): a function run in the background would leave $! a subshell's pid.
   "$lab" exec "$prefix" boot node "$root/scripts/nat-probe.mjs" reflect 5001 5002 > "$work/reflector.out" 2>&1 &
   reflector_pid=$!
@@ -135,7 +146,7 @@ mapping_kind() {
 }
 
 echo "selftest: cone (MASQUERADE: endpoint-independent mapping, port-restricted filtering)"
-lab_up cone public
+new_lab cone public
 for proto in udp tcp; do
   check "$proto mapping for two destinations" "same (11.0.0.11:*" mapping_kind "$proto"
   check "$proto unsolicited from another host" nothing unsolicited "$proto" workhorse
@@ -144,22 +155,22 @@ check "udp from the reflector's host, other port" nothing unsolicited udp boot 5
 check "udp to a port never mapped" nothing unmapped udp 11.0.0.11
 
 echo "selftest: cone/cone"
-lab_up cone cone
+new_lab cone cone
 check "udp hole punch, client 0.5 s early" "client received, workhorse received" punch_pair
 
 echo "selftest: symmetric/symmetric"
-lab_up symmetric symmetric
+new_lab symmetric symmetric
 check "udp hole punch, client 0.5 s early" "client nothing, workhorse nothing" punch_pair
 
 echo "selftest: symmetric (MASQUERADE --random-fully)"
-lab_up symmetric public
+new_lab symmetric public
 for proto in udp tcp; do
   check "$proto mapping for two destinations" "different (11.0.0.11:*" mapping_kind "$proto"
   check "$proto unsolicited from another host" nothing unsolicited "$proto" workhorse
 done
 
 echo "selftest: fullcone (inbound to a mapped port reaches the host)"
-lab_up fullcone public
+new_lab fullcone public
 for proto in udp tcp; do
   check "$proto mapping for two destinations" "same (11.0.0.11:*" mapping_kind "$proto"
   check "$proto unsolicited from another host" "received 11.0.0.22:*" unsolicited "$proto" workhorse
@@ -167,7 +178,7 @@ for proto in udp tcp; do
 done
 
 echo "selftest: public (no NAT)"
-lab_up public public
+new_lab public public
 for proto in udp tcp; do
   check "$proto mapping for two destinations" "same (11.0.0.21:*" mapping_kind "$proto"
   check "$proto unsolicited from another host" "received 11.0.0.22:*" unsolicited "$proto" workhorse
@@ -175,7 +186,7 @@ done
 check "udp round trips without loss" "answered 400 of 400" probe client loss 11.0.0.2:5001 400
 
 echo "selftest: --loss 50 (each way, so ~25% of round trips survive)"
-lab_up public public --loss 50
+new_lab public public --loss 50
 check "udp round trips, 10% to 45% answered" "answered @(4[0-9]|[5-9][0-9]|1[0-7][0-9]) of 400" \
   probe client loss 11.0.0.2:5001 400
 

@@ -9,7 +9,7 @@
 #   NATLAB_SCENARIOS  comma list of scenario names (default: all, see below)
 #   NATLAB_BYTES      bytes echoed per scenario (default 104857600 = 100 MiB)
 #   NATLAB_DELAY_MS, NATLAB_LOSS_PCT   impair the internet segment (nat-lab.sh --delay/--loss)
-#   NATLAB_PREFIX     namespace prefix (default pgl-)
+#   NATLAB_PREFIX     namespace prefix (default pgl-<pid>-, so parallel runs never meet)
 #   NATLAB_RESULTS    results directory (default test-results/nat-lab)
 set -euo pipefail
 
@@ -30,14 +30,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$root/node_modules/.bin:$PATH"
 lab="$root/scripts/nat-lab.sh"
 cli="$root/packages/cli/bin/punchgate.js"
-prefix=${NATLAB_PREFIX:-pgl-}
+prefix=${NATLAB_PREFIX:-pgl-$$-}
 results=${NATLAB_RESULTS:-$root/test-results/nat-lab}
 bytes=${NATLAB_BYTES:-104857600}
 impair=()
 [ -n "${NATLAB_DELAY_MS:-}" ] && impair+=(--delay "$NATLAB_DELAY_MS")
 [ -n "${NATLAB_LOSS_PCT:-}" ] && impair+=(--loss "$NATLAB_LOSS_PCT")
+[ "$(id -u)" -eq 0 ] || { echo "nat-lab-test: needs root (network namespaces): sudo npm run test:lab" >&2; exit 2; }
 work=$(mktemp -d)
 pids=()
+# Set once this run's 'up' succeeded: a failed 'up' may mean the names belong to another run.
+lab_up=0
 
 stop_processes() {
   local pid
@@ -50,10 +53,17 @@ stop_processes() {
   pids=()
 }
 
+lab_down() {
+  if [ "$lab_up" -eq 1 ]; then
+    "$lab" down "$prefix" || true
+    lab_up=0
+  fi
+}
+
 cleanup() {
   local status=$?
   stop_processes
-  "$lab" down "$prefix" || true
+  lab_down
   rm -rf "$work"
   exit "$status"
 }
@@ -104,6 +114,7 @@ run_scenario() {
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
+  lab_up=1
 
   boot_id=$(punchgate_id "$work/boot.key")
   boot="/ip4/$BOOT_ADDR/tcp/$BOOT_PORT/p2p/$boot_id"
@@ -140,7 +151,7 @@ for name in ${selected//,/ }; do
   setup_error=''
   run_scenario "$out" "$client" "$workhorse" || true
   stop_processes
-  "$lab" down "$prefix"
+  lab_down
   write_scenario "$out" "$client" "$workhorse" "$path" "$limit" "$workhorse_id" "$setup_error"
   echo "$name" >> "$results/scenarios.txt"
 done
