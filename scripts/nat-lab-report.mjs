@@ -14,13 +14,15 @@ if (dir == null) {
   process.exit(2)
 }
 
-/** A missing or truncated file (a probe killed mid-write) reads as empty. */
+/** The file's last JSON line (a runtime warning may precede it); {} if none or missing. */
 function readJson (file) {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'))
-  } catch {
-    return {}
+  if (!existsSync(file)) return {}
+  for (const line of readFileSync(file, 'utf8').split('\n').reverse()) {
+    try {
+      return JSON.parse(line)
+    } catch {}
   }
+  return {}
 }
 
 /** The daemon's JSON log lines; anything else (a stack trace) is skipped. */

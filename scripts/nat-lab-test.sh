@@ -82,7 +82,8 @@ start_in() {
 # Waits (bounded) until LOG has a line matching PATTERN.
 wait_for() {
   local log=$1 pattern=$2
-  timeout "$START_TIMEOUT_S" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$log" 2>/dev/null)
+  timeout "$START_TIMEOUT_S" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$log" 2>/dev/null) &
+  wait "$!"
 }
 
 punchgate_id() {
@@ -133,8 +134,9 @@ run_scenario() {
   started=$(date +%s%3N)
   start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --log-level debug \
     --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
-  "$lab" exec "$prefix" client node "$root/scripts/nat-lab-echo-probe.mjs" \
-    "$TUNNEL_PORT" "$started" "$bytes" > "$out/probe.json" 2> "$out/probe.err" || true
+  start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$started" "$bytes"
+  # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
+  wait "${pids[-1]}" || true
 }
 
 mkdir -p "$results"
