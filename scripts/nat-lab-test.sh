@@ -137,6 +137,15 @@ run_scenario() {
   start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$started" "$bytes"
   # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
   wait "${pids[-1]}" || true
+  save_nat_tables "$out"
+}
+
+# The routers' connection tracking tables, to see what a failed punch did on the wire.
+save_nat_tables() {
+  local router
+  for router in routerA routerB; do
+    "$lab" exec "$prefix" "$router" conntrack -L -p tcp > "$1/$router.conntrack" 2>/dev/null || rm -f "$1/$router.conntrack"
+  done
 }
 
 mkdir -p "$results"
