@@ -20,6 +20,7 @@ cone-cone              cone       cone       direct       10
 public-cone            public     cone       direct       5
 symmetric-symmetric    symmetric  symmetric  relay        15
 cone-symmetric         cone       symmetric  any          15
+fullcone-symmetric     fullcone   symmetric  any          15
 public-public          public     public     direct       5
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
