@@ -13,13 +13,17 @@ prefix=${NATLAB_PREFIX:-pgls-$$-}
 [ "$(id -u)" -eq 0 ] || { echo "nat-lab-selftest: needs root (network namespaces)" >&2; exit 2; }
 work=$(mktemp -d)
 reflector_pid=''
+receiver_pid=''
 # Set once this run's 'up' succeeded: a failed 'up' may mean the names belong to another run.
 lab_up=0
 failures=0
 port=40000
+# Bounds for the probes' own waits; a check ends earlier, on an event or a verdict.
+readonly RECEIVER_MAX_MS=60000 PUNCH_WAIT_MS=5000
 
 cleanup() {
   local status=$?
+  if [ -n "$receiver_pid" ]; then kill "$receiver_pid" 2>/dev/null || true; fi
   stop_reflector
   lab_down
   rm -rf "$work"
@@ -92,19 +96,35 @@ mapping() {
   probe client mapping "$proto" "$port" 11.0.0.2:5001 11.0.0.2:5002
 }
 
+# A probe listening on the client, started in the background with its own pid.
+start_receiver() {
+  local out=$1
+  shift
+  "$lab" exec "$prefix" client node "$root/scripts/nat-probe.mjs" "$@" > "$out" 2>&1 &
+  receiver_pid=$!
+}
+
+# Called once the sender is done: what the receiver heard. It exits as soon as anything
+# arrives; if it is still waiting a second after the sender finished, nothing came.
+receiver_verdict() {
+  local out=$1
+  timeout 1 tail --pid="$receiver_pid" -f /dev/null 2>/dev/null || kill "$receiver_pid" 2>/dev/null || true
+  wait "$receiver_pid" 2>/dev/null || true
+  receiver_pid=''
+  grep -m1 '^received ' "$out" || echo nothing
+}
+
 # Opens a mapping on the client via a reflector, lets SENDER_HOST send to the mapped
 # address (from FROM_PORT if given), prints what reached the client.
 unsolicited() {
   local proto=$1 sender=$2 from_port=${3:-} out mapped
   next_port
   out="$work/inbound-$port"
-  probe client inbound "$proto" "$port" 11.0.0.2:5001 1500 > "$out" &
-  local pid=$!
+  start_receiver "$out" inbound "$proto" "$port" 11.0.0.2:5001 "$RECEIVER_MAX_MS"
   wait_for "$out" '^mapped '
   mapped=$(awk '/^mapped / { print $2 }' "$out")
   probe "$sender" send "$proto" "$mapped" $from_port > /dev/null
-  wait "$pid"
-  tail -n 1 "$out"
+  receiver_verdict "$out"
 }
 
 # A port the client listens on but never sent from: what reaches it from the workhorse.
@@ -112,12 +132,10 @@ unmapped() {
   local proto=$1 router_wan=$2 out
   next_port
   out="$work/listen-$port"
-  probe client listen "$proto" "$port" 1500 > "$out" &
-  local pid=$!
+  start_receiver "$out" listen "$proto" "$port" "$RECEIVER_MAX_MS"
   wait_for "$out" '^listening'
   probe workhorse send "$proto" "$router_wan:$port" > /dev/null
-  wait "$pid"
-  tail -n 1 "$out"
+  receiver_verdict "$out"
 }
 
 # Both hosts punch UDP to each other's router at the same (preserved) port; the client
@@ -128,11 +146,11 @@ punch_pair() {
   local out pid a b
   next_port
   out="$work/punch-$port"
-  probe client punch "$port" "11.0.0.12:$port" 3000 > "$out.client" &
+  probe client punch "$port" "11.0.0.12:$port" "$PUNCH_WAIT_MS" > "$out.client" &
   pid=$!
   # The stagger is the point of the test, not a wait for an event.
   sleep 0.5
-  b=$(probe workhorse punch "$port" "11.0.0.11:$port" 3000)
+  b=$(probe workhorse punch "$port" "11.0.0.11:$port" "$PUNCH_WAIT_MS")
   wait "$pid"
   a=$(cat "$out.client")
   echo "client ${a%% *}, workhorse ${b%% *}"
