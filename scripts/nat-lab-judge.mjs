@@ -12,9 +12,16 @@ function punchSummary (events) {
   return failed > 0 ? `failed x${failed}` : 'none'
 }
 
+/** From the client's launch to its first log record: Node and module loading, no network. */
+function startupSeconds (startedMs, events) {
+  const first = events[0]?.time
+  if (!(startedMs > 0) || first == null) return null
+  return (Date.parse(first) - startedMs) / 1000
+}
+
 /**
  * scenario: the target as nat-lab-test.sh wrote it ({ client, workhorse, expectPath
- * (direct|relay|any), limitSeconds, workhorsePeer, impairments, error? });
+ * (direct|relay|any), limitSeconds, workhorsePeer, clientStartedMs, impairments, error? });
  * probe: nat-lab-echo-probe.mjs's output; events: the client daemon's log records.
  */
 export function judge (name, scenario, probe, events) {
@@ -31,6 +38,7 @@ export function judge (name, scenario, probe, events) {
     directConnection: events.some(e => e.event === 'peer.connected' && e.peer === scenario.workhorsePeer && e.direct === true),
     punch: punchSummary(events),
     firstByteSeconds: probe.firstByteMs != null ? probe.firstByteMs / 1000 : null,
+    startupSeconds: startupSeconds(scenario.clientStartedMs, events),
     transferPath: opened.at(-1)?.path ?? null,
     bytes: probe.bytes ?? null,
     mbPerSecond: probe.mbPerSecond ?? null,
@@ -67,7 +75,7 @@ const fixed = (value, digits) => value == null ? '-' : value.toFixed(digits)
 
 export function markdownTable (results) {
   const header = ['scenario', 'client NAT', 'workhorse NAT', 'target path', 'path', 'direct conn', 'client punch',
-    'first byte', 'limit', 'echo rate (path)', 'byte-exact', 'result']
+    'first byte (start-up)', 'limit', 'echo rate (path)', 'byte-exact', 'result']
   const rows = results.map(r => [
     r.scenario,
     r.client,
@@ -76,7 +84,7 @@ export function markdownTable (results) {
     r.path ?? '-',
     r.directConnection ? 'yes' : 'no',
     r.punch,
-    `${fixed(r.firstByteSeconds, 1)} s`,
+    `${fixed(r.firstByteSeconds, 1)} s (${fixed(r.startupSeconds, 1)} s)`,
     `${r.limitSeconds} s`,
     r.mbPerSecond != null ? `${r.mbPerSecond} MB/s (${r.transferPath ?? '?'})` : '-',
     r.bytes != null ? `${r.exact ? 'yes' : 'NO'}, ${(r.bytes / 2 ** 20).toFixed(0)} MiB` : '-',

@@ -81,6 +81,14 @@ test('a setup error or a probe error fails, with no echo at all', () => {
   assert.deepEqual(probeFailed.failures, ['probe: no echo before the deadline', 'no echo byte'])
 })
 
+test('start-up is the time from the launch to the first log record', () => {
+  const startedMs = Date.parse('2026-11-25T10:00:00.000Z')
+  const events = [{ event: 'tunnel.listening', time: '2026-11-25T10:00:00.750Z' }, ...directRun]
+  const result = judge('x', { ...scenario('direct'), clientStartedMs: startedMs }, probe(1800), events)
+  assert.equal(result.startupSeconds, 0.75)
+  assert.equal(judge('x', scenario('direct'), probe(1800), events).startupSeconds, null)
+})
+
 test('the table shows every scenario with its verdict', () => {
   const table = markdownTable([
     judge('cone-cone', scenario('direct'), probe(1800), directRun),
@@ -88,6 +96,6 @@ test('the table shows every scenario with its verdict', () => {
   ])
   const lines = table.trim().split('\n')
   assert.equal(lines.length, 4)
-  assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s \| 5 s \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
+  assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s \(- s\) \| 5 s \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
   assert.match(lines[3], /\| FAIL: tunnel ended on relay, target direct; no direct connection to the workhorse \|$/)
 })

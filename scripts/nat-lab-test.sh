@@ -100,7 +100,7 @@ write_scenario() {
   local out=$1 client=$2 workhorse=$3 path=$4 limit=$5 peer=$6 error=$7
   {
     printf '{"client":"%s","workhorse":"%s","expectPath":"%s","limitSeconds":%s,' "$client" "$workhorse" "$path" "$limit"
-    printf '"workhorsePeer":"%s","impairments":%s' "$peer" "$(json_string "${impair[*]:-none}")"
+    printf '"workhorsePeer":"%s","clientStartedMs":%s,"impairments":%s' "$peer" "$client_started" "$(json_string "${impair[*]:-none}")"
     [ -n "$error" ] && printf ',"error":%s' "$(json_string "$error")"
     printf '}\n'
   } > "$out/scenario.json"
@@ -110,9 +110,10 @@ write_scenario() {
 # non-zero with the reason in setup_error; the probe's own failures are in probe.json.
 # Called directly, not in a subshell, so the pids it starts reach stop_processes.
 setup_error=''
+client_started=0
 run_scenario() {
   local out=$1 client=$2 workhorse=$3
-  local boot_id boot workhorse_id started
+  local boot_id boot
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
@@ -132,10 +133,10 @@ run_scenario() {
     { setup_error="workhorse did not publish echo within ${START_TIMEOUT_S} s"; return 1; }
 
   # The clock starts as the client is launched; the probe connects right after.
-  started=$(date +%s%3N)
+  client_started=$(date +%s%3N)
   start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --log-level debug \
     --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
-  start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$started" "$bytes"
+  start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$client_started" "$bytes"
   # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
   wait "${pids[-1]}" || true
   save_nat_tables "$out"
@@ -161,6 +162,7 @@ for name in ${selected//,/ }; do
   rm -f "$work"/*.key
   workhorse_id=$(punchgate_id "$work/workhorse.key")
   setup_error=''
+  client_started=0
   run_scenario "$out" "$client" "$workhorse" || true
   stop_processes
   lab_down
