@@ -48,6 +48,11 @@ export function judge (name, scenario, probe, events) {
   }
 
   const miss = reason => result.failures.push(reason)
+  if (!['direct', 'relay', 'any'].includes(scenario.expectPath) || !(scenario.limitSeconds > 0)) {
+    miss('no target: scenario.json missing or unreadable')
+    result.pass = false
+    return result
+  }
   if (scenario.error != null) miss(scenario.error)
   if (probe.error != null) miss(`probe: ${probe.error}`)
   if (result.firstByteSeconds == null) {

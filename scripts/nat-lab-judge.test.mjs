@@ -89,6 +89,12 @@ test('start-up is the time from the launch to the first log record', () => {
   assert.equal(judge('x', scenario('direct'), probe(1800), events).startupSeconds, null)
 })
 
+test('a scenario without a readable target fails', () => {
+  const result = judge('x', {}, probe(1800), directRun)
+  assert.equal(result.pass, false)
+  assert.deepEqual(result.failures, ['no target: scenario.json missing or unreadable'])
+})
+
 test('the table shows every scenario with its verdict', () => {
   const table = markdownTable([
     judge('cone-cone', scenario('direct'), probe(1800), directRun),

@@ -92,7 +92,7 @@ punchgate_id() {
 }
 
 json_string() {
-  node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$1"
+  node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' -- "$1"
 }
 
 # Writes the scenario's target (and the setup error, if any) for the report.
