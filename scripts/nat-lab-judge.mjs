@@ -21,10 +21,15 @@ function startupSeconds (startedMs, events) {
 
 /**
  * scenario: the target as nat-lab-test.sh wrote it ({ client, workhorse, expectPath
- * (direct|relay|any), limitSeconds, workhorsePeer, clientStartedMs, impairments, error? });
+ * (direct|relay|any), limitSeconds, workhorsePeer, clientStartedMs, measuredUntilMs (when
+ * the harness began stopping the daemons), impairments, error? });
  * probe: nat-lab-echo-probe.mjs's output; events: the client daemon's log records.
  */
-export function judge (name, scenario, probe, events) {
+export function judge (name, scenario, probe, allEvents) {
+  // The daemons' shutdown (one peer leaving first) is not the scenario's outcome.
+  const events = scenario.measuredUntilMs > 0
+    ? allEvents.filter(e => e.time == null || Date.parse(e.time) <= scenario.measuredUntilMs)
+    : allEvents
   const activations = events.filter(e => e.event === 'tunnel.activated')
   const opened = events.filter(e => e.event === 'tunnel.opened' && e.side === 'client')
   const result = {

@@ -89,6 +89,22 @@ test('start-up is the time from the launch to the first log record', () => {
   assert.equal(judge('x', scenario('direct'), probe(1800), events).startupSeconds, null)
 })
 
+test('events after the harness began stopping the daemons do not count', () => {
+  const at = seconds => new Date(Date.parse('2026-11-25T10:00:00.000Z') + seconds * 1000).toISOString()
+  const events = [
+    { ...connected(WORKHORSE, true), time: at(1) },
+    { ...activated('direct'), time: at(1) },
+    { ...opened('direct'), time: at(2) },
+    // The workhorse shuts down first: its direct connection closes, the tunnel falls back.
+    { ...activated('relay'), time: at(9) }
+  ]
+  const measuredUntilMs = Date.parse(at(8))
+  const result = judge('x', { ...scenario('direct'), measuredUntilMs }, probe(1800), events)
+  assert.equal(result.path, 'direct')
+  assert.equal(result.pass, true)
+  assert.equal(judge('x', scenario('direct'), probe(1800), events).path, 'relay')
+})
+
 test('a scenario without a readable target fails', () => {
   const result = judge('x', {}, probe(1800), directRun)
   assert.equal(result.pass, false)

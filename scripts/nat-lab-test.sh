@@ -100,7 +100,8 @@ write_scenario() {
   local out=$1 client=$2 workhorse=$3 path=$4 limit=$5 peer=$6 error=$7
   {
     printf '{"client":"%s","workhorse":"%s","expectPath":"%s","limitSeconds":%s,' "$client" "$workhorse" "$path" "$limit"
-    printf '"workhorsePeer":"%s","clientStartedMs":%s,"impairments":%s' "$peer" "$client_started" "$(json_string "${impair[*]:-none}")"
+    printf '"workhorsePeer":"%s","clientStartedMs":%s,"measuredUntilMs":%s,"impairments":%s' \
+      "$peer" "$client_started" "$measured_until" "$(json_string "${impair[*]:-none}")"
     [ -n "$error" ] && printf ',"error":%s' "$(json_string "$error")"
     printf '}\n'
   } > "$out/scenario.json"
@@ -111,6 +112,7 @@ write_scenario() {
 # Called directly, not in a subshell, so the pids it starts reach stop_processes.
 setup_error=''
 client_started=0
+measured_until=0
 run_scenario() {
   local out=$1 client=$2 workhorse=$3
   local boot_id boot
@@ -164,6 +166,8 @@ for name in ${selected//,/ }; do
   setup_error=''
   client_started=0
   run_scenario "$out" "$client" "$workhorse" || true
+  # Events after this are the daemons shutting down, not the scenario's outcome.
+  measured_until=$(date +%s%3N)
   stop_processes
   lab_down
   write_scenario "$out" "$client" "$workhorse" "$path" "$limit" "$workhorse_id" "$setup_error"
