@@ -12,6 +12,8 @@ export interface Io {
   stdout: Output
   stderr: Output
   env: NodeJS.ProcessEnv
+  /** Picks the service manager for up/down/logs; defaults to process.platform. */
+  platform?: NodeJS.Platform
 }
 
 export interface Command<A> {

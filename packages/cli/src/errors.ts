@@ -20,6 +20,17 @@ export class UsageError extends PunchgateError {
   }
 }
 
+/** The service manager (systemd --user, launchd) is missing, unreachable or refused a request. */
+export class ServiceError extends PunchgateError {
+  static readonly NAME = 'ServiceError'
+  readonly kind = 'runtime'
+
+  constructor (message: string) {
+    super(message)
+    this.name = ServiceError.NAME
+  }
+}
+
 function isUsageError (err: unknown): boolean {
   return err instanceof Error && (err as Partial<PunchgateError>).kind === 'usage'
 }

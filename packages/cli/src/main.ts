@@ -6,9 +6,13 @@ import { readFileSync } from 'node:fs'
 import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { Command, Io } from './command.ts'
+import { downCommand } from './commands/down.ts'
 import { idCommand } from './commands/id.ts'
+import { logsCommand } from './commands/logs.ts'
 import { runCommand } from './commands/run.ts'
+import { upCommand } from './commands/up.ts'
 import { reportError, UsageError } from './errors.ts'
+import { declareDaemonBooleans } from './service/daemon-flags.ts'
 
 const EPILOGUE = 'Every option can also be set in the environment as PUNCHGATE_<OPTION>, e.g. ' +
   'PUNCHGATE_TUNNEL_BY_NAME; repeatable options take a comma-separated list. Flags beat the environment.'
@@ -46,8 +50,12 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
     .exitProcess(false)
     .fail((message, err) => { throw new UsageError(message ?? err.message) })
     .epilogue(EPILOGUE)
+  cli = declareDaemonBooleans(cli)
   cli = register(cli, runCommand)
   cli = register(cli, idCommand)
+  cli = register(cli, upCommand)
+  cli = register(cli, downCommand)
+  cli = register(cli, logsCommand)
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {

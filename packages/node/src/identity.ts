@@ -29,8 +29,8 @@ export function defaultStateDir (env: NodeJS.ProcessEnv = process.env, platform 
     : join(home, '.local', 'state', 'punchgate')
 }
 
-export function defaultIdentityPath (env: NodeJS.ProcessEnv = process.env): string {
-  return join(defaultStateDir(env), 'identity.key')
+export function defaultIdentityPath (env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
+  return join(defaultStateDir(env, platform), 'identity.key')
 }
 
 export async function loadOrCreateIdentity (path: string): Promise<Identity> {

@@ -3,6 +3,7 @@
  * It logs nothing itself; every record comes from the library's events.
  */
 import { constants } from 'node:os'
+import type { Options } from 'yargs'
 import { DEFAULT_LISTEN, defaultIdentityPath, loadOrCreateIdentity, startNode, validateConfig, type NodeConfig } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { withEnv, type EnvKind } from '../env.ts'
@@ -39,27 +40,30 @@ function repeatable (describe: string) {
   return { type: 'string', array: true, requiresArg: true, describe: `${describe} (repeatable)` } as const
 }
 
+/** The daemon's options; `punchgate up` accepts the same ones and stores them in its env file. */
+export const runOptions = {
+  identity: identityOption,
+  listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
+  announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
+  bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
+  expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
+  tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
+  'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND'),
+  'log-level': {
+    choices: LOG_LEVELS,
+    requiresArg: true,
+    coerce: (level: LogLevel | LogLevel[]) => lastWins(level),
+    describe: 'least severe level logged',
+    defaultDescription: 'info'
+  },
+  mdns: { type: 'boolean', describe: 'find and join peers on the local network by mDNS', defaultDescription: 'false' },
+  autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' }
+} as const satisfies Record<keyof RunArgs, Options>
+
 export const runCommand: Command<RunArgs> = {
   command: '$0',
   describe: 'run the daemon: expose local services and open tunnels to peers',
-  builder: yargs => yargs.options({
-    identity: identityOption,
-    listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
-    announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
-    bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
-    expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
-    tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
-    'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND'),
-    'log-level': {
-      choices: LOG_LEVELS,
-      requiresArg: true,
-      coerce: (level: LogLevel | LogLevel[]) => lastWins(level),
-      describe: 'least severe level logged',
-      defaultDescription: 'info'
-    },
-    mdns: { type: 'boolean', describe: 'find and join peers on the local network by mDNS', defaultDescription: 'false' },
-    autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' }
-  }),
+  builder: yargs => yargs.options(runOptions),
   run: async (args, io) => {
     const trap = trapShutdownSignals()
     try {
