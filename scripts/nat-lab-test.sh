@@ -152,12 +152,20 @@ save_nat_tables() {
   done
 }
 
-mkdir -p "$results"
-rm -rf "${results:?}"/*
-selected=${NATLAB_SCENARIOS:-$(awk 'NF { printf "%s%s", sep, $1; sep = "," }' <<< "$SCENARIOS")}
+known=$(awk 'NF { print $1 }' <<< "$SCENARIOS")
+selected=${NATLAB_SCENARIOS:-$(paste -sd, <<< "$known")}
 for name in ${selected//,/ }; do
-  read -r _ client workhorse path limit < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS") ||
-    { echo "nat-lab-test: unknown scenario '$name' (known: $(awk 'NF { printf "%s ", $1 }' <<< "$SCENARIOS"))" >&2; exit 2; }
+  grep -qxF -- "$name" <<< "$known" ||
+    { echo "nat-lab-test: unknown scenario '$name' (known: $(paste -sd' ' <<< "$known"))" >&2; exit 2; }
+done
+
+# Only what this script writes is replaced, whatever NATLAB_RESULTS points at.
+mkdir -p "$results"
+for name in $known; do rm -rf "${results:?}/$name"; done
+rm -f "$results/results.json" "$results/results.md" "$results/scenarios.txt"
+
+for name in ${selected//,/ }; do
+  read -r _ client workhorse path limit < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
   out="$results/$name"
   mkdir -p "$out"
   echo "nat-lab-test: $name (client $client, workhorse $workhorse, target $path, first byte <= $limit s)"
