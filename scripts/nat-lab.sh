@@ -187,6 +187,8 @@ cmd_up() {
 
   # A half-built lab is torn down, so a failed 'up' leaves nothing behind.
   trap "status=\$?; [ \$status -eq 0 ] || cmd_down '$prefix'; exit \$status" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   new_namespace "${prefix}inet"
   ip -n "${prefix}inet" link add br0 type bridge
   ip -n "${prefix}inet" link set br0 up
@@ -195,7 +197,7 @@ cmd_up() {
   build_side "$prefix" client "$client_kind"
   build_side "$prefix" workhorse "$workhorse_kind"
   add_impairments "$prefix" "$delay" "$loss"
-  trap - EXIT
+  trap - EXIT INT TERM
   echo "nat-lab: $prefix up: client $client_kind, workhorse $workhorse_kind${delay:+, delay ${delay} ms}${loss:+, loss ${loss}%}"
 }
 

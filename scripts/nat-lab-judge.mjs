@@ -1,0 +1,104 @@
+// Judges one NAT lab scenario against its target, and renders the results table. Pure:
+// scripts/nat-lab-report.mjs reads the files; scripts/nat-lab-judge.test.mjs tests this.
+
+/** The issue asks the relay path to carry at least this much, byte-exact. */
+export const RELAY_MIN_BYTES = 100e6
+
+/** What the client's own hole-punch rounds did, e.g. "ok, round 1, 65 ms" or "failed x2". */
+function punchSummary (events) {
+  const succeeded = events.find(e => e.event === 'holepunch.succeeded')
+  const failed = events.filter(e => e.event === 'holepunch.failed').length
+  if (succeeded != null) return `ok, round ${succeeded.attempt}, ${succeeded.ms} ms`
+  return failed > 0 ? `failed x${failed}` : 'none'
+}
+
+/** From the client's launch to its first log record: Node and module loading, no network. */
+function startupSeconds (startedMs, events) {
+  const first = events[0]?.time
+  if (!(startedMs > 0) || first == null) return null
+  return (Date.parse(first) - startedMs) / 1000
+}
+
+/**
+ * scenario: the target as nat-lab-test.sh wrote it ({ client, workhorse, expectPath
+ * (direct|relay|any), limitSeconds, workhorsePeer, clientStartedMs, measuredUntilMs (when
+ * the harness began stopping the daemons), impairments, error? });
+ * probe: nat-lab-echo-probe.mjs's output; events: the client daemon's log records.
+ */
+export function judge (name, scenario, probe, allEvents) {
+  // The daemons' shutdown (one peer leaving first) is not the scenario's outcome.
+  const events = scenario.measuredUntilMs > 0
+    ? allEvents.filter(e => e.time == null || Date.parse(e.time) <= scenario.measuredUntilMs)
+    : allEvents
+  const activations = events.filter(e => e.event === 'tunnel.activated')
+  const opened = events.filter(e => e.event === 'tunnel.opened' && e.side === 'client')
+  const result = {
+    scenario: name,
+    client: scenario.client,
+    workhorse: scenario.workhorse,
+    targetPath: scenario.expectPath,
+    limitSeconds: scenario.limitSeconds,
+    path: activations.at(-1)?.path ?? null,
+    pathChanges: activations.map(e => e.path),
+    directConnection: events.some(e => e.event === 'peer.connected' && e.peer === scenario.workhorsePeer && e.direct === true),
+    punch: punchSummary(events),
+    firstByteSeconds: probe.firstByteMs != null ? probe.firstByteMs / 1000 : null,
+    startupSeconds: startupSeconds(scenario.clientStartedMs, events),
+    transferPath: opened.at(-1)?.path ?? null,
+    bytes: probe.bytes ?? null,
+    mbPerSecond: probe.mbPerSecond ?? null,
+    exact: probe.exact === true,
+    impairments: scenario.impairments,
+    failures: []
+  }
+
+  const miss = reason => result.failures.push(reason)
+  if (!['direct', 'relay', 'any'].includes(scenario.expectPath) || !(scenario.limitSeconds > 0)) {
+    miss('no target: scenario.json missing or unreadable')
+    result.pass = false
+    return result
+  }
+  if (scenario.error != null) miss(scenario.error)
+  if (probe.error != null) miss(`probe: ${probe.error}`)
+  if (result.firstByteSeconds == null) {
+    miss('no echo byte')
+  } else if (result.firstByteSeconds > scenario.limitSeconds) {
+    miss(`first byte after ${result.firstByteSeconds.toFixed(1)} s, limit ${scenario.limitSeconds} s`)
+  }
+  if (scenario.expectPath !== 'any' && result.path !== scenario.expectPath) {
+    miss(`tunnel ended on ${result.path ?? 'no path'}, target ${scenario.expectPath}`)
+  }
+  if (scenario.expectPath === 'direct' && !result.directConnection) {
+    miss('no direct connection to the workhorse')
+  }
+  if (result.bytes != null) {
+    if (!result.exact) miss('echo not byte-exact')
+    if (result.transferPath === 'relay' && result.bytes < RELAY_MIN_BYTES) {
+      miss(`relay carried ${result.bytes} bytes, target >= ${RELAY_MIN_BYTES / 1e6} MB`)
+    }
+  }
+  result.pass = result.failures.length === 0
+  return result
+}
+
+const fixed = (value, digits) => value == null ? '-' : value.toFixed(digits)
+
+export function markdownTable (results) {
+  const header = ['scenario', 'client NAT', 'workhorse NAT', 'target path', 'path', 'direct conn', 'client punch',
+    'first byte (start-up)', 'limit', 'echo rate (path)', 'byte-exact', 'result']
+  const rows = results.map(r => [
+    r.scenario,
+    r.client,
+    r.workhorse,
+    r.targetPath,
+    r.path ?? '-',
+    r.directConnection ? 'yes' : 'no',
+    r.punch,
+    `${fixed(r.firstByteSeconds, 1)} s (${fixed(r.startupSeconds, 1)} s)`,
+    `${r.limitSeconds} s`,
+    r.mbPerSecond != null ? `${r.mbPerSecond} MB/s (${r.transferPath ?? '?'})` : '-',
+    r.bytes != null ? `${r.exact ? 'yes' : 'NO'}, ${(r.bytes / 2 ** 20).toFixed(0)} MiB` : '-',
+    r.pass ? 'pass' : `FAIL: ${r.failures.join('; ')}`
+  ])
+  return [header, header.map(() => '---'), ...rows].map(cells => `| ${cells.join(' | ')} |`).join('\n') + '\n'
+}

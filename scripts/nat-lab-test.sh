@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# NAT lab test (npm run test:lab; needs root): for each scenario, builds the lab
+# (scripts/nat-lab.sh), runs a bootstrap, a workhorse exposing an echo server and a client
+# tunnelling to it by name, each in its namespace; times the first echoed byte from the
+# client's start, pushes NATLAB_BYTES through the tunnel byte-exact, reads the tunnel's
+# path from the client log, and judges each scenario against its target
+# (scripts/nat-lab-report.mjs). Exits 1 if any target is missed.
+#
+#   NATLAB_SCENARIOS  comma list of scenario names (default: all, see below)
+#   NATLAB_BYTES      bytes echoed per scenario (default 104857600 = 100 MiB)
+#   NATLAB_DELAY_MS, NATLAB_LOSS_PCT   impair the internet segment (nat-lab.sh --delay/--loss)
+#   NATLAB_PREFIX     namespace prefix (default pgl-<pid>-, so parallel runs never meet)
+#   NATLAB_RESULTS    results directory (default test-results/nat-lab)
+set -euo pipefail
+
+# name                 client     workhorse  target path  first byte limit (s)
+readonly SCENARIOS='
+fullcone-fullcone      fullcone   fullcone   direct       5
+cone-cone              cone       cone       direct       10
+public-cone            public     cone       direct       5
+symmetric-symmetric    symmetric  symmetric  relay        15
+cone-symmetric         cone       symmetric  any          15
+fullcone-symmetric     fullcone   symmetric  any          15
+public-public          public     public     direct       5
+'
+readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
+# Setup steps that take longer than this are failures, not slow successes.
+readonly START_TIMEOUT_S=30
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$root/node_modules/.bin:$PATH"
+lab="$root/scripts/nat-lab.sh"
+cli="$root/packages/cli/bin/punchgate.js"
+prefix=${NATLAB_PREFIX:-pgl-$$-}
+results=${NATLAB_RESULTS:-$root/test-results/nat-lab}
+bytes=${NATLAB_BYTES:-104857600}
+impair=()
+[ -n "${NATLAB_DELAY_MS:-}" ] && impair+=(--delay "$NATLAB_DELAY_MS")
+[ -n "${NATLAB_LOSS_PCT:-}" ] && impair+=(--loss "$NATLAB_LOSS_PCT")
+[ "$(id -u)" -eq 0 ] || { echo "nat-lab-test: needs root (network namespaces): sudo npm run test:lab" >&2; exit 2; }
+work=$(mktemp -d)
+pids=()
+# Set once this run's 'up' succeeded: a failed 'up' may mean the names belong to another run.
+lab_up=0
+
+stop_processes() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    # A daemon that ignores SIGTERM for 10 s is killed.
+    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  pids=()
+}
+
+lab_down() {
+  if [ "$lab_up" -eq 1 ]; then
+    "$lab" down "$prefix" || true
+    lab_up=0
+  fi
+}
+
+cleanup() {
+  local status=$?
+  stop_processes
+  lab_down
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs CMD... in namespace HOST in the background, output to LOG; its pid joins pids.
+start_in() {
+  local host=$1 log=$2
+  shift 2
+  "$lab" exec "$prefix" "$host" "$@" > "$log" 2>&1 &
+  pids+=($!)
+}
+
+# Waits (bounded) until LOG has a line matching PATTERN.
+wait_for() {
+  local log=$1 pattern=$2
+  timeout "$START_TIMEOUT_S" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$log" 2>/dev/null) &
+  wait "$!"
+}
+
+punchgate_id() {
+  node "$cli" id --identity "$1"
+}
+
+json_string() {
+  node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' -- "$1"
+}
+
+# Writes the scenario's target (and the setup error, if any) for the report.
+write_scenario() {
+  local out=$1 client=$2 workhorse=$3 path=$4 limit=$5 peer=$6 error=$7
+  {
+    printf '{"client":"%s","workhorse":"%s","expectPath":"%s","limitSeconds":%s,' "$client" "$workhorse" "$path" "$limit"
+    printf '"workhorsePeer":"%s","clientStartedMs":%s,"measuredUntilMs":%s,"impairments":%s' \
+      "$peer" "$client_started" "$measured_until" "$(json_string "${impair[*]:-none}")"
+    [ -n "$error" ] && printf ',"error":%s' "$(json_string "$error")"
+    printf '}\n'
+  } > "$out/scenario.json"
+}
+
+# Brings up the lab and the daemons, runs the probe. When a setup step fails, returns
+# non-zero with the reason in setup_error; the probe's own failures are in probe.json.
+# Called directly, not in a subshell, so the pids it starts reach stop_processes.
+setup_error=''
+client_started=0
+measured_until=0
+run_scenario() {
+  local out=$1 client=$2 workhorse=$3
+  local boot_id boot
+
+  "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
+    { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
+  lab_up=1
+
+  boot_id=$(punchgate_id "$work/boot.key")
+  boot="/ip4/$BOOT_ADDR/tcp/$BOOT_PORT/p2p/$boot_id"
+  start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" \
+    --listen "/ip4/$BOOT_ADDR/tcp/$BOOT_PORT" --listen "/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1"
+  wait_for "$out/boot.log" '"event":"node.started"' || { setup_error="bootstrap did not start"; return 1; }
+
+  start_in workhorse "$out/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
+  wait_for "$out/echo.log" 'listening' || { setup_error="echo server did not start"; return 1; }
+  start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" \
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
+  wait_for "$out/workhorse.log" '"event":"service.published"' ||
+    { setup_error="workhorse did not publish echo within ${START_TIMEOUT_S} s"; return 1; }
+
+  # The clock starts as the client is launched; the probe connects right after.
+  client_started=$(date +%s%3N)
+  start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --log-level debug \
+    --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
+  start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$client_started" "$bytes"
+  # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
+  wait "${pids[-1]}" || true
+  save_nat_tables "$out"
+}
+
+# The routers' connection tracking tables, to see what a failed punch did on the wire.
+save_nat_tables() {
+  local router
+  for router in routerA routerB; do
+    "$lab" exec "$prefix" "$router" conntrack -L -p tcp > "$1/$router.conntrack" 2>/dev/null || rm -f "$1/$router.conntrack"
+  done
+}
+
+known=$(awk 'NF { print $1 }' <<< "$SCENARIOS")
+selected=${NATLAB_SCENARIOS:-$(paste -sd, <<< "$known")}
+for name in ${selected//,/ }; do
+  grep -qxF -- "$name" <<< "$known" ||
+    { echo "nat-lab-test: unknown scenario '$name' (known: $(paste -sd' ' <<< "$known"))" >&2; exit 2; }
+done
+
+# Only what this script writes is replaced, whatever NATLAB_RESULTS points at.
+mkdir -p "$results"
+for name in $known; do rm -rf "${results:?}/$name"; done
+rm -f "$results/results.json" "$results/results.md" "$results/scenarios.txt"
+
+for name in ${selected//,/ }; do
+  read -r _ client workhorse path limit < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
+  out="$results/$name"
+  mkdir -p "$out"
+  echo "nat-lab-test: $name (client $client, workhorse $workhorse, target $path, first byte <= $limit s)"
+  rm -f "$work"/*.key
+  workhorse_id=$(punchgate_id "$work/workhorse.key")
+  setup_error=''
+  client_started=0
+  run_scenario "$out" "$client" "$workhorse" || true
+  # Events after this are the daemons shutting down, not the scenario's outcome.
+  measured_until=$(date +%s%3N)
+  stop_processes
+  lab_down
+  write_scenario "$out" "$client" "$workhorse" "$path" "$limit" "$workhorse_id" "$setup_error"
+  echo "$name" >> "$results/scenarios.txt"
+done
+
+echo
+node "$root/scripts/nat-lab-report.mjs" "$results"
