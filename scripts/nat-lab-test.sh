@@ -123,20 +123,20 @@ run_scenario() {
 
   boot_id=$(punchgate_id "$work/boot.key")
   boot="/ip4/$BOOT_ADDR/tcp/$BOOT_PORT/p2p/$boot_id"
-  start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" \
+  start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
     --listen "/ip4/$BOOT_ADDR/tcp/$BOOT_PORT" --listen "/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1"
   wait_for "$out/boot.log" '"event":"node.started"' || { setup_error="bootstrap did not start"; return 1; }
 
   start_in workhorse "$out/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
   wait_for "$out/echo.log" 'listening' || { setup_error="echo server did not start"; return 1; }
-  start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" \
+  start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
     --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
   wait_for "$out/workhorse.log" '"event":"service.published"' ||
     { setup_error="workhorse did not publish echo within ${START_TIMEOUT_S} s"; return 1; }
 
   # The clock starts as the client is launched; the probe connects right after.
   client_started=$(date +%s%3N)
-  start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --log-level debug \
+  start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" --log-level debug \
     --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
   start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$client_started" "$bytes"
   # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
