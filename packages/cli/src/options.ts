@@ -22,5 +22,5 @@ export const controlOption = {
   requiresArg: true,
   coerce: (path: string | string[]) => lastWins(path),
   describe: "the daemon's control socket",
-  defaultDescription: '$XDG_RUNTIME_DIR/punchgate/control.sock, else control.sock in the state directory'
+  defaultDescription: '$XDG_RUNTIME_DIR/punchgate/control.sock (else in the state directory); with a non-default --identity FILE, FILE.sock'
 } as const satisfies Options

@@ -3,6 +3,7 @@
  * It logs nothing itself; every record comes from the library's events.
  */
 import { constants } from 'node:os'
+import { resolve } from 'node:path'
 import type { Options } from 'yargs'
 import {
   ControlServer, DEFAULT_LISTEN, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity, startNode,
@@ -120,12 +121,23 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     metrics: options.metrics,
     rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined
   })
+  const identityPath = resolve(options.identity ?? defaultIdentityPath(env))
   return {
     config,
-    identityPath: options.identity ?? defaultIdentityPath(env),
-    controlPath: options.control ?? defaultControlPath(env),
+    identityPath,
+    controlPath: options.control ?? controlPathFor(identityPath, env),
     logLevel: options['log-level'] ?? 'info'
   }
+}
+
+/**
+ * One identity, one daemon: a daemon with an identity of its own (several on one machine,
+ * as in the README's walk-through) gets its control socket next to that key file, so they
+ * never claim the same socket. The default identity keeps the default socket, where
+ * `punchgate status` and `connect` look.
+ */
+function controlPathFor (identityPath: string, env: NodeJS.ProcessEnv): string {
+  return identityPath === resolve(defaultIdentityPath(env)) ? defaultControlPath(env) : `${identityPath}.sock`
 }
 
 /** Starts the node, waits for `shutdown` to abort, stops the node. Resolves with the exit code. */
