@@ -9,6 +9,20 @@ import type { Logger } from './logger.ts'
 export type Path = 'direct' | 'relay'
 export type Side = 'client' | 'server'
 
+/** A UDP session (one local sender) logs as a tunnel with these fields. */
+export type UdpFields = {
+  transport?: 'udp'
+  /** Client side: the local sender, `address:port`. */
+  sender?: string
+}
+
+export type UdpCounts = {
+  datagramsIn: number
+  datagramsOut: number
+  /** Datagrams dropped in this session (congested or closing stream). */
+  dropped: number
+}
+
 export interface EventMap {
   'node.started': { peerId: string, addrs: string[], role: 'public' | 'private' }
   'node.stopped': { peerId: string }
@@ -27,9 +41,11 @@ export interface EventMap {
   'tunnel.activated': { tunnel: string, peer: string, service: string, path: Path }
   'tunnel.deactivated': { tunnel: string, peer: string, service: string, reason: string }
   'tunnel.connect-failed': { tunnel: string, peer: string, service: string, attempt: number, error: string }
-  'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string }
-  'tunnel.closed': { side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string }
-  'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string }
+  'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string, destination?: string } & UdpFields
+  'tunnel.closed': {
+    side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string, destination?: string
+  } & UdpFields & Partial<UdpCounts>
+  'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string, destination?: string, message?: string } & UdpFields
 }
 
 export type EventName = keyof EventMap

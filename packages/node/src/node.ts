@@ -6,13 +6,16 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PrivateKey } from '@libp2p/interface'
 import type { NodeConfig } from './config.ts'
-import { DIAL_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError } from './errors.ts'
 import { NodeEvents, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, pathOf } from './protocol/expose.ts'
-import { TunnelListener, type TunnelRoute } from './protocol/listener.ts'
+import type { TunnelRoute } from './protocol/listener.ts'
+import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
+import { ServiceTable } from './protocol/services.ts'
+import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
@@ -40,7 +43,7 @@ export interface PunchgateNode {
   stop(): Promise<void>
 }
 
-export interface TunnelInfo {
+export interface TunnelInfo extends ListenerTotals {
   tunnel: string
   service: string
   bind: string
@@ -48,12 +51,8 @@ export interface TunnelInfo {
   peer?: string
   /** Path new connections take: set while the tunnel is live. */
   path?: Path
-  /** TCP connections open right now. */
+  /** TCP connections (UDP: senders with a session) open right now. */
   connections: number
-  opened: number
-  rejected: number
-  bytesIn: number
-  bytesOut: number
 }
 
 export interface ConnectedPeer {
@@ -88,7 +87,8 @@ class Runner implements PunchgateNode {
   private readonly config: NodeConfig
   private readonly timing: Timing
   private state: State
-  private readonly listeners = new Map<string, TunnelListener>()
+  private readonly listeners = new Map<string, LocalListener>()
+  private readonly services: ServiceTable
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly delays = new Map<string, number>()
   private readonly peerPaths = new Map<string, Path>()
@@ -102,6 +102,7 @@ class Runner implements PunchgateNode {
     this.swarm = swarm
     this.events = new NodeEvents(options.logger)
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
+    this.services = new ServiceTable(config)
     this.state = initialState({
       bootstraps: config.bootstrap,
       services: config.expose.map(e => e.name),
@@ -164,9 +165,10 @@ class Runner implements PunchgateNode {
 
   async start (): Promise<void> {
     for (const spec of this.config.tunnels) {
-      const listener = new TunnelListener({
+      const listener = createLocalListener({
         spec,
         events: this.events,
+        udpIdleMs: this.config.udpIdleMs,
         onRouteFailed: err => this.dispatch({ type: 'stream-failed', tunnel: spec.id, error: err.message })
       })
       this.listeners.set(spec.id, listener)
@@ -178,10 +180,11 @@ class Runner implements PunchgateNode {
       throw err
     }
 
-    await this.swarm.handle(TUNNEL_PROTOCOL, createExposeHandler({ services: this.config.expose, events: this.events }), {
-      maxInboundStreams: MAX_TUNNEL_STREAMS,
-      runOnLimitedConnection: true
-    })
+    const handlerOptions = { maxInboundStreams: MAX_TUNNEL_STREAMS, runOnLimitedConnection: true }
+    await this.swarm.handle(TUNNEL_PROTOCOL, createExposeHandler({ table: this.services, events: this.events }), handlerOptions)
+    await this.swarm.handle(UDP_PROTOCOL, createUdpExposeHandler({
+      table: this.services, events: this.events, idleMs: this.config.udpIdleMs
+    }), handlerOptions)
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
     this.swarm.addEventListener('self:peer:update', () => this.checkRelay())
@@ -417,13 +420,13 @@ class Runner implements PunchgateNode {
     const peerId = peerIdFromString(peer)
     return {
       peer,
-      openStream: async (signal) => {
+      openStream: async (signal, protocol = TUNNEL_PROTOCOL) => {
         const connections = this.swarm.getConnections(peerId)
           .filter(c => c.status === 'open')
           .sort((a, b) => Number(pathOf(b) === 'direct') - Number(pathOf(a) === 'direct'))
         const connection = connections[0]
         if (connection == null) throw new Error(`no connection to ${peer}`)
-        const stream = await connection.newStream(TUNNEL_PROTOCOL, {
+        const stream = await connection.newStream(protocol, {
           signal, runOnLimitedConnection: true, maxOutboundStreams: MAX_TUNNEL_STREAMS
         })
         return { stream, path: pathOf(connection) }
