@@ -203,6 +203,7 @@ class Runner implements PunchgateNode {
       throw new ListenError(this.config.listen, (err as Error).message)
     }
 
+    for (const name of this.services.unrestricted) this.events.emitEvent('service.unrestricted', { name })
     this.events.emitEvent('node.started', {
       peerId: this.peerId,
       addrs: this.addrs(),

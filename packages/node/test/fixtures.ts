@@ -56,7 +56,7 @@ export interface EchoServer {
   close: () => Promise<void>
 }
 
-export async function echoServer (): Promise<EchoServer> {
+export async function echoServer (host = '127.0.0.1'): Promise<EchoServer> {
   let count = 0
   const sockets = new Set<Socket>()
   const server = createServer({ allowHalfOpen: true }, socket => {
@@ -66,7 +66,7 @@ export async function echoServer (): Promise<EchoServer> {
     socket.on('error', () => {})
     socket.pipe(socket)
   })
-  server.listen(0, '127.0.0.1')
+  server.listen(0, host)
   await once(server, 'listening')
   const address = server.address()
   if (address == null || typeof address === 'string') throw new Error('no port')
