@@ -37,6 +37,19 @@ export class IdentityError extends PunchgateError {
   }
 }
 
+/** A key file (swarm key, new identity) that must not be written or read as it stands. */
+export class SecretFileError extends PunchgateError {
+  static readonly NAME = 'SecretFileError'
+  readonly kind = 'runtime'
+  readonly path: string
+
+  constructor (flag: string, path: string, reason: string) {
+    super(`--${flag} ${JSON.stringify(path)}: ${reason}`)
+    this.name = SecretFileError.NAME
+    this.path = path
+  }
+}
+
 /** A local tunnel listener could not bind its address (in use, no permission). */
 export class BindError extends PunchgateError {
   static readonly NAME = 'BindError'

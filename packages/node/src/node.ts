@@ -14,10 +14,11 @@ import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, pathOf } from './protocol/expose.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
 import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
-import { ServiceTable } from './protocol/services.ts'
+import { describeServices, ServiceTable } from './protocol/services.ts'
 import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
+import { relaysFor } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
@@ -69,7 +70,7 @@ export interface NodeStatus {
   phase: string
   listenAddrs: string[]
   announcedAddrs: string[]
-  relay: { state: 'none' | 'reserving' | 'reserved', addrs: string[] }
+  relay: { state: State['relay'], addrs: string[] }
   peers: ConnectedPeer[]
   services: Array<{ name: string, target: string }>
   tunnels: TunnelInfo[]
@@ -106,7 +107,8 @@ class Runner implements PunchgateNode {
     this.state = initialState({
       bootstraps: config.bootstrap,
       services: config.expose.map(e => e.name),
-      tunnels: config.tunnels
+      tunnels: config.tunnels,
+      relayOff: config.relayMode.mode === 'off'
     })
     for (const addr of config.bootstrap) {
       const id = multiaddr(addr).getComponents().findLast(c => c.name === 'p2p')?.value
@@ -158,7 +160,7 @@ class Runner implements PunchgateNode {
       announcedAddrs: this.addrs(),
       relay: { state: this.state.relay, addrs: this.relayAddrs() },
       peers: [...peers.values()],
-      services: this.config.expose.map(e => ({ name: e.name, target: `${e.target.host}:${e.target.port}` })),
+      services: describeServices(this.config),
       tunnels: this.tunnels()
     }
   }
@@ -316,7 +318,7 @@ class Runner implements PunchgateNode {
   }
 
   private async reserveRelay (): Promise<void> {
-    const relay = this.connectedBootstraps()[0]
+    const relay = relaysFor(this.config.relayMode, this.connectedBootstraps())[0]
     if (relay == null) {
       this.dispatch({ type: 'relay-failed', error: 'no bootstrap connected' })
       return
@@ -333,7 +335,7 @@ class Runner implements PunchgateNode {
 
   private checkRelay (): void {
     if (this.running && this.state.relay === 'reserved' && this.relayAddrs().length === 0) {
-      const relay = this.connectedBootstraps()[0] ?? Object.keys(this.state.bootstraps)[0] ?? ''
+      const relay = relaysFor(this.config.relayMode, this.connectedBootstraps())[0] ?? Object.keys(this.state.bootstraps)[0] ?? ''
       this.events.emitEvent('relay.lost', { relay })
       this.dispatch({ type: 'relay-lost' })
     }
@@ -374,8 +376,8 @@ class Runner implements PunchgateNode {
     } catch (err) {
       errors.push((err as Error).message)
     }
-    // A peer behind NAT may be reachable only through the relay slot it holds on our bootstrap.
-    for (const relay of connection == null ? this.connectedBootstraps() : []) {
+    // A peer behind NAT may be reachable only through the relay slot it holds on our bootstrap (or the --relay-mode relay).
+    for (const relay of connection == null ? relaysFor(this.config.relayMode, this.connectedBootstraps()) : []) {
       if (!this.running) return
       try {
         connection = await this.swarm.dial(multiaddr(`${relay}/p2p-circuit/p2p/${peer}`), { signal: this.signal(DIAL_TIMEOUT_MS) })

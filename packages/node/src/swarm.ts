@@ -16,10 +16,12 @@ import { autoNAT } from '@libp2p/autonat'
 import { mdns } from '@libp2p/mdns'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey } from '@libp2p/interface'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
+import { relayGater } from './relay.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -40,10 +42,12 @@ export type Swarm = Libp2p<Services>
 
 export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
+  // --relay-mode off: direct connections only, so no relayed dials and nothing to upgrade.
+  const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
     ping: ping(),
-    dcutr: dcutr(),
+    ...(useRelays ? { dcutr: dcutr() } : {}),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: !isPublic,
@@ -72,7 +76,14 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): 
     privateKey,
     start: false,
     addresses: { listen: config.listen, announce: config.announce },
-    transports: [tcp(), quic(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
+    transports: [
+      tcp(),
+      // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
+      ...(config.swarmKey == null ? [quic()] : []),
+      ...(useRelays ? [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })] : [])
+    ],
+    ...(config.swarmKey != null ? { connectionProtector: preSharedKey({ psk: config.swarmKey }) } : {}),
+    connectionGater: relayGater(config),
     connectionEncrypters: [tls(), noise()],
     streamMuxers: [yamux({
       maxInboundStreams: 4096,

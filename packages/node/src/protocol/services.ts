@@ -111,3 +111,21 @@ export class ServiceTable {
       : { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port} is outside this service's networks and ports` }
   }
 }
+
+/**
+ * The services for `status`: `127.0.0.1:22`, `127.0.0.1:53/udp`, or for a net
+ * `192.168.1.0/24:22,80` (a list of networks and ports).
+ */
+export function describeServices (config: Pick<NodeConfig, 'expose' | 'exposeNet'>): Array<{ name: string, target: string }> {
+  const udp = (spec: { transport?: 'udp' }): string => spec.transport === 'udp' ? '/udp' : ''
+  return [
+    ...config.expose.map(e => ({
+      name: e.name,
+      target: `${e.target.host.includes(':') ? `[${e.target.host}]` : e.target.host}:${e.target.port}${udp(e)}`
+    })),
+    ...config.exposeNet.map(n => ({
+      name: n.name,
+      target: `${n.networks.map(c => `${c.address}/${c.prefix}`).join(',')}:${n.ports.map(r => r.from === r.to ? r.from : `${r.from}-${r.to}`).join(',')}${udp(n)}`
+    }))
+  ]
+}
