@@ -32,6 +32,7 @@ export interface EventMap {
   'bootstrap.dial-failed': { addr: string, attempt: number, retryInMs: number, error: string }
   'relay.reserved': { relay: string, addrs: string[] }
   'relay.lost': { relay: string }
+  'relay.reserve-failed': { relay: string, retryInMs: number, error: string }
   'service.unrestricted': { name: string }
   'service.published': { name: string }
   'service.publish-failed': { name: string, error: string }
@@ -52,7 +53,7 @@ export interface EventMap {
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
-  'bootstrap.dial-failed', 'relay.lost', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
+  'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
   'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated'
 ])
 

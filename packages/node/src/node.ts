@@ -329,7 +329,9 @@ class Runner implements PunchgateNode {
       this.dispatch({ type: 'relay-reserved' })
       this.events.emitEvent('relay.reserved', { relay, addrs: this.relayAddrs() })
     } catch (err) {
-      if (this.running) this.dispatch({ type: 'relay-failed', error: (err as Error).message })
+      if (!this.running) return
+      this.dispatch({ type: 'relay-failed', error: (err as Error).message })
+      this.events.emitEvent('relay.reserve-failed', { relay, retryInMs: this.timerDelay('relay'), error: (err as Error).message })
     }
   }
 
