@@ -7,6 +7,8 @@ import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { Command, Io } from './command.ts'
 import { idCommand } from './commands/id.ts'
+import { keygenCommand } from './commands/keygen.ts'
+import { swarmKeyCommand } from './commands/swarm-key.ts'
 import { runCommand } from './commands/run.ts'
 import { reportError, UsageError } from './errors.ts'
 
@@ -48,6 +50,8 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
     .epilogue(EPILOGUE)
   cli = register(cli, runCommand)
   cli = register(cli, idCommand)
+  cli = register(cli, keygenCommand)
+  cli = register(cli, swarmKeyCommand)
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {

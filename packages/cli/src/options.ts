@@ -16,3 +16,23 @@ export const identityOption = {
   describe: 'identity key file, created (mode 0600) if missing',
   defaultDescription: 'punchgate/identity.key in $XDG_STATE_HOME (else ~/.local/state)'
 } as const satisfies Options
+
+export interface OutputArgs {
+  output: string
+  force?: boolean
+}
+
+/** `--output PATH` (required) and `--force`, for the commands that write a key file. */
+export function outputOptions (describe: string) {
+  return {
+    output: {
+      type: 'string',
+      alias: 'o',
+      demandOption: true,
+      requiresArg: true,
+      coerce: (path: string | string[]) => lastWins(path),
+      describe
+    },
+    force: { type: 'boolean', describe: 'replace the file if it exists', defaultDescription: 'false' }
+  } as const satisfies Record<string, Options>
+}
