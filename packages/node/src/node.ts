@@ -106,7 +106,7 @@ class Runner implements PunchgateNode {
     this.services = new ServiceTable(config)
     this.state = initialState({
       bootstraps: config.bootstrap,
-      services: config.expose.map(e => e.name),
+      services: [...config.expose, ...config.exposeNet].map(e => e.name),
       tunnels: config.tunnels,
       relayOff: config.relayMode.mode === 'off'
     })
@@ -344,7 +344,7 @@ class Runner implements PunchgateNode {
   }
 
   private async publish (): Promise<void> {
-    await Promise.all(this.config.expose.map(async ({ name }) => {
+    await Promise.all(this.state.services.map(async name => {
       try {
         await publishService(this.swarm, name, this.signal(PUBLISH_TIMEOUT_MS))
         this.events.emitEvent('service.published', { name })

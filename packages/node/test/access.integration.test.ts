@@ -61,7 +61,10 @@ describe('access control, expose-net and session limits', () => {
     }
     const aliceTunnels = Object.entries(tunnels).filter(([k]) => k.startsWith('alice')).map(([, v]) => v)
     const bobTunnels = Object.entries(tunnels).filter(([k]) => k.startsWith('bob')).map(([, v]) => v)
-    alice = await testNode({ bootstrap: [boot], tunnel: aliceTunnels }, { privateKey: a.privateKey })
+    const aliceByName = `lan@127.0.0.1:0>127.0.0.1:${echo.port}`
+    alice = await testNode({ bootstrap: [boot], tunnel: aliceTunnels, tunnelByName: [aliceByName] }, { privateKey: a.privateKey })
+    aliceTunnels.push(aliceByName)
+    tunnels.aliceLanByName = aliceByName
     bob = await testNode({ bootstrap: [boot], tunnel: bobTunnels }, { privateKey: b.privateKey })
     for (const [who, node] of [['alice', alice], ['bob', bob]] as const) {
       for (const t of node.tunnels()) port.set(`${who}:${t.tunnel}`, portOf(t.bind))
@@ -124,9 +127,10 @@ describe('access control, expose-net and session limits', () => {
     assert.equal(echo.connections(), before)
   })
 
-  it('connects an expose-net destination inside the allowed networks and ports', async () => {
+  it('connects an expose-net destination inside the allowed networks and ports, found by peer id or by name', async () => {
     const data = random(100 * 1024)
     assert.equal(sha256(await roundTrip(portFor('alice', 'aliceLan'), data)), sha256(data))
+    assert.equal(sha256(await roundTrip(portFor('alice', 'aliceLanByName'), data)), sha256(data))
     assert.equal(sha256(await roundTrip(portFor('alice', 'aliceWide'), data)), sha256(data))
   })
 

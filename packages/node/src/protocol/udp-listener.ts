@@ -48,6 +48,7 @@ export class UdpTunnelListener {
   private readonly sessions = new Map<string, Session>()
   private route?: TunnelRoute
   private closing = false
+  private bound = false
 
   constructor (init: UdpTunnelListenerInit) {
     this.spec = init.spec
@@ -61,10 +62,7 @@ export class UdpTunnelListener {
 
   get bind (): string {
     const { host } = this.spec.bind
-    let port = this.spec.bind.port
-    try {
-      port = this.socket.address().port
-    } catch {}
+    const port = this.bound ? this.socket.address().port : this.spec.bind.port
     return `${host.includes(':') ? `[${host}]` : host}:${port}/udp`
   }
 
@@ -82,6 +80,7 @@ export class UdpTunnelListener {
       this.socket.once('error', onError)
       this.socket.bind({ address: this.spec.bind.host, port: this.spec.bind.port, exclusive: true }, () => {
         this.socket.off('error', onError)
+        this.bound = true
         resolve()
       })
     })
