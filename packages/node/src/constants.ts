@@ -36,10 +36,28 @@ export const BOOTSTRAP_RETRY_MAX_MS = 60_000
 export const DIAL_TIMEOUT_MS = 10_000
 
 /**
- * How long a tunnel waits for a relayed connection to become direct before it goes live
- * on the relay. DCUtR starts on its own when the relayed connection opens.
+ * Upper bound on how long a tunnel waits for a relayed connection to become direct before
+ * it goes live on the relay. A failed first punch round falls back sooner (docs/nat-traversal.md).
  */
 export const DIRECT_UPGRADE_WAIT_MS = 10_000
+
+/** Hole punching: our own coordination protocol over the relayed connection (docs/protocol.md). */
+export const PUNCH_PROTOCOL = '/punchgate/punch/1.0.0'
+
+/**
+ * One punch round. Long enough for Linux's SYN retransmits at 1 s and 3 s: a first SYN that
+ * a NAT dropped because the other side's mapping did not exist yet gets a second chance.
+ */
+export const PUNCH_ATTEMPT_TIMEOUT_MS = 5_000
+
+/** Rounds per peer before it stays on the relay; later rounds run in the background. */
+export const PUNCH_MAX_ATTEMPTS = 3
+
+/** Delay before a background punch round, doubled each round. */
+export const PUNCH_RETRY_MS = 5_000
+
+/** Candidate addresses sent in a punch exchange; more is noise (and a reflection vector). */
+export const MAX_PUNCH_CANDIDATES = 8
 
 /**
  * Tunnels open one stream per local TCP connection; libp2p's defaults (32 in, 64 out

@@ -95,3 +95,13 @@ export class TunnelRejectedError extends Error {
     this.reason = reason
   }
 }
+
+/** A hole-punch round ended without a direct connection. */
+export class PunchError extends Error {
+  static readonly NAME = 'PunchError'
+
+  constructor (message: string) {
+    super(message)
+    this.name = PunchError.NAME
+  }
+}

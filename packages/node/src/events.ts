@@ -8,6 +8,8 @@ import type { Logger } from './logger.ts'
 
 export type Path = 'direct' | 'relay'
 export type Side = 'client' | 'server'
+/** initiator: the side whose tunnel wants the direct path; responder: the side it punches to. */
+export type PunchRole = 'initiator' | 'responder'
 
 /** A UDP session (one local sender) logs as a tunnel with these fields. */
 export type UdpFields = {
@@ -48,13 +50,16 @@ export interface EventMap {
     side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string, destination?: string
   } & UdpFields & Partial<UdpCounts>
   'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string, destination?: string, message?: string } & UdpFields
+  'holepunch.started': { peer: string, attempt: number, method: string, role: PunchRole, candidates: string[] }
+  'holepunch.succeeded': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, addr: string }
+  'holepunch.failed': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, error: string }
 }
 
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
-  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated'
+  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

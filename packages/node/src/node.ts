@@ -20,6 +20,8 @@ import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/m
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
 import { relaysFor } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
+import { ObservedAddresses } from './holepunch/observed.ts'
+import { HolePuncher } from './holepunch/puncher.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
 const PUBLISH_TIMEOUT_MS = 30_000
@@ -96,6 +98,7 @@ class Runner implements PunchgateNode {
   /** Bootstrap peer id -> the address it was configured with. */
   private readonly bootstrapPeers = new Map<string, string>()
   private readonly shutdown = new AbortController()
+  private readonly puncher: HolePuncher
   private stopping?: Promise<void>
 
   constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
@@ -110,6 +113,7 @@ class Runner implements PunchgateNode {
       tunnels: config.tunnels,
       relayOff: config.relayMode.mode === 'off'
     })
+    this.puncher = new HolePuncher({ swarm, observed: new ObservedAddresses(swarm), events: this.events })
     for (const addr of config.bootstrap) {
       const id = multiaddr(addr).getComponents().findLast(c => c.name === 'p2p')?.value
       if (id != null) this.bootstrapPeers.set(id, addr)
@@ -187,6 +191,7 @@ class Runner implements PunchgateNode {
     await this.swarm.handle(UDP_PROTOCOL, createUdpExposeHandler({
       table: this.services, events: this.events, idleMs: this.config.udpIdleMs
     }), handlerOptions)
+    await this.puncher.start()
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
     this.swarm.addEventListener('self:peer:update', () => this.checkRelay())
@@ -218,6 +223,7 @@ class Runner implements PunchgateNode {
     this.stopping ??= (async () => {
       this.dispatch({ type: 'shutdown' })
       this.shutdown.abort()
+      this.puncher.stop()
       for (const timer of this.timers.values()) clearTimeout(timer)
       this.timers.clear()
       await Promise.all([...this.listeners.values()].map(async l => l.close()))
@@ -252,6 +258,7 @@ class Runner implements PunchgateNode {
       case 'publish': void this.publish(); break
       case 'resolve': void this.resolve(command.tunnel, command.service, command.attempt); break
       case 'connect': void this.connect(command.tunnel, command.peer); break
+      case 'punch': void this.punch(command.peer, command.attempt); break
       case 'activate': this.activate(command.tunnel, command.peer, command.path); break
       case 'deactivate': this.deactivate(command.tunnel, command.reason); break
       case 'schedule': this.schedule(command.key, command.ms, command.jitter, command.event); break
@@ -398,6 +405,15 @@ class Runner implements PunchgateNode {
       return
     }
     this.dispatch({ type: 'connected', tunnel, peer, path: this.bestPath(peer) === 'direct' ? 'direct' : 'relay' })
+  }
+
+  private async punch (peer: string, attempt: number): Promise<void> {
+    try {
+      await this.puncher.punch(peer, attempt)
+      if (this.running) this.dispatch({ type: 'punch-succeeded', peer, attempt })
+    } catch (err) {
+      if (this.running) this.dispatch({ type: 'punch-failed', peer, attempt, error: (err as Error).message })
+    }
   }
 
   private bestPath (peer: string): Path | 'none' {

@@ -2,16 +2,17 @@
  * Builds the libp2p node from a validated config. Roles follow from the config: no
  * bootstrap means public (DHT server, relay server); with one, private (DHT client,
  * relay client). Everything protocol-specific to Punchgate lives elsewhere.
+ *
+ * No @libp2p/dcutr: hole punching is ours (holepunch/puncher.ts says why), over a TCP
+ * transport that dials from its listening port (transport/reuseport-tcp.ts).
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
 import { quic } from '@chainsafe/libp2p-quic'
 import { tls } from '@libp2p/tls'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
 import { mdns } from '@libp2p/mdns'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -22,6 +23,7 @@ import type { AddressManager, TransportManager } from '@libp2p/interface-interna
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
 import { relayGater } from './relay.ts'
+import { reuseportTcp } from './transport/reuseport-tcp.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -40,14 +42,22 @@ export interface Services {
 
 export type Swarm = Libp2p<Services>
 
+/**
+ * A public node's explicit listen addresses (a fixed IP and port, not 0.0.0.0 or port 0)
+ * are what the operator says it is reachable at. libp2p would hold them back until AutoNAT
+ * verifies them, which never happens in a small mesh, and a relay that does not advertise
+ * its address hands its clients no usable circuit address.
+ */
+function explicitAddrs (listen: string[]): string[] {
+  return listen.filter(addr => !/^\/ip[46]\/(0\.0\.0\.0|::)\//.test(addr) && !/\/(tcp|udp)\/0(\/|$)/.test(addr))
+}
+
 export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
-  // --relay-mode off: direct connections only, so no relayed dials and nothing to upgrade.
   const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
     ping: ping(),
-    ...(useRelays ? { dcutr: dcutr() } : {}),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: !isPublic,
@@ -75,11 +85,12 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): 
   return createLibp2p({
     privateKey,
     start: false,
-    addresses: { listen: config.listen, announce: config.announce },
+    addresses: { listen: config.listen, announce: config.announce, appendAnnounce: isPublic ? explicitAddrs(config.listen) : [] },
     transports: [
-      tcp(),
+      reuseportTcp(),
       // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
       ...(config.swarmKey == null ? [quic()] : []),
+      // --relay-mode off: direct connections only, so no relayed dials.
       ...(useRelays ? [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })] : [])
     ],
     ...(config.swarmKey != null ? { connectionProtector: preSharedKey({ psk: config.swarmKey }) } : {}),

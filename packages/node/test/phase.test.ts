@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { backoff, initialState, transition, type Timing } from '../src/phase/machine.ts'
 import type { Command, Event, State } from '../src/phase/types.ts'
 
-const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, republishMs: 1000, upgradeWaitMs: 500 }
+const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, republishMs: 1000, upgradeWaitMs: 500, punchRetryMs: 50, punchMaxAttempts: 3 }
 const BOOT = '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
 function run (state: State, events: Event[]): [State, Command[][]] {
@@ -158,12 +158,15 @@ describe('tunnel states', () => {
       last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
     },
     {
-      name: 'a relayed connection waits a bounded time for a direct path',
+      name: 'a relayed connection starts a punch and waits a bounded time for a direct path',
       from: readyConsumer,
       events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }],
       status: 'punching',
       peer: 'A',
-      last: [{ type: 'schedule', key: 'upgrade:t', ms: 500, jitter: false, event: { type: 'upgrade-wait-over', tunnel: 't' } }]
+      last: [
+        { type: 'schedule', key: 'upgrade:t', ms: 500, jitter: false, event: { type: 'upgrade-wait-over', tunnel: 't' } },
+        { type: 'punch', peer: 'A', attempt: 1 }
+      ]
     },
     {
       name: 'the direct path appearing while punching activates direct and cancels the wait',
@@ -171,7 +174,54 @@ describe('tunnel states', () => {
       events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'peer-path', peer: 'A', path: 'direct' }],
       status: 'direct',
       peer: 'A',
-      last: [{ type: 'cancel', key: 'upgrade:t' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+      last: [{ type: 'cancel', key: 'punch:A' }, { type: 'cancel', key: 'upgrade:t' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+    },
+    {
+      name: 'a failed first punch round falls back to the relay at once and schedules another',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }],
+      status: 'relayed',
+      peer: 'A',
+      last: [
+        { type: 'cancel', key: 'upgrade:t' },
+        { type: 'activate', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'schedule', key: 'punch:A', ms: 50, jitter: true, event: { type: 'retry-punch', peer: 'A' } }
+      ]
+    },
+    {
+      name: 'background punch rounds double their delay',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }, { type: 'retry-punch', peer: 'A' }, { type: 'punch-failed', peer: 'A', attempt: 2, error: 'x' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'schedule', key: 'punch:A', ms: 100, jitter: true, event: { type: 'retry-punch', peer: 'A' } }]
+    },
+    {
+      name: 'the retry runs the next round',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }, { type: 'retry-punch', peer: 'A' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'punch', peer: 'A', attempt: 2 }]
+    },
+    {
+      name: 'after the last round the peer stays on the relay: no more rounds',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }, { type: 'retry-punch', peer: 'A' },
+        { type: 'punch-failed', peer: 'A', attempt: 2, error: 'x' }, { type: 'retry-punch', peer: 'A' },
+        { type: 'punch-failed', peer: 'A', attempt: 3, error: 'x' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: []
     },
     {
       name: 'the wait running out falls back to the relay',
@@ -187,15 +237,15 @@ describe('tunnel states', () => {
       events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'upgrade-wait-over', tunnel: 't' }, { type: 'peer-path', peer: 'A', path: 'direct' }],
       status: 'direct',
       peer: 'A',
-      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+      last: [{ type: 'cancel', key: 'punch:A' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
     },
     {
-      name: 'losing the direct path with the relay still up falls back to the relay',
+      name: 'losing the direct path with the relay still up falls back to the relay and punches again',
       from: readyConsumer,
       events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }, { type: 'peer-path', peer: 'A', path: 'relay' }],
       status: 'relayed',
       peer: 'A',
-      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }]
+      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch', peer: 'A', attempt: 1 }]
     },
     {
       name: 'losing the peer deactivates and resolves again',
@@ -222,6 +272,39 @@ describe('tunnel states', () => {
       assert.deepEqual(commands.at(-1), row.last)
     })
   }
+})
+
+describe('hole-punch state per peer', () => {
+  it('one round per peer, however many tunnels reach it', () => {
+    const two = initialState({ bootstraps: [BOOT], services: [], tunnels: [{ id: 't1', service: 'a' }, { id: 't2', service: 'b' }] })
+    const [state, commands] = run(two, [
+      { type: 'start' }, { type: 'bootstrap-connected', addr: BOOT },
+      { type: 'resolved', tunnel: 't1', providers: ['A'] }, { type: 'resolved', tunnel: 't2', providers: ['A'] },
+      { type: 'connected', tunnel: 't1', peer: 'A', path: 'relay' }, { type: 'connected', tunnel: 't2', peer: 'A', path: 'relay' }
+    ])
+    assert.equal(commands.flat().filter(c => c.type === 'punch').length, 1)
+    assert.deepEqual(state.punches.A, { status: 'punching', attempt: 1 })
+  })
+
+  it('a tunnel reaching a peer whose punch already failed goes live on the relay at once', () => {
+    const two = initialState({ bootstraps: [BOOT], services: [], tunnels: [{ id: 't1', service: 'a' }, { id: 't2', service: 'b' }] })
+    const [state, commands] = run(two, [
+      { type: 'start' }, { type: 'bootstrap-connected', addr: BOOT },
+      { type: 'resolved', tunnel: 't1', providers: ['A'] }, { type: 'connected', tunnel: 't1', peer: 'A', path: 'relay' },
+      { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' },
+      { type: 'resolved', tunnel: 't2', providers: ['A'] }, { type: 'connected', tunnel: 't2', peer: 'A', path: 'relay' }
+    ])
+    assert.equal(state.tunnels.t2?.status, 'relayed')
+    assert.deepEqual(commands.at(-1), [{ type: 'activate', tunnel: 't2', peer: 'A', path: 'relay' }])
+  })
+
+  it('a peer that disconnects forgets its punch state', () => {
+    const [state] = run(readyConsumer(), [
+      { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+      { type: 'peer-path', peer: 'A', path: 'none' }
+    ])
+    assert.equal(state.punches.A, undefined)
+  })
 })
 
 describe('backoff', () => {

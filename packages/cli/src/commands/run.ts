@@ -14,6 +14,7 @@ import { identityOption, lastWins } from '../options.ts'
 export interface RunArgs {
   identity?: string
   listen?: string[]
+  announce?: string[]
   bootstrap?: string[]
   expose?: string[]
   tunnel?: string[]
@@ -40,6 +41,7 @@ const RELAY_ALLOW = ['any', 'allowed'] as const
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   identity: 'string',
   listen: 'list',
+  announce: 'list',
   bootstrap: 'list',
   expose: 'specs',
   tunnel: 'list',
@@ -82,6 +84,7 @@ export const runCommand: Command<RunArgs> = {
   builder: yargs => yargs.options({
     identity: identityOption,
     listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
+    announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
     bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
     expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...]'),
     'expose-net': repeatable('let peers choose the destination, inside these networks and ports: NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=PEER_ID,...]'),
@@ -138,6 +141,7 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
   const swarmKey = options['swarm-key']
   const config = validateConfig({
     listen: options.listen,
+    announce: options.announce,
     bootstrap: options.bootstrap,
     expose: options.expose,
     tunnel: options.tunnel,

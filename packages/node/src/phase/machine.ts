@@ -3,10 +3,10 @@
  * randomness: the runner executes the commands and feeds results back as events.
  */
 import {
-  BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIRECT_UPGRADE_WAIT_MS,
-  REPUBLISH_INTERVAL_MS, RETRY_MAX_MS, RETRY_MIN_MS
+  BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIRECT_UPGRADE_WAIT_MS, PUNCH_MAX_ATTEMPTS,
+  PUNCH_RETRY_MS, REPUBLISH_INTERVAL_MS, RETRY_MAX_MS, RETRY_MIN_MS
 } from '../constants.ts'
-import type { Command, Event, State, TunnelState } from './types.ts'
+import type { Command, Event, PunchState, State, TunnelState } from './types.ts'
 
 export interface Timing {
   retryMinMs: number
@@ -15,6 +15,8 @@ export interface Timing {
   bootstrapRetryMaxMs: number
   republishMs: number
   upgradeWaitMs: number
+  punchRetryMs: number
+  punchMaxAttempts: number
 }
 
 export const DEFAULT_TIMING: Timing = {
@@ -23,7 +25,9 @@ export const DEFAULT_TIMING: Timing = {
   bootstrapRetryMinMs: BOOTSTRAP_RETRY_MIN_MS,
   bootstrapRetryMaxMs: BOOTSTRAP_RETRY_MAX_MS,
   republishMs: REPUBLISH_INTERVAL_MS,
-  upgradeWaitMs: DIRECT_UPGRADE_WAIT_MS
+  upgradeWaitMs: DIRECT_UPGRADE_WAIT_MS,
+  punchRetryMs: PUNCH_RETRY_MS,
+  punchMaxAttempts: PUNCH_MAX_ATTEMPTS
 }
 
 export interface InitialStateInit {
@@ -54,7 +58,8 @@ export function initialState (init: InitialStateInit): State {
     relay: init.relayOff === true ? 'off' : 'none',
     relayFailures: 0,
     services: init.services,
-    tunnels
+    tunnels,
+    punches: {}
   }
 }
 
@@ -179,10 +184,7 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
           { type: 'activate', tunnel: t.id, peer: event.peer, path: 'direct' }
         ]]
       }
-      return [putTunnel(state, { ...t, status: 'punching' }), [{
-        type: 'schedule', key: `upgrade:${t.id}`, ms: timing.upgradeWaitMs, jitter: false,
-        event: { type: 'upgrade-wait-over', tunnel: t.id }
-      }]]
+      return onRelayed(state, t, event.peer, timing)
     }
 
     case 'connect-failed': {
@@ -203,9 +205,59 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
       ]]
     }
 
+    case 'punch-succeeded': {
+      const punch = state.punches[event.peer]
+      if (punch?.status !== 'punching') return [state, []]
+      // Tunnels move when the direct connection shows up as a peer-path event.
+      return [putPunch(state, event.peer, { status: 'direct', attempt: event.attempt }), [{ type: 'cancel', key: `punch:${event.peer}` }]]
+    }
+
+    case 'punch-failed': {
+      const punch = state.punches[event.peer]
+      if (punch?.status !== 'punching') return [state, []]
+      const commands: Command[] = []
+      let next = state
+      // The first failed round is enough to stop waiting: serve on the relay now, keep trying behind it.
+      for (const t of Object.values(state.tunnels)) {
+        if (t.peer !== event.peer || t.status !== 'punching') continue
+        next = putTunnel(next, { ...t, status: 'relayed', failures: 0 })
+        commands.push({ type: 'cancel', key: `upgrade:${t.id}` }, { type: 'activate', tunnel: t.id, peer: event.peer, path: 'relay' })
+      }
+      if (event.attempt >= timing.punchMaxAttempts) {
+        return [putPunch(next, event.peer, { status: 'gave-up', attempt: event.attempt }), commands]
+      }
+      next = putPunch(next, event.peer, { status: 'waiting', attempt: event.attempt })
+      commands.push({
+        type: 'schedule',
+        key: `punch:${event.peer}`,
+        ms: timing.punchRetryMs * 2 ** (event.attempt - 1),
+        jitter: true,
+        event: { type: 'retry-punch', peer: event.peer }
+      })
+      return [next, commands]
+    }
+
+    case 'retry-punch': {
+      const punch = state.punches[event.peer]
+      if (punch?.status !== 'waiting') return [state, []]
+      if (!Object.values(state.tunnels).some(t => t.peer === event.peer && t.status === 'relayed')) {
+        return [dropPunch(state, event.peer), []]
+      }
+      const attempt = punch.attempt + 1
+      return [putPunch(state, event.peer, { status: 'punching', attempt }), [{ type: 'punch', peer: event.peer, attempt }]]
+    }
+
     case 'peer-path': {
       let next = state
       const commands: Command[] = []
+      const punch = state.punches[event.peer]
+      if (event.path === 'none' && punch != null) {
+        next = dropPunch(next, event.peer)
+        commands.push({ type: 'cancel', key: `punch:${event.peer}` })
+      } else if (event.path === 'direct' && punch != null && punch.status !== 'direct') {
+        next = putPunch(next, event.peer, { status: 'direct', attempt: punch.attempt })
+        commands.push({ type: 'cancel', key: `punch:${event.peer}` })
+      }
       for (const t of Object.values(state.tunnels)) {
         if (t.peer !== event.peer) continue
         if (event.path === 'direct' && (t.status === 'punching' || t.status === 'relayed')) {
@@ -213,9 +265,14 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
           if (t.status === 'punching') commands.push({ type: 'cancel', key: `upgrade:${t.id}` })
           commands.push({ type: 'activate', tunnel: t.id, peer: event.peer, path: 'direct' })
         } else if (event.path === 'relay' && t.status === 'direct') {
-          // The direct connection went away but the relayed one is still up: keep serving.
+          // The direct connection went away but the relayed one is still up: keep serving,
+          // and punch again behind it (a NAT mapping may have expired).
           next = putTunnel(next, { ...t, status: 'relayed' })
           commands.push({ type: 'activate', tunnel: t.id, peer: event.peer, path: 'relay' })
+          if (next.punches[event.peer]?.status !== 'punching') {
+            next = putPunch(next, event.peer, { status: 'punching', attempt: 1 })
+            commands.push({ type: 'punch', peer: event.peer, attempt: 1 })
+          }
         } else if (event.path === 'none' && (t.status === 'punching' || t.status === 'relayed' || t.status === 'direct')) {
           const [after, more] = reconnect(next, t, 'peer disconnected')
           next = after
@@ -240,6 +297,36 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
       return unreachable
     }
   }
+}
+
+function putPunch (state: State, peer: string, punch: PunchState): State {
+  return { ...state, punches: { ...state.punches, [peer]: punch } }
+}
+
+function dropPunch (state: State, peer: string): State {
+  const { [peer]: _dropped, ...punches } = state.punches
+  return { ...state, punches }
+}
+
+/**
+ * A tunnel's peer is reachable over the relay only. Punch (once per peer) and wait a bounded
+ * time for the direct path; if punching already failed for this peer, go live on the relay now.
+ */
+function onRelayed (state: State, t: TunnelState, peer: string, timing: Timing): Result {
+  const punch = state.punches[peer]
+  if (punch?.status === 'waiting' || punch?.status === 'gave-up') {
+    return [putTunnel(state, { ...t, status: 'relayed', failures: 0 }), [{ type: 'activate', tunnel: t.id, peer, path: 'relay' }]]
+  }
+  let next = putTunnel(state, { ...t, status: 'punching' })
+  const commands: Command[] = [{
+    type: 'schedule', key: `upgrade:${t.id}`, ms: timing.upgradeWaitMs, jitter: false,
+    event: { type: 'upgrade-wait-over', tunnel: t.id }
+  }]
+  if (punch?.status !== 'punching') {
+    next = putPunch(next, peer, { status: 'punching', attempt: 1 })
+    commands.push({ type: 'punch', peer, attempt: 1 })
+  }
+  return [next, commands]
 }
 
 function putTunnel (state: State, tunnel: TunnelState): State {

@@ -29,6 +29,16 @@ export interface TunnelState {
   failures: number
 }
 
+/**
+ * Hole punching, per peer: punching (a round in flight) -> direct, or waiting (a round
+ * failed; tunnels fell back to the relay, another round is scheduled) -> gave-up after
+ * the last round.
+ */
+export interface PunchState {
+  status: 'punching' | 'waiting' | 'direct' | 'gave-up'
+  attempt: number
+}
+
 export interface BootstrapState {
   connected: boolean
   failures: number
@@ -43,6 +53,7 @@ export interface State {
   relayFailures: number
   services: string[]
   tunnels: Record<string, TunnelState>
+  punches: Record<string, PunchState>
 }
 
 export type Event =
@@ -64,6 +75,9 @@ export type Event =
   | { type: 'peer-path', peer: string, path: Path | 'none' }
   | { type: 'upgrade-wait-over', tunnel: string }
   | { type: 'stream-failed', tunnel: string, error: string }
+  | { type: 'punch-succeeded', peer: string, attempt: number }
+  | { type: 'punch-failed', peer: string, attempt: number, error: string }
+  | { type: 'retry-punch', peer: string }
   | { type: 'shutdown' }
 
 export type Command =
@@ -72,6 +86,7 @@ export type Command =
   | { type: 'publish' }
   | { type: 'resolve', tunnel: string, service: string, attempt: number }
   | { type: 'connect', tunnel: string, peer: string }
+  | { type: 'punch', peer: string, attempt: number }
   | { type: 'activate', tunnel: string, peer: string, path: Path }
   | { type: 'deactivate', tunnel: string, reason: string }
   /** Feed `event` back after `ms` (the runner adds jitter when `jitter` is set); a new schedule under the same key replaces the old. */

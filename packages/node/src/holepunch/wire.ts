@@ -1,0 +1,49 @@
+/**
+ * The `/punchgate/punch/1.0.0` messages (docs/protocol.md): varint-length-prefixed JSON.
+ *   initiator -> responder  { type: 'connect', addrs }   its candidate addresses
+ *   responder -> initiator  { type: 'connect', addrs }   its own
+ *   initiator -> responder  { type: 'sync' }             the responder dials at once,
+ *                                                        the initiator half an RTT later
+ */
+import { multiaddr } from '@multiformats/multiaddr'
+import { MAX_FRAME_BYTES, MAX_PUNCH_CANDIDATES } from '../constants.ts'
+import { ProtocolError } from '../errors.ts'
+
+export type PunchMessage =
+  | { type: 'connect', addrs: string[], attempt?: number }
+  | { type: 'sync' }
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+export function encodePunch (message: PunchMessage): Uint8Array {
+  return encoder.encode(JSON.stringify(message))
+}
+
+function isTcpCandidate (addr: string): boolean {
+  try {
+    const names = multiaddr(addr).getComponents().map(c => c.name)
+    return names.length === 2 && (names[0] === 'ip4' || names[0] === 'ip6') && names[1] === 'tcp'
+  } catch {
+    return false
+  }
+}
+
+/** Parses one message; only plain `/ip4|ip6/.../tcp/...` candidates are kept, at most a few. */
+export function decodePunch (bytes: Uint8Array): PunchMessage {
+  if (bytes.byteLength > MAX_FRAME_BYTES) throw new ProtocolError('punch frame too large')
+  let value: unknown
+  try {
+    value = JSON.parse(decoder.decode(bytes))
+  } catch {
+    throw new ProtocolError('punch frame is not UTF-8 JSON')
+  }
+  const obj = value as Record<string, unknown> | null
+  if (obj?.type === 'sync') return { type: 'sync' }
+  if (obj?.type === 'connect' && Array.isArray(obj.addrs)) {
+    const addrs = obj.addrs.filter((a): a is string => typeof a === 'string' && isTcpCandidate(a))
+    const attempt = typeof obj.attempt === 'number' && Number.isInteger(obj.attempt) && obj.attempt > 0 ? obj.attempt : undefined
+    return { type: 'connect', addrs: addrs.slice(0, MAX_PUNCH_CANDIDATES), ...(attempt != null ? { attempt } : {}) }
+  }
+  throw new ProtocolError('punch frame is neither connect nor sync')
+}
