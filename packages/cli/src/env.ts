@@ -6,8 +6,12 @@
  */
 import { UsageError } from './errors.ts'
 
-/** How a variable's text becomes an option value; an array lists the allowed values. */
-export type EnvKind = 'string' | 'list' | 'boolean' | 'number' | readonly string[]
+/**
+ * How a variable's text becomes an option value; an array lists the allowed values.
+ * 'specs' is a comma list of NAME=... specs whose own text may hold commas
+ * (`lan=10.0.0.0/8:22,80,web=127.0.0.1:80`): a new item starts only at a comma followed by NAME=.
+ */
+export type EnvKind = 'string' | 'list' | 'specs' | 'boolean' | 'number' | readonly string[]
 
 const TRUE = new Set(['1', 'true', 'yes', 'on'])
 const FALSE = new Set(['0', 'false', 'no', 'off'])
@@ -38,6 +42,7 @@ function parseEnvValue (variable: string, text: string, kind: EnvKind): unknown 
     if (!Number.isFinite(value)) throw new UsageError(`${variable} ${JSON.stringify(text)}: expected a number`)
     return value
   }
+  if (kind === 'specs') return text.split(/,(?=\s*[A-Za-z0-9][A-Za-z0-9._-]*=)/).map(item => item.trim()).filter(item => item !== '')
   if (kind === 'boolean') {
     const word = text.toLowerCase()
     if (TRUE.has(word)) return true

@@ -11,6 +11,8 @@ import { connectCommand } from './commands/connect.ts'
 import { downCommand } from './commands/down.ts'
 import { idCommand } from './commands/id.ts'
 import { logsCommand } from './commands/logs.ts'
+import { keygenCommand } from './commands/keygen.ts'
+import { swarmKeyCommand } from './commands/swarm-key.ts'
 import { runCommand } from './commands/run.ts'
 import { statusCommand } from './commands/status.ts'
 import { upCommand } from './commands/up.ts'
@@ -62,6 +64,8 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
   cli = register(cli, upCommand)
   cli = register(cli, downCommand)
   cli = register(cli, logsCommand)
+  cli = register(cli, keygenCommand)
+  cli = register(cli, swarmKeyCommand)
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {

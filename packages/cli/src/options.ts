@@ -24,3 +24,22 @@ export const controlOption = {
   describe: "the daemon's control socket",
   defaultDescription: '$XDG_RUNTIME_DIR/punchgate/control.sock (else in the state directory); with a non-default --identity FILE, FILE.sock'
 } as const satisfies Options
+export interface OutputArgs {
+  output: string
+  force?: boolean
+}
+
+/** `--output PATH` (required) and `--force`, for the commands that write a key file. */
+export function outputOptions (describe: string) {
+  return {
+    output: {
+      type: 'string',
+      alias: 'o',
+      demandOption: true,
+      requiresArg: true,
+      coerce: (path: string | string[]) => lastWins(path),
+      describe
+    },
+    force: { type: 'boolean', describe: 'replace the file if it exists', defaultDescription: 'false' }
+  } as const satisfies Record<string, Options>
+}

@@ -6,16 +6,36 @@ import { isIPv4, isIPv6 } from 'node:net'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ConfigError } from './errors.ts'
+import {
+  parseBytes, parseCidr, parseCount, parseDestination, parseDuration, parsePeerId, parsePorts,
+  splitSpecOptions, splitTransport, type Cidr, type PortRange
+} from './specs.ts'
 
 export interface HostPort {
   host: string
   port: number
 }
 
-/** `--expose NAME=HOST:PORT`: a local TCP target published under a service name. */
+/** `--expose NAME=HOST:PORT[/udp][?allow=ID,...]`: a local target published under a service name. */
 export interface ExposeSpec {
   name: string
   target: HostPort
+  /** Set only for UDP; absent means TCP. */
+  transport?: 'udp'
+  /** Peers allowed to use this service; absent means the node's `--allow` list applies. */
+  allow?: string[]
+}
+
+/**
+ * `--expose-net NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=ID,...]`: peers choose the
+ * destination, which must be an address inside one of the networks and one of the ports.
+ */
+export interface ExposeNetSpec {
+  name: string
+  networks: Cidr[]
+  ports: PortRange[]
+  transport?: 'udp'
+  allow?: string[]
 }
 
 /** `--tunnel PEER:SVC@BIND` (peer set) or `--tunnel-by-name SVC@BIND` (peer undefined). */
@@ -25,6 +45,23 @@ export interface TunnelSpec {
   service: string
   peer?: string
   bind: HostPort
+  /** Set only for UDP (`BIND/udp`); absent means TCP. */
+  transport?: 'udp'
+  /** `>HOST:PORT`: the destination asked of an `--expose-net` service. */
+  destination?: HostPort
+}
+
+/**
+ * auto: reserve a slot on a connected bootstrap and dial through bootstraps' relays;
+ * off: direct connections only, no relay at all; fixed: this relay (a multiaddr) only.
+ */
+export type RelayMode = { mode: 'auto' } | { mode: 'off' } | { mode: 'fixed', addr: string }
+
+/** Limits on tunnelled sessions (TCP connections and UDP senders) this node serves. */
+export interface SessionLimits {
+  /** All peers together; undefined means no limit. */
+  maxSessions?: number
+  maxSessionsPerPeer?: number
 }
 
 /** Limits a public node's relay server applies to each relayed connection. */
@@ -59,7 +96,21 @@ export interface NodeConfig {
   metrics?: HostPort
   /** How often connected peers are pinged and `peer.rtt` logged; 0 turns it off. */
   rttIntervalMs: number
+  /** Node-wide allow-list of peer ids; empty means every peer may use every service without its own list. */
+  allow: string[]
+  exposeNet: ExposeNetSpec[]
+  limits: SessionLimits
+  relayMode: RelayMode
+  /** Whom a public node relays for: anyone, or only peers on the `--allow` list. */
+  relayAllow: 'any' | 'allowed'
+  /** A libp2p private-network key (@libp2p/pnet file contents): peers without it cannot connect. */
+  swarmKey?: Uint8Array
+  /** A UDP session with no datagram either way for this long is closed. */
+  udpIdleMs: number
 }
+
+/** Long enough for WireGuard (25 s keepalives) and DNS retries, short enough to free streams of one-off senders. */
+export const DEFAULT_UDP_IDLE_MS = 120_000
 
 export const DEFAULT_RTT_INTERVAL_MS = 30_000
 
@@ -95,19 +146,57 @@ export function parseHostPort (flag: string, spec: string, value: string, allowZ
 }
 
 export function parseExpose (value: string): ExposeSpec {
-  const eq = value.indexOf('=')
+  const { body, allow } = splitSpecOptions('expose', value)
+  const eq = body.indexOf('=')
   if (eq < 0) {
-    throw new ConfigError('expose', value, 'expected NAME=HOST:PORT')
+    throw new ConfigError('expose', value, 'expected NAME=HOST:PORT[/udp]')
   }
-  const name = parseServiceName('expose', value, value.slice(0, eq))
-  return { name, target: parseHostPort('expose', value, value.slice(eq + 1)) }
+  const name = parseServiceName('expose', value, body.slice(0, eq))
+  const { text, transport } = splitTransport(body.slice(eq + 1))
+  return {
+    name,
+    target: parseHostPort('expose', value, text),
+    ...(transport === 'udp' ? { transport } : {}),
+    ...(allow != null ? { allow } : {})
+  }
+}
+
+export function parseExposeNet (value: string): ExposeNetSpec {
+  const flag = 'expose-net'
+  const { body, allow } = splitSpecOptions(flag, value)
+  const eq = body.indexOf('=')
+  const { text, transport } = splitTransport(body.slice(eq + 1))
+  // Ports hold no colon, so the last one separates them even from IPv6 networks.
+  const colon = text.lastIndexOf(':')
+  if (eq < 0 || colon < 0) {
+    throw new ConfigError(flag, value, 'expected NAME=CIDR[,CIDR...]:PORT[,PORT...][/udp]')
+  }
+  const name = parseServiceName(flag, value, body.slice(0, eq))
+  return {
+    name,
+    networks: text.slice(0, colon).split(',').map(cidr => parseCidr(flag, value, cidr)),
+    ports: parsePorts(flag, value, text.slice(colon + 1)),
+    ...(transport === 'udp' ? { transport } : {}),
+    ...(allow != null ? { allow } : {})
+  }
+}
+
+/** `BIND[/udp][>DEST]`, the part of a tunnel spec after the `@`. */
+function parseTunnelTarget (flag: string, value: string, text: string): Pick<TunnelSpec, 'bind' | 'transport' | 'destination'> {
+  const gt = text.indexOf('>')
+  const { text: bind, transport } = splitTransport(gt < 0 ? text : text.slice(0, gt))
+  return {
+    bind: parseHostPort(flag, value, bind, true),
+    ...(transport === 'udp' ? { transport } : {}),
+    ...(gt >= 0 ? { destination: parseDestination(flag, value, text.slice(gt + 1)) } : {})
+  }
 }
 
 export function parseTunnel (value: string): TunnelSpec {
   const at = value.lastIndexOf('@')
   const colon = value.indexOf(':')
   if (at < 0 || colon < 0 || colon > at) {
-    throw new ConfigError('tunnel', value, 'expected PEER:SERVICE@HOST:PORT')
+    throw new ConfigError('tunnel', value, 'expected PEER:SERVICE@HOST:PORT[/udp][>DEST_IP:PORT]')
   }
   const peer = value.slice(0, colon)
   try {
@@ -116,16 +205,29 @@ export function parseTunnel (value: string): TunnelSpec {
     throw new ConfigError('tunnel', value, `${JSON.stringify(peer)} is not a peer id`)
   }
   const service = parseServiceName('tunnel', value, value.slice(colon + 1, at))
-  return { id: value, peer, service, bind: parseHostPort('tunnel', value, value.slice(at + 1), true) }
+  return { id: value, peer, service, ...parseTunnelTarget('tunnel', value, value.slice(at + 1)) }
 }
 
 export function parseTunnelByName (value: string): TunnelSpec {
-  const at = value.lastIndexOf('@')
+  const at = value.indexOf('@')
   if (at < 0) {
-    throw new ConfigError('tunnel-by-name', value, 'expected SERVICE@HOST:PORT')
+    throw new ConfigError('tunnel-by-name', value, 'expected SERVICE@HOST:PORT[/udp][>DEST_IP:PORT]')
   }
   const service = parseServiceName('tunnel-by-name', value, value.slice(0, at))
-  return { id: value, service, bind: parseHostPort('tunnel-by-name', value, value.slice(at + 1), true) }
+  return { id: value, service, ...parseTunnelTarget('tunnel-by-name', value, value.slice(at + 1)) }
+}
+
+/** `auto`, `off`, or the multiaddr of the one relay to use (ending in /p2p/<id>). */
+export function parseRelayMode (value: string): RelayMode {
+  if (value === 'auto' || value === 'off') return { mode: value }
+  const ma = parseMultiaddr('relay-mode', value)
+  if (ma.getComponents().find(c => c.name === 'p2p') == null) {
+    throw new ConfigError('relay-mode', value, 'expected auto, off, or a relay multiaddr ending in /p2p/<peer id>')
+  }
+  if (value.includes('/p2p-circuit')) {
+    throw new ConfigError('relay-mode', value, 'give the relay\'s own address, without /p2p-circuit')
+  }
+  return { mode: 'fixed', addr: value }
 }
 
 export function parseMultiaddr (flag: string, value: string): Multiaddr {
@@ -156,24 +258,67 @@ export interface RawConfig {
   autonat?: boolean
   metrics?: string
   rttIntervalMs?: number
+  /** Peer ids (from --allow and --allow-file). */
+  allow?: string[]
+  exposeNet?: string[]
+  maxSessions?: string | number
+  maxSessionsPerPeer?: string | number
+  relayMode?: string
+  relayAllow?: string
+  /** The relay server limits as the user wrote them (`--relay-max-*`); they override `relay`. */
+  relayMaxReservations?: string | number
+  relayMaxBytes?: string
+  relayMaxDuration?: string
+  /** The swarm key file's contents (see swarm-key.ts: readSwarmKey checks and loads it). */
+  swarmKey?: Uint8Array
+  udpIdleTimeout?: string
+}
+
+/** Flags that configure a relay server, which only a public node runs. */
+const RELAY_SERVER_FLAGS = [
+  ['relay-max-reservations', 'relayMaxReservations'], ['relay-max-bytes', 'relayMaxBytes'],
+  ['relay-max-duration', 'relayMaxDuration'], ['relay-allow', 'relayAllow']
+] as const
+
+/** @libp2p/pnet protects only connections that go through the libp2p upgrader; QUIC has its own handshake and skips it. */
+function isQuic (addr: string): boolean {
+  return /\/quic(-v1)?(\/|$)/.test(addr)
 }
 
 /** Validates everything at once: a bad value anywhere is reported before anything starts. */
 export function validateConfig (raw: RawConfig): NodeConfig {
-  const listen = raw.listen != null && raw.listen.length > 0 ? raw.listen : DEFAULT_LISTEN
+  const swarmKey = raw.swarmKey
+  const defaultListen = swarmKey != null ? DEFAULT_LISTEN.filter(addr => !isQuic(addr)) : DEFAULT_LISTEN
+  const listen = raw.listen != null && raw.listen.length > 0 ? raw.listen : defaultListen
   listen.forEach(addr => parseMultiaddr('listen', addr))
   const announce = raw.announce ?? []
   announce.forEach(addr => parseMultiaddr('announce', addr))
   const bootstrap = raw.bootstrap ?? []
   bootstrap.forEach(parseBootstrap)
+  const relayMode = raw.relayMode != null ? parseRelayMode(raw.relayMode) : { mode: 'auto' } as const
+  if (swarmKey != null) {
+    const addrs: Array<[string, string[]]> = [
+      ['listen', listen], ['announce', announce], ['bootstrap', bootstrap],
+      ['relay-mode', relayMode.mode === 'fixed' ? [relayMode.addr] : []]
+    ]
+    for (const [flag, list] of addrs) {
+      const quic = list.find(isQuic)
+      if (quic != null) throw new ConfigError(flag, quic, 'QUIC cannot carry a --swarm-key private network; use a /tcp address')
+    }
+  }
 
   const expose = (raw.expose ?? []).map(parseExpose)
+  const exposeNet = (raw.exposeNet ?? []).map(parseExposeNet)
   const names = new Set<string>()
-  for (const [i, spec] of expose.entries()) {
-    if (names.has(spec.name)) {
-      throw new ConfigError('expose', raw.expose?.[i] ?? '', `duplicate service name ${JSON.stringify(spec.name)}`)
+  const named: Array<[string, string, string]> = [
+    ...expose.map((spec, i) => ['expose', raw.expose?.[i] ?? '', spec.name] as [string, string, string]),
+    ...exposeNet.map((spec, i) => ['expose-net', raw.exposeNet?.[i] ?? '', spec.name] as [string, string, string])
+  ]
+  for (const [flag, spec, name] of named) {
+    if (names.has(name)) {
+      throw new ConfigError(flag, spec, `duplicate service name ${JSON.stringify(name)}`)
     }
-    names.add(spec.name)
+    names.add(name)
   }
 
   const tunnels = [
@@ -182,7 +327,8 @@ export function validateConfig (raw: RawConfig): NodeConfig {
   ]
   const binds = new Set<string>()
   for (const t of tunnels) {
-    const key = `${t.bind.host}:${t.bind.port}`
+    // A TCP and a UDP listener may share a host:port.
+    const key = `${t.bind.host}:${t.bind.port}${t.transport === 'udp' ? '/udp' : ''}`
     // Port 0 asks the OS for a free port: never a clash.
     if (t.bind.port !== 0 && binds.has(key)) {
       throw new ConfigError(t.peer != null ? 'tunnel' : 'tunnel-by-name', t.id, `bind address ${key} is used by another tunnel`)
@@ -196,9 +342,52 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     throw new ConfigError('rtt-interval', String(rttIntervalMs / 1000), 'expected a number of seconds, 0 or more')
   }
 
-  const relay = { ...DEFAULT_RELAY_LIMITS, ...raw.relay }
+  const allow = [...new Set((raw.allow ?? []).map(id => parsePeerId('allow', id, id.trim())))]
+
+  if (bootstrap.length > 0) {
+    for (const [flag, key] of RELAY_SERVER_FLAGS) {
+      if (raw[key] != null) {
+        throw new ConfigError(flag, String(raw[key]), 'only a public node (no --bootstrap) runs a relay server')
+      }
+    }
+  }
+  const relayAllow = raw.relayAllow ?? 'any'
+  if (relayAllow !== 'any' && relayAllow !== 'allowed') {
+    throw new ConfigError('relay-allow', relayAllow, 'expected any or allowed')
+  }
+  if (relayAllow === 'allowed' && allow.length === 0) {
+    throw new ConfigError('relay-allow', relayAllow, 'relaying only for allowed peers needs --allow or --allow-file')
+  }
+  const relay = {
+    ...DEFAULT_RELAY_LIMITS,
+    ...raw.relay,
+    ...(raw.relayMaxReservations != null ? { maxReservations: parseCount('relay-max-reservations', raw.relayMaxReservations) } : {}),
+    ...(raw.relayMaxBytes != null ? { maxBytes: parseBytes('relay-max-bytes', raw.relayMaxBytes) } : {}),
+    ...(raw.relayMaxDuration != null ? { maxDurationMs: parseDuration('relay-max-duration', raw.relayMaxDuration) } : {})
+  }
+
+  const limits: SessionLimits = {
+    ...(raw.maxSessions != null ? { maxSessions: parseCount('max-sessions', raw.maxSessions) } : {}),
+    ...(raw.maxSessionsPerPeer != null ? { maxSessionsPerPeer: parseCount('max-sessions-per-peer', raw.maxSessionsPerPeer) } : {})
+  }
+  const udpIdleMs = raw.udpIdleTimeout != null ? parseDuration('udp-idle-timeout', raw.udpIdleTimeout) : DEFAULT_UDP_IDLE_MS
+
   return {
-    listen, announce, bootstrap, relay, expose, tunnels, mdns: raw.mdns ?? false, autonat: raw.autonat ?? false,
+    listen,
+    announce,
+    bootstrap,
+    relay,
+    expose,
+    tunnels,
+    mdns: raw.mdns ?? false,
+    autonat: raw.autonat ?? false,
+    allow,
+    exposeNet,
+    limits,
+    relayMode,
+    relayAllow,
+    ...(swarmKey != null ? { swarmKey } : {}),
+    udpIdleMs,
     ...(metrics != null ? { metrics } : {}),
     rttIntervalMs
   }

@@ -3,6 +3,9 @@
 /** The tunnel protocol; versioned so an incompatible change gets a new id. */
 export const TUNNEL_PROTOCOL = '/punchgate/tunnel/1.0.0'
 
+/** UDP datagrams, one stream per local sender; a protocol of its own so an older peer refuses it instead of misreading it as TCP. */
+export const UDP_PROTOCOL = '/punchgate/udp/1.0.0'
+
 /** Our own Kademlia protocol id keeps the Punchgate mesh apart from the public IPFS DHT. */
 export const DHT_PROTOCOL = '/punchgate/kad/1.0.0'
 
@@ -64,3 +67,16 @@ export const MAX_TUNNEL_STREAMS = 1024
 
 /** Providers asked for in one lookup. */
 export const MAX_PROVIDERS = 8
+
+/**
+ * UDP sessions (local senders) one UDP tunnel keeps at once. Each holds a stream, and
+ * streams per connection are capped at MAX_TUNNEL_STREAMS; a resolver that uses a new
+ * source port per query would otherwise exhaust them. The least recently active goes first.
+ */
+export const MAX_UDP_SESSIONS = 512
+
+/** Datagrams from a new sender held while its session's handshake is in flight (a DNS query must not be lost to it). */
+export const UDP_QUEUE_DATAGRAMS = 64
+
+/** A sender whose session was refused has its datagrams dropped this long, instead of a new request per datagram. */
+export const UDP_REJECT_HOLD_MS = 5_000

@@ -37,6 +37,19 @@ export class IdentityError extends PunchgateError {
   }
 }
 
+/** A key file (swarm key, new identity) that must not be written or read as it stands. */
+export class SecretFileError extends PunchgateError {
+  static readonly NAME = 'SecretFileError'
+  readonly kind = 'runtime'
+  readonly path: string
+
+  constructor (flag: string, path: string, reason: string) {
+    super(`--${flag} ${JSON.stringify(path)}: ${reason}`)
+    this.name = SecretFileError.NAME
+    this.path = path
+  }
+}
+
 /** A local tunnel listener could not bind its address (in use, no permission). */
 export class BindError extends PunchgateError {
   static readonly NAME = 'BindError'
@@ -75,11 +88,14 @@ export class ProtocolError extends Error {
 export class TunnelRejectedError extends Error {
   static readonly NAME = 'TunnelRejectedError'
   readonly reason: string
+  /** The server's explanation, when it gave one (e.g. which destination was refused). */
+  readonly detail?: string
 
-  constructor (service: string, reason: string) {
-    super(`service ${JSON.stringify(service)} rejected: ${reason}`)
+  constructor (service: string, reason: string, detail?: string) {
+    super(`service ${JSON.stringify(service)} rejected: ${reason}${detail != null ? ` (${detail})` : ''}`)
     this.name = TunnelRejectedError.NAME
     this.reason = reason
+    if (detail != null) this.detail = detail
   }
 }
 

@@ -11,6 +11,20 @@ export type Side = 'client' | 'server'
 /** initiator: the side whose tunnel wants the direct path; responder: the side it punches to. */
 export type PunchRole = 'initiator' | 'responder'
 
+/** A UDP session (one local sender) logs as a tunnel with these fields. */
+export type UdpFields = {
+  transport?: 'udp'
+  /** Client side: the local sender, `address:port`. */
+  sender?: string
+}
+
+export type UdpCounts = {
+  datagramsIn: number
+  datagramsOut: number
+  /** Datagrams dropped in this session (congested or closing stream). */
+  dropped: number
+}
+
 export interface EventMap {
   'node.started': { peerId: string, addrs: string[], role: 'public' | 'private' }
   'node.stopped': { peerId: string }
@@ -20,6 +34,8 @@ export interface EventMap {
   'bootstrap.dial-failed': { addr: string, attempt: number, retryInMs: number, error: string }
   'relay.reserved': { relay: string, addrs: string[] }
   'relay.lost': { relay: string }
+  'relay.reserve-failed': { relay: string, retryInMs: number, error: string }
+  'service.unrestricted': { name: string }
   'service.published': { name: string }
   'service.publish-failed': { name: string, error: string }
   'service.resolved': { name: string, providers: string[] }
@@ -29,9 +45,11 @@ export interface EventMap {
   'tunnel.activated': { tunnel: string, peer: string, service: string, path: Path }
   'tunnel.deactivated': { tunnel: string, peer: string, service: string, reason: string }
   'tunnel.connect-failed': { tunnel: string, peer: string, service: string, attempt: number, error: string }
-  'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string }
-  'tunnel.closed': { side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string }
-  'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string }
+  'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string, destination?: string } & UdpFields
+  'tunnel.closed': {
+    side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string, destination?: string
+  } & UdpFields & Partial<UdpCounts>
+  'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string, destination?: string, message?: string } & UdpFields
   'peer.rtt': { peer: string, rttMs: number, path: Path }
   'control.listening': { path: string }
   'metrics.listening': { url: string }
@@ -43,7 +61,7 @@ export interface EventMap {
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
-  'bootstrap.dial-failed', 'relay.lost', 'service.publish-failed', 'service.resolve-failed',
+  'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
   'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed'
 ])
 

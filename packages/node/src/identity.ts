@@ -10,6 +10,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { IdentityError } from './errors.ts'
+import { writeSecretFile } from './secret-file.ts'
 
 export interface Identity {
   privateKey: PrivateKey
@@ -67,4 +68,11 @@ export async function loadOrCreateIdentity (path: string): Promise<Identity> {
     throw new IdentityError(path, `cannot create (${code ?? (err as Error).message})`)
   }
   return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), path, created: true }
+}
+
+/** `punchgate keygen`: a new identity at `path` (0600); an existing file is kept unless `force`. Returns the peer id. */
+export async function createIdentityFile (path: string, force: boolean): Promise<string> {
+  const privateKey = await generateKeyPair('Ed25519')
+  await writeSecretFile('output', path, privateKeyToProtobuf(privateKey), force)
+  return peerIdFromPrivateKey(privateKey).toString()
 }

@@ -4,6 +4,9 @@ export * from './events.ts'
 export * from './identity.ts'
 export * from './logger.ts'
 export * from './constants.ts'
+export * from './specs.ts'
+export * from './swarm-key.ts'
+export * from './access.ts'
 export {
   startNode, type PunchgateNode, type StartOptions, type TunnelInfo, type NodeStatus, type ConnectedPeer,
   type OpenTunnelOptions, type TunnelStream

@@ -7,18 +7,22 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
 import { Registry } from 'prom-client'
 import type { NodeConfig } from './config.ts'
-import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, pathOf } from './protocol/expose.ts'
-import { TunnelListener, type TunnelRoute } from './protocol/listener.ts'
+import type { TunnelRoute } from './protocol/listener.ts'
+import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
+import { describeServices, ServiceTable } from './protocol/services.ts'
+import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { requestTunnel } from './protocol/request.ts'
 import { MetricsServer } from './metrics.ts'
 import { startRttReporter, type RttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
+import { relaysFor } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
@@ -52,7 +56,7 @@ export interface PunchgateNode {
   stop(): Promise<void>
 }
 
-export interface TunnelInfo {
+export interface TunnelInfo extends ListenerTotals {
   tunnel: string
   service: string
   bind: string
@@ -60,12 +64,8 @@ export interface TunnelInfo {
   peer?: string
   /** Path new connections take: set while the tunnel is live. */
   path?: Path
-  /** TCP connections open right now. */
+  /** TCP connections (UDP: senders with a session) open right now. */
   connections: number
-  opened: number
-  rejected: number
-  bytesIn: number
-  bytesOut: number
 }
 
 export interface OpenTunnelOptions {
@@ -99,7 +99,7 @@ export interface NodeStatus {
   announcedAddrs: string[]
   /** Addresses peers saw us at (identify), confirmed or not: what a NAT maps us to. */
   observedAddrs: string[]
-  relay: { state: 'none' | 'reserving' | 'reserved', addrs: string[] }
+  relay: { state: State['relay'], addrs: string[] }
   peers: ConnectedPeer[]
   services: Array<{ name: string, target: string }>
   tunnels: TunnelInfo[]
@@ -131,7 +131,8 @@ class Runner implements PunchgateNode {
   private readonly config: NodeConfig
   private readonly timing: Timing
   private state: State
-  private readonly listeners = new Map<string, TunnelListener>()
+  private readonly listeners = new Map<string, LocalListener>()
+  private readonly services: ServiceTable
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly delays = new Map<string, number>()
   private readonly peerPaths = new Map<string, Path>()
@@ -150,10 +151,12 @@ class Runner implements PunchgateNode {
     this.swarm = swarm
     this.events = new NodeEvents(options.logger)
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
+    this.services = new ServiceTable(config)
     this.state = initialState({
       bootstraps: config.bootstrap,
-      services: config.expose.map(e => e.name),
-      tunnels: config.tunnels
+      services: [...config.expose, ...config.exposeNet].map(e => e.name),
+      tunnels: config.tunnels,
+      relayOff: config.relayMode.mode === 'off'
     })
     this.puncher = new HolePuncher({ swarm, observed: new ObservedAddresses(swarm), events: this.events })
     for (const addr of config.bootstrap) {
@@ -211,7 +214,7 @@ class Runner implements PunchgateNode {
       observedAddrs: this.swarm.services.internals.addressManager.getObservedAddrs().map(a => a.toString()),
       relay: { state: this.state.relay, addrs: this.relayAddrs() },
       peers: [...peers.values()],
-      services: this.config.expose.map(e => ({ name: e.name, target: `${e.target.host}:${e.target.port}` })),
+      services: describeServices(this.config),
       tunnels: this.tunnels(),
       ...(this.metricsUrl != null ? { metrics: this.metricsUrl } : {})
     }
@@ -219,9 +222,10 @@ class Runner implements PunchgateNode {
 
   async start (): Promise<void> {
     for (const spec of this.config.tunnels) {
-      const listener = new TunnelListener({
+      const listener = createLocalListener({
         spec,
         events: this.events,
+        udpIdleMs: this.config.udpIdleMs,
         onRouteFailed: err => this.dispatch({ type: 'stream-failed', tunnel: spec.id, error: err.message })
       })
       this.listeners.set(spec.id, listener)
@@ -233,10 +237,11 @@ class Runner implements PunchgateNode {
       throw err
     }
 
-    await this.swarm.handle(TUNNEL_PROTOCOL, createExposeHandler({ services: this.config.expose, events: this.events }), {
-      maxInboundStreams: MAX_TUNNEL_STREAMS,
-      runOnLimitedConnection: true
-    })
+    const handlerOptions = { maxInboundStreams: MAX_TUNNEL_STREAMS, runOnLimitedConnection: true }
+    await this.swarm.handle(TUNNEL_PROTOCOL, createExposeHandler({ table: this.services, events: this.events }), handlerOptions)
+    await this.swarm.handle(UDP_PROTOCOL, createUdpExposeHandler({
+      table: this.services, events: this.events, idleMs: this.config.udpIdleMs
+    }), handlerOptions)
     await this.puncher.start()
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
@@ -262,6 +267,7 @@ class Runner implements PunchgateNode {
       this.rtt = rtt
       this.onStop(async () => rtt.stop())
     }
+    for (const name of this.services.unrestricted) this.events.emitEvent('service.unrestricted', { name })
     this.events.emitEvent('node.started', {
       peerId: this.peerId,
       addrs: this.addrs(),
@@ -442,7 +448,7 @@ class Runner implements PunchgateNode {
   }
 
   private async reserveRelay (): Promise<void> {
-    const relay = this.connectedBootstraps()[0]
+    const relay = relaysFor(this.config.relayMode, this.connectedBootstraps())[0]
     if (relay == null) {
       this.dispatch({ type: 'relay-failed', error: 'no bootstrap connected' })
       return
@@ -453,20 +459,22 @@ class Runner implements PunchgateNode {
       this.dispatch({ type: 'relay-reserved' })
       this.events.emitEvent('relay.reserved', { relay, addrs: this.relayAddrs() })
     } catch (err) {
-      if (this.running) this.dispatch({ type: 'relay-failed', error: (err as Error).message })
+      if (!this.running) return
+      this.dispatch({ type: 'relay-failed', error: (err as Error).message })
+      this.events.emitEvent('relay.reserve-failed', { relay, retryInMs: this.timerDelay('relay'), error: (err as Error).message })
     }
   }
 
   private checkRelay (): void {
     if (this.running && this.state.relay === 'reserved' && this.relayAddrs().length === 0) {
-      const relay = this.connectedBootstraps()[0] ?? Object.keys(this.state.bootstraps)[0] ?? ''
+      const relay = relaysFor(this.config.relayMode, this.connectedBootstraps())[0] ?? Object.keys(this.state.bootstraps)[0] ?? ''
       this.events.emitEvent('relay.lost', { relay })
       this.dispatch({ type: 'relay-lost' })
     }
   }
 
   private async publish (): Promise<void> {
-    await Promise.all(this.config.expose.map(async ({ name }) => {
+    await Promise.all(this.state.services.map(async name => {
       try {
         await publishService(this.swarm, name, this.signal(PUBLISH_TIMEOUT_MS))
         this.events.emitEvent('service.published', { name })
@@ -500,8 +508,8 @@ class Runner implements PunchgateNode {
     } catch (err) {
       errors.push((err as Error).message)
     }
-    // A peer behind NAT may be reachable only through the relay slot it holds on our bootstrap.
-    for (const relay of this.connectedBootstraps()) {
+    // A peer behind NAT may be reachable only through the relay slot it holds on our bootstrap (or the --relay-mode relay).
+    for (const relay of relaysFor(this.config.relayMode, this.connectedBootstraps())) {
       if (signal.aborted) break
       try {
         return { connection: await this.swarm.dial(multiaddr(`${relay}/p2p-circuit/p2p/${peer}`), { signal: dialSignal() }), errors }
@@ -560,13 +568,13 @@ class Runner implements PunchgateNode {
     const peerId = peerIdFromString(peer)
     return {
       peer,
-      openStream: async (signal) => {
+      openStream: async (signal, protocol = TUNNEL_PROTOCOL) => {
         const connections = this.swarm.getConnections(peerId)
           .filter(c => c.status === 'open')
           .sort((a, b) => Number(pathOf(b) === 'direct') - Number(pathOf(a) === 'direct'))
         const connection = connections[0]
         if (connection == null) throw new Error(`no connection to ${peer}`)
-        const stream = await connection.newStream(TUNNEL_PROTOCOL, {
+        const stream = await connection.newStream(protocol, {
           signal, runOnLimitedConnection: true, maxOutboundStreams: MAX_TUNNEL_STREAMS
         })
         return { stream, path: pathOf(connection) }

@@ -19,10 +19,12 @@ import { autoNAT } from '@libp2p/autonat'
 import { mdns } from '@libp2p/mdns'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey } from '@libp2p/interface'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
+import { relayGater } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
@@ -56,6 +58,7 @@ function explicitAddrs (listen: string[]): string[] {
 /** `registry`, when given, receives libp2p's own metrics (the `--metrics` endpoint serves it). */
 export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, registry?: Registry): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
+  const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
     ping: ping(),
@@ -87,7 +90,15 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
     privateKey,
     start: false,
     addresses: { listen: config.listen, announce: config.announce, appendAnnounce: isPublic ? explicitAddrs(config.listen) : [] },
-    transports: [reuseportTcp(), quic(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
+    transports: [
+      reuseportTcp(),
+      // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
+      ...(config.swarmKey == null ? [quic()] : []),
+      // --relay-mode off: direct connections only, so no relayed dials.
+      ...(useRelays ? [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })] : [])
+    ],
+    ...(config.swarmKey != null ? { connectionProtector: preSharedKey({ psk: config.swarmKey }) } : {}),
+    connectionGater: relayGater(config),
     connectionEncrypters: [tls(), noise()],
     streamMuxers: [yamux({
       maxInboundStreams: 4096,

@@ -1,20 +1,29 @@
 /** In-process fixtures: real nodes on loopback, a TCP echo server, byte helpers. */
 import { createServer, connect, type Server, type Socket } from 'node:net'
+import { createSocket, type Socket as UdpSocket } from 'node:dgram'
+import type { PrivateKey } from '@libp2p/interface'
 import { once } from 'node:events'
 import { randomBytes, createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { startNode, type PunchgateNode } from '../src/node.ts'
 import { validateConfig, type RawConfig } from '../src/config.ts'
 import { waitForEvent, type EventMap, type EventName } from '../src/events.ts'
-import { silentLogger } from '../src/logger.ts'
+import { silentLogger, type Logger } from '../src/logger.ts'
 
 const LOOPBACK_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 
-export async function testNode (raw: RawConfig = {}): Promise<PunchgateNode> {
+export interface TestNodeOptions {
+  /** A key made beforehand, so other nodes can be configured with this node's peer id. */
+  privateKey?: PrivateKey
+  /** Receives every record (after the console, when PUNCHGATE_TEST_LOG is set). */
+  logger?: Logger
+}
+
+export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = {}): Promise<PunchgateNode> {
   const config = validateConfig({ listen: LOOPBACK_LISTEN, ...raw })
   return startNode(config, {
-    privateKey: await generateKeyPair('Ed25519'),
-    logger: process.env.PUNCHGATE_TEST_LOG != null ? consoleLogger : silentLogger,
+    privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
+    logger: options.logger ?? (process.env.PUNCHGATE_TEST_LOG != null ? consoleLogger : silentLogger),
     timing: { retryMinMs: 100, retryMaxMs: 1000, bootstrapRetryMinMs: 100, bootstrapRetryMaxMs: 1000, upgradeWaitMs: 500 }
   })
 }
@@ -47,7 +56,7 @@ export interface EchoServer {
   close: () => Promise<void>
 }
 
-export async function echoServer (): Promise<EchoServer> {
+export async function echoServer (host = '127.0.0.1'): Promise<EchoServer> {
   let count = 0
   const sockets = new Set<Socket>()
   const server = createServer({ allowHalfOpen: true }, socket => {
@@ -57,7 +66,7 @@ export async function echoServer (): Promise<EchoServer> {
     socket.on('error', () => {})
     socket.pipe(socket)
   })
-  server.listen(0, '127.0.0.1')
+  server.listen(0, host)
   await once(server, 'listening')
   const address = server.address()
   if (address == null || typeof address === 'string') throw new Error('no port')
@@ -92,4 +101,92 @@ export function random (bytes: number): Buffer {
 
 export function sha256 (data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex')
+}
+
+/** A UDP echo server on 127.0.0.1 that counts what it received. */
+export interface UdpEchoServer {
+  port: number
+  /** Datagrams received so far. */
+  received: () => number
+  close: () => Promise<void>
+}
+
+export async function udpEchoServer (): Promise<UdpEchoServer> {
+  const socket = createSocket('udp4')
+  let received = 0
+  socket.on('message', (msg, from) => {
+    received++
+    socket.send(msg, from.port, from.address)
+  })
+  socket.bind(0, '127.0.0.1')
+  await once(socket, 'listening')
+  return {
+    port: socket.address().port,
+    received: () => received,
+    close: async () => new Promise<void>(resolve => socket.close(() => resolve()))
+  }
+}
+
+/** A local UDP sender with its own port, collecting every datagram it gets back. */
+export interface UdpClient {
+  socket: UdpSocket
+  port: number
+  received: Buffer[]
+  send: (data: Uint8Array) => void
+  /** Resolves once `count` datagrams have been received in total. */
+  waitFor: (count: number, ms?: number) => Promise<Buffer[]>
+  close: () => void
+}
+
+export async function udpClient (target: number): Promise<UdpClient> {
+  const socket = createSocket('udp4')
+  const received: Buffer[] = []
+  const waiters: Array<() => void> = []
+  socket.on('message', msg => {
+    received.push(msg)
+    waiters.forEach(w => w())
+  })
+  socket.bind(0, '127.0.0.1')
+  await once(socket, 'listening')
+  return {
+    socket,
+    port: socket.address().port,
+    received,
+    send: data => socket.send(data, target, '127.0.0.1'),
+    waitFor: async (count, ms = 10_000) => new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (received.length < count) return
+        clearTimeout(timer)
+        waiters.splice(waiters.indexOf(check), 1)
+        resolve(received.slice(0, count))
+      }
+      const timer = setTimeout(() => {
+        waiters.splice(waiters.indexOf(check), 1)
+        reject(new Error(`got ${received.length} of ${count} datagrams within ${ms} ms`))
+      }, ms)
+      waiters.push(check)
+      check()
+    }),
+    close: () => socket.close()
+  }
+}
+
+/** A logger that keeps every record, for events logged before a test can subscribe. */
+export function recordingLogger (): Logger & { records: Array<Record<string, unknown>> } {
+  const records: Array<Record<string, unknown>> = []
+  const log = (o: Record<string, unknown>): void => { records.push(o) }
+  return { records, debug: log, info: log, warn: log, error: log }
+}
+
+export function portOf (bind: string): number {
+  return Number(/:(\d+)(?:\/udp)?$/.exec(bind)?.[1])
+}
+
+/** Resolves once `condition` holds, checking on each turn of the event loop; rejects after `ms`. */
+export async function until (condition: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
+    await new Promise(resolve => setImmediate(resolve))
+  }
 }

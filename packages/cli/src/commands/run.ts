@@ -6,8 +6,8 @@ import { constants } from 'node:os'
 import { resolve } from 'node:path'
 import type { Options } from 'yargs'
 import {
-  ControlServer, DEFAULT_LISTEN, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity, startNode,
-  validateConfig, type NodeConfig
+  ControlServer, DEFAULT_LISTEN, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity,
+  readAllowFile, readSwarmKey, startNode, validateConfig, type NodeConfig
 } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { withEnv, type EnvKind } from '../env.ts'
@@ -28,14 +28,28 @@ export interface RunArgs {
   control?: string
   metrics?: string
   'rtt-interval'?: number
+  allow?: string[]
+  'allow-file'?: string
+  'expose-net'?: string[]
+  'max-sessions'?: string
+  'max-sessions-per-peer'?: string
+  'relay-mode'?: string
+  'relay-allow'?: 'any' | 'allowed'
+  'relay-max-reservations'?: string
+  'relay-max-bytes'?: string
+  'relay-max-duration'?: string
+  'swarm-key'?: string
+  'udp-idle-timeout'?: string
 }
+
+const RELAY_ALLOW = ['any', 'allowed'] as const
 
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   identity: 'string',
   listen: 'list',
   announce: 'list',
   bootstrap: 'list',
-  expose: 'list',
+  expose: 'specs',
   tunnel: 'list',
   'tunnel-by-name': 'list',
   'log-level': LOG_LEVELS,
@@ -43,11 +57,34 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   autonat: 'boolean',
   control: 'string',
   metrics: 'string',
-  'rtt-interval': 'number'
+  'rtt-interval': 'number',
+  allow: 'list',
+  'allow-file': 'string',
+  'expose-net': 'specs',
+  'max-sessions': 'string',
+  'max-sessions-per-peer': 'string',
+  'relay-mode': 'string',
+  'relay-allow': RELAY_ALLOW,
+  'relay-max-reservations': 'string',
+  'relay-max-bytes': 'string',
+  'relay-max-duration': 'string',
+  'swarm-key': 'string',
+  'udp-idle-timeout': 'string'
 }
 
 function repeatable (describe: string) {
   return { type: 'string', array: true, requiresArg: true, describe: `${describe} (repeatable)` } as const
+}
+
+/** A single-value option taken as text (the library parses it and names it in any error); the last one wins. */
+function single (describe: string, defaultDescription?: string) {
+  return {
+    type: 'string',
+    requiresArg: true,
+    coerce: (value: string | string[]) => lastWins(value),
+    describe,
+    ...(defaultDescription != null ? { defaultDescription } : {})
+  } as const
 }
 
 /** The daemon's options; `punchgate up` accepts the same ones and stores them in its env file. */
@@ -56,9 +93,27 @@ export const runOptions = {
   listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
   announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
   bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
-  expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
-  tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
-  'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND'),
+  expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...]'),
+  'expose-net': repeatable('let peers choose the destination, inside these networks and ports: NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=PEER_ID,...]'),
+  tunnel: repeatable('listen on BIND (HOST:PORT[/udp]) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND[>DEST_IP:PORT]'),
+  'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND[/udp][>DEST_IP:PORT]'),
+  allow: repeatable('only this peer id may use services that have no ?allow= list of their own'),
+  'allow-file': single('file of allowed peer ids, one per line, # comments; adds to --allow'),
+  'max-sessions': single('tunnelled connections and UDP sessions this node serves at once', 'no limit'),
+  'max-sessions-per-peer': single('the same, per peer', 'no limit'),
+  'swarm-key': single('private network key file (make one with punchgate swarm-key); peers without it cannot connect; TCP only'),
+  'relay-mode': single('auto (a bootstrap\'s relay), off (direct only), or the multiaddr of the relay to use', 'auto'),
+  'relay-allow': {
+    choices: RELAY_ALLOW,
+    requiresArg: true,
+    coerce: (value: 'any' | 'allowed' | Array<'any' | 'allowed'>) => lastWins(value),
+    describe: 'public node: relay for any peer, or only for --allow peers',
+    defaultDescription: 'any'
+  },
+  'relay-max-reservations': single('public node: relay slots held at once', '128'),
+  'relay-max-bytes': single('public node: bytes per relayed connection (e.g. 4GiB)', '4GiB'),
+  'relay-max-duration': single('public node: lifetime of a relayed connection (e.g. 24h)', '24h'),
+  'udp-idle-timeout': single('close a UDP session after this long without a datagram either way', '2m'),
   'log-level': {
     choices: LOG_LEVELS,
     requiresArg: true,
@@ -109,6 +164,8 @@ export interface DaemonSettings {
 /** Throws ConfigError or UsageError (both usage errors) before anything is started. */
 export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings {
   const options = withEnv(args, ENV_KINDS, env)
+  const allowFile = options['allow-file']
+  const swarmKey = options['swarm-key']
   const config = validateConfig({
     listen: options.listen,
     announce: options.announce,
@@ -119,7 +176,18 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     mdns: options.mdns,
     autonat: options.autonat,
     metrics: options.metrics,
-    rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined
+    rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined,
+    allow: [...options.allow ?? [], ...(allowFile != null ? readAllowFile(allowFile) : [])],
+    exposeNet: options['expose-net'],
+    maxSessions: options['max-sessions'],
+    maxSessionsPerPeer: options['max-sessions-per-peer'],
+    relayMode: options['relay-mode'],
+    relayAllow: options['relay-allow'],
+    relayMaxReservations: options['relay-max-reservations'],
+    relayMaxBytes: options['relay-max-bytes'],
+    relayMaxDuration: options['relay-max-duration'],
+    udpIdleTimeout: options['udp-idle-timeout'],
+    ...(swarmKey != null ? { swarmKey: readSwarmKey(swarmKey) } : {})
   })
   const identityPath = resolve(options.identity ?? defaultIdentityPath(env))
   return {

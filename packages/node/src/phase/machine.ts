@@ -34,6 +34,8 @@ export interface InitialStateInit {
   bootstraps: string[]
   services: string[]
   tunnels: Array<{ id: string, service: string, peer?: string }>
+  /** `--relay-mode off`: never reserve a relay slot; publish without one. */
+  relayOff?: boolean
 }
 
 export function initialState (init: InitialStateInit): State {
@@ -53,7 +55,7 @@ export function initialState (init: InitialStateInit): State {
     phase: 'joining',
     role: init.bootstraps.length === 0 ? 'public' : 'private',
     bootstraps: Object.fromEntries(init.bootstraps.map(addr => [addr, { connected: false, failures: 0 }])),
-    relay: 'none',
+    relay: init.relayOff === true ? 'off' : 'none',
     relayFailures: 0,
     services: init.services,
     tunnels,
@@ -336,7 +338,7 @@ function enterReady (state: State, timing: Timing): Result {
   const commands: Command[] = []
   // A private node publishes once its relay slot is reserved (see relay-reserved), so
   // that its provider record carries an address peers behind other NATs can reach.
-  if (state.services.length > 0 && (state.role === 'public' || state.relay === 'reserved')) {
+  if (state.services.length > 0 && (state.role === 'public' || state.relay === 'reserved' || state.relay === 'off')) {
     commands.push({ type: 'publish' })
   }
   if (state.services.length > 0) {

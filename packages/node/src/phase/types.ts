@@ -48,8 +48,8 @@ export interface State {
   phase: Phase
   role: Role
   bootstraps: Record<string, BootstrapState>
-  /** Private nodes only: 'none' until a bootstrap is connected. */
-  relay: 'none' | 'reserving' | 'reserved'
+  /** Private nodes only: 'none' until a bootstrap is connected; 'off' with `--relay-mode off`. */
+  relay: 'none' | 'reserving' | 'reserved' | 'off'
   relayFailures: number
   services: string[]
   tunnels: Record<string, TunnelState>

@@ -1,15 +1,17 @@
 /**
- * Server side of the tunnel protocol: read the request, connect to the exposed
- * target first, then accept and pipe. A peer can only ever reach the host:port the
- * operator configured for the name it asked for.
+ * Server side of the tunnel protocol: read the request, admit it (service, peer,
+ * destination, session limits), connect to the target, then accept and pipe. A peer can
+ * only ever reach the host:port the operator configured for the name it asked for, or
+ * an address inside the networks and ports of an `--expose-net` service.
  */
 import { connect, type Socket } from 'node:net'
 import type { Connection, Stream } from '@libp2p/interface'
-import type { ExposeSpec, HostPort } from '../config.ts'
+import type { HostPort } from '../config.ts'
 import { HANDSHAKE_TIMEOUT_MS, TARGET_CONNECT_TIMEOUT_MS } from '../constants.ts'
 import type { NodeEvents, Path } from '../events.ts'
-import { decodeRequest, readFrame, writeFrame, type RejectReason } from './handshake.ts'
+import { decodeRequest, readFrame, writeFrame, type RejectReason, type TunnelRequest } from './handshake.ts'
 import { pipeSocketStream } from './pipe.ts'
+import type { ServiceTable } from './services.ts'
 
 export function pathOf (connection: Connection): Path {
   return connection.direct && !connection.remoteAddr.toString().includes('/p2p-circuit') ? 'direct' : 'relay'
@@ -37,65 +39,78 @@ export async function connectTarget (target: HostPort, timeoutMs = TARGET_CONNEC
 }
 
 export interface ExposeHandlerInit {
-  services: ExposeSpec[]
+  table: ServiceTable
   events: NodeEvents
 }
 
+/** `192.168.1.10:22`, `[fd00::5]:22`: a destination as logged. */
+export function formatHostPort (hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`
+}
+
 export function createExposeHandler (init: ExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
-  const services = new Map(init.services.map(s => [s.name, s.target]))
-  const { events } = init
+  const { events, table } = init
 
   return async (stream, connection) => {
     const peer = connection.remotePeer.toString()
     const path = pathOf(connection)
     const handshake = AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)
-    const reject = async (service: string, reason: RejectReason): Promise<void> => {
-      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason })
-      try {
-        await writeFrame(stream, { accepted: false, reason }, handshake)
-        await stream.close({ signal: handshake })
-      } catch {
-        stream.abort(new Error(`rejected: ${reason}`))
-      }
-    }
 
-    let service: string
+    let request: TunnelRequest
     try {
-      service = decodeRequest(await readFrame(stream, handshake)).service
+      request = decodeRequest(await readFrame(stream, handshake))
     } catch (err) {
       events.emitEvent('tunnel.rejected', { side: 'server', peer, service: '', reason: 'bad-request' })
       stream.abort(err as Error)
       return
     }
+    const { service } = request
+    const destination = request.destination != null ? { destination: formatHostPort(request.destination) } : {}
 
-    const target = services.get(service)
-    if (target == null) {
-      await reject(service, 'unknown-service')
-      return
-    }
-
-    let socket: Socket
-    try {
-      socket = await connectTarget(target)
-    } catch {
-      await reject(service, 'target-unreachable')
+    const admission = table.admit({ peer, service, transport: 'tcp', ...(request.destination != null ? { destination: request.destination } : {}) })
+    if (!admission.ok) {
+      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: admission.reason, ...destination })
+      await sendReject(stream, admission.reason, admission.message, handshake)
       return
     }
 
     try {
-      await writeFrame(stream, { accepted: true }, handshake)
-    } catch (err) {
-      socket.destroy()
-      stream.abort(err as Error)
-      return
-    }
+      let socket: Socket
+      try {
+        socket = await connectTarget(admission.target)
+      } catch {
+        events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: 'target-unreachable', ...destination })
+        await sendReject(stream, 'target-unreachable', undefined, handshake)
+        return
+      }
 
-    const started = Date.now()
-    events.emitEvent('tunnel.opened', { side: 'server', peer, service, path })
-    const result = await pipeSocketStream(socket, stream)
-    events.emitEvent('tunnel.closed', {
-      side: 'server', peer, service, bytesIn: result.bytesIn, bytesOut: result.bytesOut, ms: Date.now() - started,
-      ...(result.error != null ? { error: result.error.message } : {})
-    })
+      try {
+        await writeFrame(stream, { accepted: true }, handshake)
+      } catch (err) {
+        socket.destroy()
+        stream.abort(err as Error)
+        return
+      }
+
+      const started = Date.now()
+      events.emitEvent('tunnel.opened', { side: 'server', peer, service, path, ...destination })
+      const result = await pipeSocketStream(socket, stream)
+      events.emitEvent('tunnel.closed', {
+        side: 'server', peer, service, bytesIn: result.bytesIn, bytesOut: result.bytesOut, ms: Date.now() - started,
+        ...destination, ...(result.error != null ? { error: result.error.message } : {})
+      })
+    } finally {
+      admission.release()
+    }
+  }
+}
+
+/** Replies with a reject and closes the stream; a peer that will not read it gets a reset. */
+export async function sendReject (stream: Stream, reason: RejectReason, message: string | undefined, signal: AbortSignal): Promise<void> {
+  try {
+    await writeFrame(stream, { accepted: false, reason, ...(message != null ? { message } : {}) }, signal)
+    await stream.close({ signal })
+  } catch {
+    stream.abort(new Error(`rejected: ${reason}`))
   }
 }

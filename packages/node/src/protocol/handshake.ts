@@ -10,16 +10,23 @@ import { ProtocolError } from '../errors.ts'
 
 export interface TunnelRequest {
   service: string
+  /** For an `--expose-net` service: the address the client asks for. */
+  destination?: { host: string, port: number }
 }
 
 /** Wire reason codes a server may refuse with. */
-export type RejectReason = 'unknown-service' | 'target-unreachable' | 'bad-request' | 'not-allowed'
+export type RejectReason =
+  | 'unknown-service' | 'target-unreachable' | 'bad-request' | 'not-allowed'
+  | 'destination-not-allowed' | 'too-many-sessions' | 'wrong-transport'
 
 export type TunnelReply =
   | { accepted: true }
   | { accepted: false, reason: RejectReason, message?: string }
 
-const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>(['unknown-service', 'target-unreachable', 'bad-request', 'not-allowed'])
+const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
+  'unknown-service', 'target-unreachable', 'bad-request', 'not-allowed',
+  'destination-not-allowed', 'too-many-sessions', 'wrong-transport'
+])
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
@@ -50,7 +57,14 @@ export function decodeRequest (bytes: Uint8Array): TunnelRequest {
   if (typeof obj.service !== 'string' || obj.service.length === 0 || obj.service.length > 63) {
     throw new ProtocolError('request has no valid "service"')
   }
-  return { service: obj.service }
+  if (obj.destination === undefined) return { service: obj.service }
+  const destination = obj.destination as Record<string, unknown> | null
+  if (typeof destination !== 'object' || destination === null ||
+      typeof destination.host !== 'string' || destination.host.length === 0 || destination.host.length > 253 ||
+      typeof destination.port !== 'number' || !Number.isInteger(destination.port) || destination.port < 1 || destination.port > 65535) {
+    throw new ProtocolError('request has an invalid "destination"')
+  }
+  return { service: obj.service, destination: { host: destination.host, port: destination.port } }
 }
 
 export function decodeReply (bytes: Uint8Array): TunnelReply {

@@ -10,14 +10,15 @@ import type { TunnelSpec } from '../config.ts'
 import { HANDSHAKE_TIMEOUT_MS, PENDING_CONNECTION_TIMEOUT_MS } from '../constants.ts'
 import { BindError, TunnelRejectedError } from '../errors.ts'
 import type { NodeEvents, Path } from '../events.ts'
+import type { TunnelRequest } from './handshake.ts'
 import { pipeSocketStream } from './pipe.ts'
 import { requestTunnel } from './request.ts'
 
 /** Where a live tunnel sends its connections. */
 export interface TunnelRoute {
   peer: string
-  /** Opens a tunnel-protocol stream on the best connection to the peer right now. */
-  openStream: (signal: AbortSignal) => Promise<{ stream: Stream, path: Path }>
+  /** Opens a stream of `protocol` (default: the TCP tunnel protocol) on the best connection to the peer right now. */
+  openStream: (signal: AbortSignal, protocol?: string) => Promise<{ stream: Stream, path: Path }>
 }
 
 export interface TunnelListenerInit {
@@ -26,6 +27,11 @@ export interface TunnelListenerInit {
   /** Told when a stream could not be opened on the live route: the peer may be gone. */
   onRouteFailed: (err: Error) => void
   pendingTimeoutMs?: number
+}
+
+/** The handshake request a tunnel sends: its service, and its destination if it has one. */
+export function requestOf (spec: TunnelSpec): TunnelRequest {
+  return { service: spec.service, ...(spec.destination != null ? { destination: spec.destination } : {}) }
 }
 
 export class TunnelListener {
@@ -132,11 +138,13 @@ export class TunnelListener {
     }
 
     try {
-      await requestTunnel(stream, service, handshake)
+      await requestTunnel(stream, requestOf(this.spec), handshake)
     } catch (err) {
       if (err instanceof TunnelRejectedError) {
         this.totals.rejected++
-        this.events.emitEvent('tunnel.rejected', { side: 'client', tunnel, peer: route.peer, service, reason: err.reason })
+        this.events.emitEvent('tunnel.rejected', {
+          side: 'client', tunnel, peer: route.peer, service, reason: err.reason, ...(err.detail != null ? { message: err.detail } : {})
+        })
       }
       socket.destroy()
       if (stream.status === 'open') stream.abort(err as Error)

@@ -4,11 +4,12 @@
  */
 import type { Stream } from '@libp2p/interface'
 import { TunnelRejectedError } from '../errors.ts'
-import { decodeReply, readFrame, writeFrame } from './handshake.ts'
+import { decodeReply, readFrame, writeFrame, type TunnelRequest } from './handshake.ts'
 
 /** Resolves once the server accepted; throws TunnelRejectedError on a refusal, ProtocolError on a bad reply. */
-export async function requestTunnel (stream: Stream, service: string, signal: AbortSignal): Promise<void> {
-  await writeFrame(stream, { service }, signal)
+export async function requestTunnel (stream: Stream, request: TunnelRequest | string, signal: AbortSignal): Promise<void> {
+  const asked = typeof request === 'string' ? { service: request } : request
+  await writeFrame(stream, asked, signal)
   const reply = decodeReply(await readFrame(stream, signal))
-  if (!reply.accepted) throw new TunnelRejectedError(service, reply.reason)
+  if (!reply.accepted) throw new TunnelRejectedError(asked.service, reply.reason, reply.message)
 }

@@ -1,0 +1,36 @@
+/**
+ * The allow-list file (`--allow-file`): one peer id per line, `#` starts a comment,
+ * blank lines are ignored. It is configuration, so any problem with it, unreadable or
+ * malformed, is a usage error naming the file and line.
+ */
+import { readFileSync } from 'node:fs'
+import { ConfigError } from './errors.ts'
+import { parsePeerId } from './specs.ts'
+
+export function parseAllowFile (path: string, text: string): string[] {
+  const ids: string[] = []
+  for (const [i, line] of text.split(/\r?\n/).entries()) {
+    const id = line.replace(/#.*/, '').trim()
+    if (id === '') continue
+    if (/\s/.test(id)) {
+      throw new ConfigError('allow-file', path, `line ${i + 1}: one peer id per line, got ${JSON.stringify(id)}`)
+    }
+    try {
+      ids.push(parsePeerId('allow-file', path, id))
+    } catch {
+      throw new ConfigError('allow-file', path, `line ${i + 1}: ${JSON.stringify(id)} is not a peer id`)
+    }
+  }
+  return ids
+}
+
+/** Read once at start (synchronously: it is part of validating the configuration). */
+export function readAllowFile (path: string): string[] {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError('allow-file', path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  return parseAllowFile(path, text)
+}

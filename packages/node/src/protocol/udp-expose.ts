@@ -1,0 +1,117 @@
+/**
+ * Server side of `/punchgate/udp/1.0.0`: one stream is one remote sender's session. It
+ * is admitted like a TCP tunnel (service, peer, destination, limits), then gets a UDP
+ * socket of its own connected to the target, so the target's replies come back on
+ * this stream and no other. The session ends when the client closes it, the stream
+ * breaks, or nothing moves either way for the idle timeout.
+ */
+import { createSocket, type Socket } from 'node:dgram'
+import { lookup } from 'node:dns/promises'
+import type { Connection, Stream } from '@libp2p/interface'
+import type { HostPort } from '../config.ts'
+import { HANDSHAKE_TIMEOUT_MS, TARGET_CONNECT_TIMEOUT_MS } from '../constants.ts'
+import type { NodeEvents } from '../events.ts'
+import { DatagramChannel } from './datagram.ts'
+import { formatHostPort, pathOf, sendReject } from './expose.ts'
+import { decodeRequest, readFrame, writeFrame, type TunnelRequest } from './handshake.ts'
+import type { ServiceTable } from './services.ts'
+
+/** A UDP socket that sends to and receives from `target` only. */
+export async function connectUdpTarget (target: HostPort): Promise<Socket> {
+  const { address, family } = await lookup(target.host)
+  const socket = createSocket(family === 6 ? 'udp6' : 'udp4')
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`connect to ${target.host}:${target.port} timed out`)), TARGET_CONNECT_TIMEOUT_MS)
+      socket.once('error', err => { clearTimeout(timer); reject(err) })
+      socket.connect(target.port, address, () => { clearTimeout(timer); resolve() })
+    })
+  } catch (err) {
+    socket.close()
+    throw err
+  }
+  socket.removeAllListeners('error')
+  return socket
+}
+
+export interface UdpExposeHandlerInit {
+  table: ServiceTable
+  events: NodeEvents
+  idleMs: number
+}
+
+export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
+  const { events, table, idleMs } = init
+
+  return async (stream, connection) => {
+    const peer = connection.remotePeer.toString()
+    const path = pathOf(connection)
+    const handshake = AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)
+
+    let request: TunnelRequest
+    try {
+      request = decodeRequest(await readFrame(stream, handshake))
+    } catch (err) {
+      events.emitEvent('tunnel.rejected', { side: 'server', peer, service: '', reason: 'bad-request', transport: 'udp' })
+      stream.abort(err as Error)
+      return
+    }
+    const { service } = request
+    const destination = request.destination != null ? { destination: formatHostPort(request.destination) } : {}
+    const admission = table.admit({ peer, service, transport: 'udp', ...(request.destination != null ? { destination: request.destination } : {}) })
+    if (!admission.ok) {
+      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: admission.reason, transport: 'udp', ...destination })
+      await sendReject(stream, admission.reason, admission.message, handshake)
+      return
+    }
+
+    let socket: Socket
+    try {
+      socket = await connectUdpTarget(admission.target)
+      await writeFrame(stream, { accepted: true }, handshake)
+    } catch (err) {
+      admission.release()
+      if (stream.status !== 'open') return
+      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: 'target-unreachable', transport: 'udp', ...destination })
+      await sendReject(stream, 'target-unreachable', (err as Error).message, handshake)
+      return
+    }
+
+    const started = Date.now()
+    let lastActive = started
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // The target may not listen (ICMP port unreachable) now and come back later: the session carries on.
+    socket.on('error', () => {})
+
+    await new Promise<void>(resolve => {
+      const channel = new DatagramChannel(stream, {
+        onDatagram: datagram => {
+          lastActive = Date.now()
+          socket.send(datagram)
+        },
+        onClose: error => {
+          clearTimeout(timer)
+          socket.close()
+          admission.release()
+          const { datagramsIn, datagramsOut, bytesIn, bytesOut, dropped } = channel.counts
+          events.emitEvent('tunnel.closed', {
+            side: 'server', peer, service, transport: 'udp', bytesIn, bytesOut, datagramsIn, datagramsOut, dropped,
+            ms: Date.now() - started, ...destination, ...(error != null ? { error: error.message } : {})
+          })
+          resolve()
+        }
+      })
+      socket.on('message', datagram => {
+        lastActive = Date.now()
+        channel.send(datagram)
+      })
+      const check = (): void => {
+        const idle = Date.now() - lastActive
+        if (idle >= idleMs) channel.close()
+        else timer = setTimeout(check, idleMs - idle)
+      }
+      timer = setTimeout(check, idleMs)
+      events.emitEvent('tunnel.opened', { side: 'server', peer, service, path, transport: 'udp', ...destination })
+    })
+  }
+}

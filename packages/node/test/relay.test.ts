@@ -1,0 +1,38 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { initialState, transition } from '../src/phase/machine.ts'
+import { relayGater, relaysFor } from '../src/relay.ts'
+
+const BOOT = '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+const A = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+const B = '12D3KooWSTrqRiX7VmAocYibHVWuNkmmCdkYj7XidphoYvLui6xD'
+
+describe('relay choice', () => {
+  it('relaysFor: the bootstraps, the configured relay, or none', () => {
+    assert.deepEqual(relaysFor({ mode: 'auto' }, [BOOT]), [BOOT])
+    assert.deepEqual(relaysFor({ mode: 'fixed', addr: '/ip4/1.2.3.4/tcp/1/p2p/x' }, [BOOT]), ['/ip4/1.2.3.4/tcp/1/p2p/x'])
+    assert.deepEqual(relaysFor({ mode: 'off' }, [BOOT]), [])
+  })
+
+  it('with relays off, a private node never asks for a reservation and publishes once a bootstrap is connected', () => {
+    const state = initialState({ bootstraps: [BOOT], services: ['echo'], tunnels: [], relayOff: true })
+    const [started] = transition(state, { type: 'start' })
+    const [ready, commands] = transition(started, { type: 'bootstrap-connected', addr: BOOT })
+    assert.equal(ready.relay, 'off')
+    assert.equal(ready.phase, 'ready')
+    assert.deepEqual(commands.map(c => c.type), ['publish', 'schedule'])
+    assert.deepEqual(transition(ready, { type: 'retry-relay' })[1], [])
+  })
+
+  it('relayGater: open by default; with relay-allow allowed, only allowed peers reserve and only between allowed peers', async () => {
+    assert.deepEqual(relayGater({ relayAllow: 'any', allow: [A] }), {})
+    const gater = relayGater({ relayAllow: 'allowed', allow: [A] })
+    const [a, b] = [peerIdFromString(A), peerIdFromString(B)]
+    assert.equal(await gater.denyInboundRelayReservation?.(a), false)
+    assert.equal(await gater.denyInboundRelayReservation?.(b), true)
+    assert.equal(await gater.denyOutboundRelayedConnection?.(a, a), false)
+    assert.equal(await gater.denyOutboundRelayedConnection?.(b, a), true)
+    assert.equal(await gater.denyOutboundRelayedConnection?.(a, b), true)
+  })
+})

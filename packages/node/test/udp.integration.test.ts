@@ -1,0 +1,171 @@
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import type { PunchgateNode } from '../src/node.ts'
+import { MAX_DATAGRAM_BYTES } from '../src/protocol/datagram.ts'
+import { echoServer, event, portOf, until, random, tcpAddr, testNode, udpClient, udpEchoServer, type UdpEchoServer } from './fixtures.ts'
+
+/**
+ * How long the steady flow runs. CI keeps the default of a few seconds; set
+ * PUNCHGATE_TEST_UDP_FLOW_MS=300000 for the five-minute run.
+ */
+const FLOW_MS = Number(process.env.PUNCHGATE_TEST_UDP_FLOW_MS ?? 4_000)
+/** Shorter than the flow, longer than the gap between its packets: the flow must keep its session alive. */
+const IDLE = '2s'
+
+describe('UDP tunnels on loopback', () => {
+  let bootstrap: PunchgateNode
+  let provider: PunchgateNode
+  let consumer: PunchgateNode
+  let echo: UdpEchoServer
+  let tcpEcho: Awaited<ReturnType<typeof echoServer>>
+  const ports = new Map<string, number>()
+  const byName = 'dns@127.0.0.1:0/udp'
+  let byPeer: string
+  let unknown: string
+  let wrongTransport: string
+
+  before(async () => {
+    echo = await udpEchoServer()
+    tcpEcho = await echoServer()
+    bootstrap = await testNode()
+    provider = await testNode({
+      bootstrap: [tcpAddr(bootstrap)],
+      expose: [`dns=127.0.0.1:${echo.port}/udp`, `tcp=127.0.0.1:${tcpEcho.port}`],
+      udpIdleTimeout: IDLE
+    })
+    await event(provider, 'service.published', e => e.name === 'dns')
+    byPeer = `${provider.peerId}:dns@127.0.0.1:0/udp`
+    unknown = `${provider.peerId}:nope@127.0.0.1:0/udp`
+    wrongTransport = `${provider.peerId}:tcp@127.0.0.1:0/udp`
+    consumer = await testNode({
+      bootstrap: [tcpAddr(bootstrap)],
+      tunnelByName: [byName],
+      tunnel: [byPeer, unknown, wrongTransport],
+      udpIdleTimeout: IDLE
+    })
+    for (const t of consumer.tunnels()) ports.set(t.tunnel, portOf(t.bind))
+    await Promise.all([byName, byPeer, unknown, wrongTransport].map(async id => event(consumer, 'tunnel.activated', e => e.tunnel === id)))
+  })
+
+  after(async () => {
+    await Promise.all([consumer?.stop(), provider?.stop(), bootstrap?.stop()])
+    await echo?.close()
+    await tcpEcho?.close()
+  })
+
+  it('delivers each datagram whole, from empty to 65,507 bytes, and routes the replies back', async () => {
+    const client = await udpClient(ports.get(byName) ?? 0)
+    try {
+      const sizes = [0, 1, 1400, 9000, MAX_DATAGRAM_BYTES]
+      const sent: Buffer[] = []
+      for (const size of sizes) {
+        const data = random(size)
+        sent.push(data)
+        client.send(data)
+        // One at a time, so the n-th reply is the n-th datagram: nothing merged, split or reordered.
+        await client.waitFor(sent.length)
+      }
+      assert.deepEqual(client.received.map(d => d.length), sizes)
+      for (const [i, data] of sent.entries()) assert.ok(client.received[i]?.equals(data), `datagram ${i} byte-exact`)
+    } finally {
+      client.close()
+    }
+  })
+
+  it('gives two local senders only their own replies', async () => {
+    const a = await udpClient(ports.get(byPeer) ?? 0)
+    const b = await udpClient(ports.get(byPeer) ?? 0)
+    try {
+      const count = 50
+      for (let i = 0; i < count; i++) {
+        a.send(Buffer.from(`a-${i}`))
+        b.send(Buffer.from(`b-${i}`))
+      }
+      const [fromA, fromB] = await Promise.all([a.waitFor(count), b.waitFor(count)])
+      assert.deepEqual(new Set(fromA.map(d => d.toString())), new Set(Array.from({ length: count }, (_, i) => `a-${i}`)))
+      assert.deepEqual(new Set(fromB.map(d => d.toString())), new Set(Array.from({ length: count }, (_, i) => `b-${i}`)))
+    } finally {
+      a.close()
+      b.close()
+    }
+  })
+
+  it(`keeps a steady WireGuard-like flow on one session for ${FLOW_MS} ms, past the ${IDLE} idle timeout`, async () => {
+    const client = await udpClient(ports.get(byName) ?? 0)
+    const sender = `127.0.0.1:${client.port}`
+    let sessions = 0
+    const countSessions = (e: { sender?: string }): void => { if (e.sender === sender) sessions++ }
+    consumer.events.on('tunnel.opened', countSessions)
+    try {
+      // A handshake initiation, then data packets at a steady pace, each answered.
+      client.send(random(148))
+      await client.waitFor(1)
+      let sent = 1
+      const started = Date.now()
+      while (Date.now() - started < FLOW_MS) {
+        client.send(random(1420))
+        sent++
+        await client.waitFor(sent)
+        await new Promise(resolve => setTimeout(resolve, 100))
+      }
+      assert.equal(client.received.length, sent)
+      assert.equal(sessions, 1, 'one session for the whole flow: the idle timer never fired')
+    } finally {
+      consumer.events.off('tunnel.opened', countSessions)
+      client.close()
+    }
+  })
+
+  it('closes an idle session, and the next datagram from that sender opens a new one', async () => {
+    const client = await udpClient(ports.get(byName) ?? 0)
+    const sender = `127.0.0.1:${client.port}`
+    try {
+      client.send(Buffer.from('first'))
+      await client.waitFor(1)
+      const closed = await event(consumer, 'tunnel.closed', e => e.sender === sender, 10_000)
+      assert.equal(closed.transport, 'udp')
+      assert.equal(closed.datagramsOut, 1)
+      assert.equal(closed.datagramsIn, 1)
+      const reopened = event(consumer, 'tunnel.opened', e => e.sender === sender)
+      client.send(Buffer.from('second'))
+      await reopened
+      await client.waitFor(2)
+      assert.equal(client.received[1]?.toString(), 'second')
+    } finally {
+      client.close()
+    }
+  })
+
+  it('drops and counts datagrams for a service the peer does not expose; nothing reaches a target', async () => {
+    const client = await udpClient(ports.get(unknown) ?? 0)
+    const echoed = echo.received()
+    try {
+      const rejected = event(consumer, 'tunnel.rejected', e => e.tunnel === unknown)
+      const serverSide = event(provider, 'tunnel.rejected', e => e.service === 'nope')
+      for (let i = 0; i < 3; i++) client.send(Buffer.from(`lost-${i}`))
+      assert.equal((await rejected).reason, 'unknown-service')
+      assert.equal((await serverSide).reason, 'unknown-service')
+      for (let i = 0; i < 2; i++) client.send(Buffer.from(`lost-late-${i}`))
+      const dropped = (): number => consumer.tunnels().find(t => t.tunnel === unknown)?.dropped ?? 0
+      // No event per dropped datagram (that would flood the log): wait, bounded, for the socket to have read them.
+      await until(() => dropped() >= 5)
+      assert.equal(dropped(), 5)
+      assert.equal(client.received.length, 0)
+      assert.equal(echo.received(), echoed)
+    } finally {
+      client.close()
+    }
+  })
+
+  it('refuses a UDP session to a TCP service with wrong-transport', async () => {
+    const client = await udpClient(ports.get(wrongTransport) ?? 0)
+    try {
+      const rejected = event(consumer, 'tunnel.rejected', e => e.tunnel === wrongTransport)
+      client.send(Buffer.from('x'))
+      assert.equal((await rejected).reason, 'wrong-transport')
+      assert.equal(tcpEcho.connections(), 0)
+    } finally {
+      client.close()
+    }
+  })
+})
