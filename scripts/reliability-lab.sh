@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Fault recovery in the NAT lab (docs/reliability.md): a client behind one cone NAT
+# tunnels by name to a workhorse behind another, then, one at a time:
+#   1. the bootstrap/relay restarts   -> the workhorse re-reserves and republishes <= 10 s,
+#                                        and the tunnel still echoes
+#   2. both routers forget their NAT mappings (conntrack flushed) -> the tunnel echoes again
+#   3. the workhorse restarts         -> the tunnel by name finds it again and echoes
+# Each step must echo within RECOVERY_LIMIT_S. Needs root. Logs: test-results/reliability/.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$root/node_modules/.bin:$PATH"
+lab="$root/scripts/nat-lab.sh"
+cli="$root/packages/cli/bin/punchgate.js"
+prefix="pgr$$-"
+logs=${RELIABILITY_LOG_DIR:-$root/test-results/reliability}
+work=$(mktemp -d)
+readonly RECOVERY_LIMIT_S=${RECOVERY_LIMIT_S:-15} RESERVE_LIMIT_S=10 ECHO_PORT=7000 TUNNEL_PORT=2222
+mkdir -p "$logs"; rm -f "$logs"/*.log
+pids=()
+lab_up=0
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ "$lab_up" -eq 1 ] && bash "$lab" down "$prefix" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  [ "$status" -ne 0 ] && echo "reliability: FAILED; logs in $logs" >&2
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() { echo "reliability: $*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+# Waits for a new line matching a pattern in a log, appended after the call.
+wait_new() {
+  local file=$1 pattern=$2 seconds=$3
+  timeout "$seconds" grep -m1 -q -E "$pattern" <(tail -n0 -F "$file" 2>/dev/null)
+}
+
+# In namespace $1, start a process with output to $2; its pid is in $started.
+start_in() {
+  local host=$1 log=$2; shift 2
+  ip netns exec "$prefix$host" "$@" >> "$log" 2>&1 &
+  started=$!
+  pids+=("$started")
+}
+
+start_boot() {
+  start_in boot "$logs/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
+    --listen /ip4/11.0.0.2/tcp/4001 --listen /ip4/11.0.0.2/udp/4001/quic-v1
+  boot_pid=$started
+}
+start_workhorse() {
+  start_in workhorse "$logs/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
+  workhorse_pid=$started
+}
+stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+
+# One echo through the tunnel, retried until it works or the limit passes; prints ms.
+echo_through_tunnel() {
+  ip netns exec "${prefix}client" node -e '
+    const net = require("node:net"); const started = Date.now(); const limit = Number(process.argv[1]) * 1000
+    const payload = require("node:crypto").randomBytes(4096)
+    function attempt () {
+      if (Date.now() - started > limit) { console.log("none"); process.exit(1) }
+      const s = net.connect(Number(process.argv[2]), "127.0.0.1"); let got = Buffer.alloc(0)
+      s.on("error", () => {}); s.on("connect", () => s.end(payload))
+      s.on("data", d => { got = Buffer.concat([got, d]) })
+      s.on("close", () => got.equals(payload) ? (console.log(Date.now() - started), process.exit(0)) : setTimeout(attempt, 200))
+    }
+    attempt()' "$RECOVERY_LIMIT_S" "$TUNNEL_PORT"
+}
+
+check_echo() {
+  local what=$1 ms
+  ms=$(echo_through_tunnel) || fail "$what: no byte-exact echo within ${RECOVERY_LIMIT_S} s"
+  echo "reliability: $what: 4 KiB echoed byte-exact after $ms ms"
+}
+
+bash "$lab" up "$prefix" cone cone > "$logs/lab.log" 2>&1 || fail "lab up failed: $(tail -n 1 "$logs/lab.log")"
+lab_up=1
+boot="/ip4/11.0.0.2/tcp/4001/p2p/$(node "$cli" id --identity "$work/boot.key")"
+start_boot
+start_in workhorse "$logs/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
+start_workhorse
+wait_new "$logs/workhorse.log" '"event":"service.published"' 30 || fail "workhorse did not publish"
+start_in client "$logs/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" \
+  --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
+check_echo "start"
+
+# 1. Bootstrap/relay restart.
+stop "$boot_pid"
+t0=$(now_ms)
+start_boot
+wait_new "$logs/workhorse.log" '"event":"relay.reserved"' "$RESERVE_LIMIT_S" || fail "no new relay reservation within $RESERVE_LIMIT_S s of the relay's restart"
+reserved=$(( $(now_ms) - t0 ))
+wait_new "$logs/workhorse.log" '"event":"service.published"' "$RESERVE_LIMIT_S" || fail "service not republished within $RESERVE_LIMIT_S s"
+echo "reliability: relay restart: reservation back after $reserved ms, record republished after $(( $(now_ms) - t0 )) ms"
+check_echo "relay restart"
+
+# 2. Both NATs forget every mapping.
+bash "$lab" flush-nat "$prefix" routerA >/dev/null
+bash "$lab" flush-nat "$prefix" routerB >/dev/null
+check_echo "NAT mappings flushed"
+
+# 3. The workhorse restarts (new connections, new NAT mappings, same peer id).
+stop "$workhorse_pid"
+start_workhorse
+check_echo "workhorse restart"
+
+echo "reliability: ok"
