@@ -65,6 +65,12 @@ export const MAX_PUNCH_CANDIDATES = 8
  */
 export const MAX_TUNNEL_STREAMS = 1024
 
+/**
+ * On SIGINT/SIGTERM, open tunnel connections get this long to finish before they are cut.
+ * `docker stop` sends SIGKILL after 10 s: this leaves time to close the swarm within that.
+ */
+export const DRAIN_TIMEOUT_MS = 8_000
+
 /** Providers asked for in one lookup. */
 export const MAX_PROVIDERS = 8
 

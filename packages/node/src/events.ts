@@ -28,6 +28,8 @@ export type UdpCounts = {
 export interface EventMap {
   'node.started': { peerId: string, addrs: string[], role: 'public' | 'private' }
   'node.stopped': { peerId: string }
+  'node.draining': { connections: number, timeoutMs: number }
+  'node.drained': { ms: number, cut: number }
   'phase.changed': { from: string, to: string, reason: string }
   'peer.connected': { peer: string, direct: boolean, addr: string }
   'peer.disconnected': { peer: string, direct: boolean, addr: string }

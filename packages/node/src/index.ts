@@ -8,7 +8,7 @@ export * from './specs.ts'
 export * from './swarm-key.ts'
 export * from './access.ts'
 export {
-  startNode, type PunchgateNode, type StartOptions, type TunnelInfo, type NodeStatus, type ConnectedPeer,
+  startNode, type PunchgateNode, type StartOptions, type StopOptions, type TunnelInfo, type NodeStatus, type ConnectedPeer,
   type OpenTunnelOptions, type TunnelStream
 } from './node.ts'
 export { ControlServer } from './control/server.ts'

@@ -7,7 +7,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
 import { Registry } from 'prom-client'
 import type { NodeConfig } from './config.ts'
-import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
@@ -19,6 +19,8 @@ import { describeServices, ServiceTable } from './protocol/services.ts'
 import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { requestTunnel } from './protocol/request.ts'
 import { MetricsServer } from './metrics.ts'
+import { drainConnections } from './drain.ts'
+import { InFlight } from './in-flight.ts'
 import { startRttReporter, type RttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
@@ -52,8 +54,16 @@ export interface PunchgateNode {
    * `service`, on the best connection (direct preferred). Resolves with an accepted stream.
    */
   openTunnelStream(options: OpenTunnelOptions): Promise<TunnelStream>
-  /** Stops accepting, closes tunnels and the swarm. Idempotent. */
-  stop(): Promise<void>
+  /**
+   * Stops accepting (tunnel ports and incoming tunnel streams), lets open tunnel connections
+   * finish for up to `drainMs`, then cuts what remains and closes the swarm. Idempotent.
+   */
+  stop(options?: StopOptions): Promise<void>
+}
+
+export interface StopOptions {
+  /** How long open tunnel connections may take to finish; 0 cuts them at once. */
+  drainMs?: number
 }
 
 export interface TunnelInfo extends ListenerTotals {
@@ -140,6 +150,8 @@ class Runner implements PunchgateNode {
   private readonly bootstrapPeers = new Map<string, string>()
   private readonly shutdown = new AbortController()
   private readonly puncher: HolePuncher
+  /** Tunnel connections this node serves to peers (the expose side), open right now. */
+  private readonly served = new InFlight()
   private stopping?: Promise<void>
   private readonly stopHooks: Array<() => Promise<void>> = []
   private startedAt = new Date(0)
@@ -238,10 +250,10 @@ class Runner implements PunchgateNode {
     }
 
     const handlerOptions = { maxInboundStreams: MAX_TUNNEL_STREAMS, runOnLimitedConnection: true }
-    await this.swarm.handle(TUNNEL_PROTOCOL, createExposeHandler({ table: this.services, events: this.events }), handlerOptions)
-    await this.swarm.handle(UDP_PROTOCOL, createUdpExposeHandler({
+    await this.swarm.handle(TUNNEL_PROTOCOL, this.counted(createExposeHandler({ table: this.services, events: this.events })), handlerOptions)
+    await this.swarm.handle(UDP_PROTOCOL, this.counted(createUdpExposeHandler({
       table: this.services, events: this.events, idleMs: this.config.udpIdleMs
-    }), handlerOptions)
+    })), handlerOptions)
     await this.puncher.start()
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
@@ -276,19 +288,38 @@ class Runner implements PunchgateNode {
     this.dispatch({ type: 'start' })
   }
 
-  async stop (): Promise<void> {
+  async stop (options: StopOptions = {}): Promise<void> {
     this.stopping ??= (async () => {
       this.dispatch({ type: 'shutdown' })
       this.shutdown.abort()
       this.puncher.stop()
       for (const timer of this.timers.values()) clearTimeout(timer)
       this.timers.clear()
+      await drainConnections({
+        listeners: [...this.listeners.values()],
+        served: this.served,
+        stopServing: async () => { await this.swarm.unhandle([TUNNEL_PROTOCOL, UDP_PROTOCOL]) },
+        events: this.events,
+        timeoutMs: options.drainMs ?? DRAIN_TIMEOUT_MS
+      })
       await Promise.all([...this.listeners.values()].map(async l => l.close()))
       await this.runStopHooks()
       await this.swarm.stop()
       this.events.emitEvent('node.stopped', { peerId: this.peerId })
     })()
     return this.stopping
+  }
+
+  /** Wraps a stream handler so a graceful stop can wait for the connections it serves. */
+  private counted (handler: (stream: Stream, connection: Connection) => Promise<void>): (stream: Stream, connection: Connection) => Promise<void> {
+    return async (stream, connection) => {
+      const done = this.served.add()
+      try {
+        await handler(stream, connection)
+      } finally {
+        done()
+      }
+    }
   }
 
   /** Registers a cleanup for stop(): helpers started beside the runner (metrics, RTT probes). */

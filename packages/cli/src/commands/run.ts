@@ -6,7 +6,7 @@ import { constants } from 'node:os'
 import { resolve } from 'node:path'
 import type { Options } from 'yargs'
 import {
-  ControlServer, DEFAULT_LISTEN, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity,
+  ControlServer, DEFAULT_LISTEN, DRAIN_TIMEOUT_MS, parseDuration, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity,
   readAllowFile, readSwarmKey, startNode, validateConfig, type NodeConfig
 } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
@@ -40,6 +40,7 @@ export interface RunArgs {
   'relay-max-duration'?: string
   'swarm-key'?: string
   'udp-idle-timeout'?: string
+  'drain-timeout'?: string
 }
 
 const RELAY_ALLOW = ['any', 'allowed'] as const
@@ -69,7 +70,8 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'relay-max-bytes': 'string',
   'relay-max-duration': 'string',
   'swarm-key': 'string',
-  'udp-idle-timeout': 'string'
+  'udp-idle-timeout': 'string',
+  'drain-timeout': 'string'
 }
 
 function repeatable (describe: string) {
@@ -113,6 +115,7 @@ export const runOptions = {
   'relay-max-reservations': single('public node: relay slots held at once', '128'),
   'relay-max-bytes': single('public node: bytes per relayed connection (e.g. 4GiB)', '4GiB'),
   'relay-max-duration': single('public node: lifetime of a relayed connection (e.g. 24h)', '24h'),
+  'drain-timeout': single('on SIGINT/SIGTERM, how long open tunnel connections get to finish (0: cut at once); a second signal exits at once', '8s'),
   'udp-idle-timeout': single('close a UDP session after this long without a datagram either way', '2m'),
   'log-level': {
     choices: LOG_LEVELS,
@@ -157,6 +160,7 @@ export const runCommand: Command<RunArgs> = {
 export interface DaemonSettings {
   config: NodeConfig
   identityPath: string
+  drainMs: number
   controlPath: string
   logLevel: LogLevel
 }
@@ -194,7 +198,8 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     config,
     identityPath,
     controlPath: options.control ?? controlPathFor(identityPath, env),
-    logLevel: options['log-level'] ?? 'info'
+    logLevel: options['log-level'] ?? 'info',
+    drainMs: drainMs(options['drain-timeout'])
   }
 }
 
@@ -206,6 +211,11 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
  */
 function controlPathFor (identityPath: string, env: NodeJS.ProcessEnv): string {
   return identityPath === resolve(defaultIdentityPath(env)) ? defaultControlPath(env) : `${identityPath}.sock`
+}
+
+function drainMs (text: string | undefined): number {
+  if (text == null) return DRAIN_TIMEOUT_MS
+  return /^\s*0+\s*(ms|s|m|h|d)?\s*$/i.test(text) ? 0 : parseDuration('drain-timeout', text)
 }
 
 /** Starts the node, waits for `shutdown` to abort, stops the node. Resolves with the exit code. */
@@ -220,7 +230,7 @@ export async function runDaemon (args: RunArgs, io: Io, shutdown: AbortSignal): 
     control.serve(node)
     await aborted(shutdown)
     await control.close()
-    await node.stop()
+    await node.stop({ drainMs: settings.drainMs })
   } finally {
     await control.close()
   }

@@ -11,6 +11,7 @@ import { HANDSHAKE_TIMEOUT_MS, PENDING_CONNECTION_TIMEOUT_MS } from '../constant
 import { BindError, TunnelRejectedError } from '../errors.ts'
 import type { NodeEvents, Path } from '../events.ts'
 import type { TunnelRequest } from './handshake.ts'
+import { InFlight } from '../in-flight.ts'
 import { pipeSocketStream } from './pipe.ts'
 import { requestTunnel } from './request.ts'
 
@@ -41,6 +42,7 @@ export class TunnelListener {
   private readonly pendingTimeoutMs: number
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
+  private readonly open = new InFlight()
   private pending: Array<() => void> = []
   private route?: TunnelRoute
   /** Totals over the listener's life, for status and metrics. */
@@ -96,15 +98,37 @@ export class TunnelListener {
     this.route = undefined
   }
 
+  /**
+   * Graceful stop, first half: no new connections (the port is released and connections
+   * still waiting for a live tunnel are closed); open ones carry on. Then `idle()`.
+   */
+  stopAccepting (): void {
+    if (this.server.listening) this.server.close()
+    const waiting = this.pending
+    this.pending = []
+    this.route = undefined
+    waiting.forEach(go => go())
+  }
+
+  /** Resolves once every accepted connection has closed. */
+  async idle (): Promise<void> {
+    await this.open.idle()
+  }
+
   async close (): Promise<void> {
     this.route = undefined
     for (const socket of this.sockets) socket.destroy()
+    if (!this.server.listening) return
     await new Promise<void>(resolve => this.server.close(() => resolve()))
   }
 
   private accept (socket: Socket): void {
     this.sockets.add(socket)
-    socket.on('close', () => this.sockets.delete(socket))
+    const closed = this.open.add()
+    socket.on('close', () => {
+      this.sockets.delete(socket)
+      closed()
+    })
     // An early reset by the local client must not crash anything before the pipe owns the socket.
     socket.on('error', () => socket.destroy())
     if (this.route != null) {

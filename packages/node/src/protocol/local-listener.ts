@@ -28,6 +28,10 @@ export interface LocalListener {
   listen: () => Promise<void>
   activate: (route: TunnelRoute) => void
   deactivate: () => void
+  /** Graceful stop: take no new connections; open ones carry on. */
+  stopAccepting: () => void
+  /** Resolves once no connection is open. */
+  idle: () => Promise<void>
   close: () => Promise<void>
 }
 

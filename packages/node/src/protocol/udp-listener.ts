@@ -97,6 +97,13 @@ export class UdpTunnelListener {
     this.route = undefined
   }
 
+  /** UDP has no connections to let finish: sessions end with close(). */
+  stopAccepting (): void {
+    this.route = undefined
+  }
+
+  async idle (): Promise<void> {}
+
   async close (): Promise<void> {
     this.closing = true
     this.route = undefined
