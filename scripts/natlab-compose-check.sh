@@ -95,12 +95,14 @@ daemon() {
   local service=$1 ns=$2
   # Containers have a file system each; here the three daemons share one, so each gets its own control socket.
   local -a env=(PATH="$NODE_BIN:/usr/bin:/bin" PUNCHGATE_IDENTITY="$dir/$service.key" PUNCHGATE_CONTROL="$dir/$service.sock")
-  while IFS= read -r line; do env+=("${line//\/lab\/lab-boot.key/$repo/deploy/natlab/lab-boot.key}"); done < <(compose env "$service")
+  while IFS= read -r line; do env+=("${line//\/tmp\/lab-boot.key/$dir/lab-boot.key}"); done < <(compose env "$service")
   ip netns exec "$P$ns" env -i "${env[@]}" packages/cli/bin/punchgate.js >"$dir/$service.log" 2>&1 &
   pids+=($!)
 }
 ip netns exec "${P}workhorse-net" "$NODE_BIN/node" scripts/echo-server.mjs 7000 >"$dir/echo.log" 2>&1 &
 pids+=($!)
+# What the lab-boot entrypoint does: punchgate refuses a key file others can read.
+install -m 600 deploy/natlab/lab-boot.key "$dir/lab-boot.key"
 daemon lab-boot boot
 daemon workhorse workhorse-net
 daemon client client-net

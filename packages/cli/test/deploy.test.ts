@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdir, readFile, symlink } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, readFile, symlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parse } from 'yaml'
@@ -70,7 +70,9 @@ function serviceEnv (name: string, shell: Record<string, string> = {}): Record<s
 }
 
 function daemonServices (): string[] {
-  return Object.entries(compose.services).filter(([, service]) => service.image === 'punchgate:latest' && service.entrypoint == null)
+  // lab-boot's entrypoint only copies its key to a 0600 file, then execs punchgate.
+  const runsPunchgate = (service: Service): boolean => service.entrypoint == null || String(service.entrypoint.at(-1)).endsWith('exec punchgate')
+  return Object.entries(compose.services).filter(([, service]) => service.image === 'punchgate:latest' && runsPunchgate(service))
     .map(([name]) => name)
 }
 
@@ -138,8 +140,12 @@ describe('compose.yaml', () => {
     }
   })
 
-  it('has the lab client tunnel echo by name to the workhorse, both bootstrapping from the lab key', async () => {
-    const { stdout } = await cli(['id', '--identity', join(REPO, 'deploy', 'natlab', 'lab-boot.key')])
+  it('has the lab client tunnel echo by name to the workhorse, both bootstrapping from the lab key', async t => {
+    // As the lab-boot entrypoint does: git checks the key out 0644, which punchgate refuses.
+    const key = join(await tempDir(t), 'lab-boot.key')
+    await copyFile(join(REPO, 'deploy', 'natlab', 'lab-boot.key'), key)
+    await chmod(key, 0o600)
+    const { stdout } = await cli(['id', '--identity', key])
     const bootAddr = `/ip4/11.0.0.2/tcp/4001/p2p/${stdout.trim()}`
     const client = daemonSettings({}, serviceEnv('client')).config
     const workhorse = daemonSettings({}, serviceEnv('workhorse')).config
@@ -152,7 +158,9 @@ describe('compose.yaml', () => {
     assert.equal(echo.network_mode, compose.services.workhorse?.network_mode)
     assert.deepEqual(echo.entrypoint, ['node', '/lab/echo-server.mjs', '7000'])
     const labKey = compose.services['lab-boot']?.volumes?.[0]?.split(':')
-    assert.deepEqual(labKey, ['./deploy/natlab/lab-boot.key', serviceEnv('lab-boot').PUNCHGATE_IDENTITY, 'ro'])
+    assert.deepEqual(labKey, ['./deploy/natlab/lab-boot.key', '/lab/lab-boot.key', 'ro'])
+    const entrypoint = compose.services['lab-boot']?.entrypoint ?? []
+    assert.equal(entrypoint.at(-1), `install -m 600 /lab/lab-boot.key ${serviceEnv('lab-boot').PUNCHGATE_IDENTITY} && exec punchgate`)
   })
 })
 

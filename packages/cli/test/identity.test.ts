@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cli, lines, tempDir } from './fixtures.ts'
 
@@ -44,6 +44,16 @@ describe('identity', () => {
       assert.equal(stdout, '')
       assert.deepEqual(lines(stderr), [`punchgate: --identity ${JSON.stringify(key)}: not a valid identity key file (left untouched)`])
       assert.deepEqual(await readFile(key), garbage)
+    })
+
+    it(`${name} refuses a key file others can read with exit 1 and one line naming chmod 600`, async t => {
+      const key = join(await tempDir(t), 'node.key')
+      assert.equal((await cli(['id', '--identity', key])).code, 0)
+      await chmod(key, 0o644)
+      const { code, stdout, stderr } = await cli([...command, '--identity', key])
+      assert.equal(code, 1)
+      assert.equal(stdout, '')
+      assert.deepEqual(lines(stderr), [`punchgate: --identity ${JSON.stringify(key)}: is accessible by group or others (mode 0644); run chmod 600 on it`])
     })
 
     it(`${name} refuses a directory as the key file with exit 1`, async t => {

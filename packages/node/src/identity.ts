@@ -1,9 +1,10 @@
 /**
  * The node's identity: an Ed25519 key in a file of its own, created 0600 when missing.
  * An existing file that cannot be read or parsed is an error and is never overwritten:
- * replacing it would silently change the peer id everyone knows this node by.
+ * replacing it would silently change the peer id everyone knows this node by. A file the
+ * group or others can read is refused: whoever holds the key can impersonate the node.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, open, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { homedir } from 'node:os'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -34,11 +35,28 @@ export function defaultIdentityPath (env: NodeJS.ProcessEnv = process.env, platf
   return join(defaultStateDir(env, platform), 'identity.key')
 }
 
+/** Reads the key file, checking the mode of the very file read (no gap between check and read). */
+async function readKeyFile (path: string): Promise<Buffer> {
+  const file = await open(path, 'r')
+  try {
+    const stats = await file.stat()
+    const mode = stats.mode
+    if (stats.isFile() && (mode & 0o077) !== 0 && process.platform !== 'win32') {
+      const octal = (mode & 0o777).toString(8).padStart(4, '0')
+      throw new IdentityError(path, `is accessible by group or others (mode ${octal}); run chmod 600 on it`)
+    }
+    return await file.readFile()
+  } finally {
+    await file.close()
+  }
+}
+
 export async function loadOrCreateIdentity (path: string): Promise<Identity> {
   let bytes: Buffer | undefined
   try {
-    bytes = await readFile(path)
+    bytes = await readKeyFile(path)
   } catch (err) {
+    if (err instanceof IdentityError) throw err
     const code = (err as NodeJS.ErrnoException).code
     if (code !== 'ENOENT') {
       throw new IdentityError(path, `cannot read (${code ?? (err as Error).message})`)
