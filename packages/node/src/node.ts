@@ -180,6 +180,8 @@ class Runner implements PunchgateNode {
 
     await this.swarm.handle(TUNNEL_PROTOCOL, createExposeHandler({ services: this.config.expose, events: this.events }), {
       maxInboundStreams: MAX_TUNNEL_STREAMS,
+      // libp2p takes the outbound cap from the handler registration, not from newStream().
+      maxOutboundStreams: MAX_TUNNEL_STREAMS,
       runOnLimitedConnection: true
     })
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
