@@ -73,18 +73,20 @@ export function table (m: Medians, setups: SetupName[], concurrency: number): st
   const rows: string[][] = [['metric', 'setup', 'value', 'unit', 'vs raw', 'vs ssh -L']]
   for (const def of METRICS) {
     const label = def.label.replace('N at once', `${concurrency} at once`)
-    setups.forEach((setup, i) => {
+    let first = true
+    for (const setup of setups) {
       const value = m[setup]?.[def.key]
-      if (value == null) return
+      if (value == null) continue
       rows.push([
-        i === 0 ? label : '',
+        first ? label : '',
         SETUP_LABELS[setup],
         format(value),
         def.unit,
         ratio(value, m.raw?.[def.key]),
         ratio(value, m.ssh?.[def.key])
       ])
-    })
+      first = false
+    }
   }
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map(r => (r[col] ?? '').length))) ?? []
   return rows.map(r => r.map((cell, col) => col >= 2 && col !== 3 ? cell.padStart(widths[col] ?? 0) : cell.padEnd(widths[col] ?? 0)).join('  ').trimEnd()).join('\n')

@@ -37,12 +37,14 @@ const { values: flags } = parseArgs({
   options: {
     smoke: { type: 'boolean', default: false },
     only: { type: 'string' },
+    steps: { type: 'string' },
     transports: { type: 'string', default: 'both' },
     size: { type: 'string' },
     repeats: { type: 'string' },
     concurrency: { type: 'string' },
     out: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'daemon-node-options': { type: 'string', default: '' },
     'keep-logs': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
@@ -50,7 +52,8 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
-       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--keep-logs]`)
+       [--steps throughput1,throughput8,latency,open,concurrent]
+       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--keep-logs]`)
   process.exit(0)
 }
 
@@ -69,7 +72,10 @@ const logs = join(resultsDir, 'logs')
 rmSync(logs, { recursive: true, force: true })
 mkdirSync(logs, { recursive: true })
 const dir = mkdtempSync(join(tmpdir(), 'punchgate-bench-'))
-const ctx: Context = { dir, logs, targetPort: 0, transports, procs: [], cpuProfileDir: flags['cpu-prof'] ? join(resultsDir, 'profiles') : undefined }
+const ctx: Context = { dir, logs, targetPort: 0, transports, procs: [],
+  cpuProfileDir: flags['cpu-prof'] ? join(resultsDir, 'profiles') : undefined,
+  daemonNodeOptions: flags['daemon-node-options'].split(' ').filter(o => o !== '')
+}
 if (ctx.cpuProfileDir != null) mkdirSync(ctx.cpuProfileDir, { recursive: true })
 
 /** ssh and socat come from Debian; install them when missing and we may (CI, containers). */
@@ -154,34 +160,37 @@ async function measure (setup: Setup, what: string, fn: () => Promise<void>, byt
 
 type Step = (setup: Setup) => Promise<void>
 
-const steps: Array<[string, Step]> = [
-  ['throughput, 1 stream', async setup => measure(setup, 'throughput 1', async () => {
+const STEPS: Array<[string, string, Step]> = [
+  ['throughput1', 'throughput, 1 stream', async setup => measure(setup, 'throughput 1', async () => {
     const t = await throughput(setup.port, sizes.throughputBytes, 1)
     record(setup.name, 'throughput1', t.bytes / MB / t.seconds)
   }, sizes.throughputBytes)],
-  ['throughput, 8 streams', async setup => measure(setup, 'throughput 8', async () => {
+  ['throughput8', 'throughput, 8 streams', async setup => measure(setup, 'throughput 8', async () => {
     const t = await throughput(setup.port, sizes.throughputBytes, 8)
     record(setup.name, 'throughput8', t.bytes / MB / t.seconds)
   }, sizes.throughputBytes)],
-  ['latency', async setup => measure(setup, 'latency', async () => {
+  ['latency', 'latency', async setup => measure(setup, 'latency', async () => {
     for (const [size, key] of [[1, 'latency1'], [4096, 'latency4k']] as const) {
       const ms = await latency(setup.port, size, sizes.latencyCount)
       record(setup.name, `${key}.p50`, percentile(ms, 50))
       record(setup.name, `${key}.p99`, percentile(ms, 99))
     }
   })],
-  ['new connections', async setup => measure(setup, 'new connections', async () => {
+  ['open', 'new connections', async setup => measure(setup, 'new connections', async () => {
     const ms = await connectTimes(setup.port, sizes.openCount)
     record(setup.name, 'open.p50', percentile(ms, 50))
     record(setup.name, 'open.p99', percentile(ms, 99))
   })],
-  [`${sizes.concurrency} connections at once`, async setup => measure(setup, 'concurrent', async () => {
+  ['concurrent', `${sizes.concurrency} connections at once`, async setup => measure(setup, 'concurrent', async () => {
     const c = await concurrent(setup.port, sizes.concurrency, sizes.concurrentBytes, 60_000)
     record(setup.name, 'concurrent.seconds', c.seconds)
     record(setup.name, 'concurrent.errors', c.errors)
     if (c.errors > 0) throw new Error(`${c.errors} of ${c.connections} failed: ${c.failures.join(', ')}`)
   })]
 ]
+const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key)
+for (const key of wantedSteps) if (!STEPS.some(([k]) => k === key)) throw new Error(`--steps: unknown step ${key}`)
+const steps = STEPS.filter(([key]) => wantedSteps.includes(key))
 
 async function main (): Promise<number> {
   const started = Date.now()
@@ -193,7 +202,7 @@ async function main (): Promise<number> {
   for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.idle', memory(s.roots).largestBytes / MB)
 
   for (let r = 0; r < sizes.repeats; r++) {
-    for (const [label, step] of steps) {
+    for (const [, label, step] of steps) {
       // Rotate the order each repeat so no setup always runs first (or last) in a burst.
       const order = setups.map((_, i) => setups[(i + r) % setups.length] as Setup)
       for (const setup of order) {

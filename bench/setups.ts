@@ -49,6 +49,8 @@ export interface Context {
   procs: Proc[]
   /** When set, daemons run under `node --cpu-prof` and write their profiles here on exit. */
   cpuProfileDir: string | undefined
+  /** Extra Node options for the daemons (e.g. `--trace-gc`), for experiments. */
+  daemonNodeOptions: string[]
 }
 
 function spawnProc (ctx: Context, name: string, command: string, args: string[]): Proc {
@@ -132,7 +134,7 @@ function listenArgs (transports: Transports): string[] {
 
 function daemon (ctx: Context, name: string, args: string[]): Proc {
   const prof = ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
-  return spawnProc(ctx, name, process.execPath, [...prof, PUNCHGATE, ...args])
+  return spawnProc(ctx, name, process.execPath, [...prof, ...ctx.daemonNodeOptions, PUNCHGATE, ...args])
 }
 
 async function peerId (ctx: Context, name: string): Promise<{ key: string, id: string }> {
