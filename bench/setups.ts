@@ -151,8 +151,8 @@ function transportOf (addr: unknown): string {
 
 /**
  * A bootstrap (public: DHT server and relay), and for each tunnel a provider exposing
- * the target and a consumer tunnelling to it by peer id. The relayed provider listens
- * only on its relay slot, so the consumer can reach it through the relay alone.
+ * the target and a consumer tunnelling to it by peer id. The relayed provider has no
+ * listener (`--listen none`), so the consumer can reach it through the relay alone.
  */
 export async function startPunchgate (ctx: Context, which: Array<'direct' | 'relay'>): Promise<Setup[]> {
   const [boot, ...providers] = await Promise.all(['bootstrap', ...which.map(w => `provider-${w}`)].map(async n => peerId(ctx, n)))
@@ -169,7 +169,7 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
   return Promise.all(which.map(async (kind, i) => {
     const provider = providers[i]
     if (provider == null) throw new Error('no provider identity')
-    const providerListen = kind === 'relay' ? ['--listen', '/p2p-circuit'] : listenArgs(ctx.transports)
+    const providerListen = kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)
     const p = daemon(ctx, `provider-${kind}`, [
       '--identity', provider.key, ...providerListen, '--bootstrap', bootAddr,
       '--expose', `bench=127.0.0.1:${ctx.targetPort}`

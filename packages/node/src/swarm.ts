@@ -6,7 +6,6 @@
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { quic } from '@chainsafe/libp2p-quic'
-import { tls } from '@libp2p/tls'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -20,6 +19,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
+import { socketTls } from './socket-tls.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -73,7 +73,8 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey): 
     start: false,
     addresses: { listen: config.listen, announce: config.announce },
     transports: [tcp(), quic(), circuitRelayTransport({ reservationCompletionTimeout: 10_000 })],
-    connectionEncrypters: [tls(), noise()],
+    // @libp2p/tls's protocol, run on the TCP socket itself where it can (socket-tls.ts).
+    connectionEncrypters: [socketTls(), noise()],
     streamMuxers: [yamux({
       maxInboundStreams: 4096,
       maxOutboundStreams: 4096,

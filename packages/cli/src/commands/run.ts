@@ -42,7 +42,7 @@ export const runCommand: Command<RunArgs> = {
   describe: 'run the daemon: expose local services and open tunnels to peers',
   builder: yargs => yargs.options({
     identity: identityOption,
-    listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
+    listen: { ...repeatable("multiaddr to listen on; 'none' for no listener (reachable through the relay only)"), defaultDescription: DEFAULT_LISTEN.join(' ') },
     bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
     expose: repeatable('publish a local TCP service as NAME=HOST:PORT'),
     tunnel: repeatable('listen on BIND (HOST:PORT) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND'),
