@@ -26,7 +26,8 @@ export const METRICS: MetricDef[] = [
   { key: 'cpuPerGB', label: 'CPU per GB moved', unit: 's/GB', better: 'lower' },
   { key: 'rss.idle', label: 'RSS idle, largest process', unit: 'MB', better: 'lower' },
   { key: 'rss.load', label: 'RSS under load, largest', unit: 'MB', better: 'lower' },
-  { key: 'rss.loadTotal', label: 'RSS under load, all procs', unit: 'MB', better: 'lower' }
+  { key: 'rss.loadTotal', label: 'RSS under load, all procs', unit: 'MB', better: 'lower' },
+  { key: 'rss.after', label: 'RSS idle after load, largest', unit: 'MB', better: 'lower' }
 ]
 
 /** Samples per setup and metric key: one value per repeat. */

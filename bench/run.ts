@@ -212,6 +212,9 @@ async function main (): Promise<number> {
       }
     }
   }
+  // Idle again: what the load left behind (garbage not yet collected, allocator caches).
+  await sleep(flags.smoke ? 500 : 3000)
+  for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.after', memory(s.roots).largestBytes / MB)
   for (const s of setups) {
     const cpu = cpuTotals.get(s.name)
     if (cpu != null && s.roots.length > 0) record(s.name, 'cpuPerGB', cpu.seconds / (cpu.bytes / 1e9))
