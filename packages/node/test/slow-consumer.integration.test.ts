@@ -78,7 +78,7 @@ async function tunnelOver (listen: string[]): Promise<{ nodes: PunchgateNode[], 
 }
 
 describe('a slow local reader behind a tunnel', () => {
-  it('over TCP: the far service is held back, nothing is reset, every byte arrives in order', async () => {
+  it('over TCP: the far service is held back, nothing is reset, every byte arrives in order', { timeout: 120_000 }, async () => {
     const { nodes, port, source } = await tunnelOver(['/ip4/127.0.0.1/tcp/0'])
     try {
       const client = await connectTo(port)
@@ -103,7 +103,7 @@ describe('a slow local reader behind a tunnel', () => {
     }
   })
 
-  it('over QUIC (no read backpressure in @chainsafe/libp2p-quic 2.1): memory stays capped and the app sees a reset, never a silent truncation', async () => {
+  it('over QUIC (no read backpressure in @chainsafe/libp2p-quic 2.1): memory stays capped and the app sees a reset, never a silent truncation', { timeout: 120_000 }, async () => {
     const { nodes, port, source } = await tunnelOver(['/ip4/127.0.0.1/udp/0/quic-v1'])
     try {
       const client = await connectTo(port)

@@ -47,7 +47,12 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     const fail = (err: Error): void => {
       result.error ??= err
       // RST, not FIN: a clean EOF would tell the local app a broken transfer was complete.
-      if (!socket.destroyed) socket.resetAndDestroy()
+      // Once end() has started libuv's graceful shutdown, a reset must not be mixed in:
+      // the handle then never finishes closing (and Node spins at exit waiting for it).
+      if (!socket.destroyed) {
+        if (socket.writableEnded) socket.destroy()
+        else socket.resetAndDestroy()
+      }
       if (stream.status === 'open' || stream.status === 'closing') stream.abort(err)
     }
 
