@@ -116,6 +116,12 @@ export const DEFAULT_RTT_INTERVAL_MS = 30_000
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0']
 
+/**
+ * `--listen none`: no listener at all. A private node then accepts connections only
+ * through its relay slot (no open port; and the bench's way to force the relayed path).
+ */
+export const NO_LISTEN = 'none'
+
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
 export function parseServiceName (flag: string, spec: string, name: string): string {
@@ -289,12 +295,17 @@ function isQuic (addr: string): boolean {
 export function validateConfig (raw: RawConfig): NodeConfig {
   const swarmKey = raw.swarmKey
   const defaultListen = swarmKey != null ? DEFAULT_LISTEN.filter(addr => !isQuic(addr)) : DEFAULT_LISTEN
-  const listen = raw.listen != null && raw.listen.length > 0 ? raw.listen : defaultListen
+  const bootstrap = raw.bootstrap ?? []
+  bootstrap.forEach(parseBootstrap)
+  let listen = raw.listen != null && raw.listen.length > 0 ? raw.listen : defaultListen
+  if (listen.includes(NO_LISTEN)) {
+    if (listen.length > 1) throw new ConfigError('listen', NO_LISTEN, 'cannot be combined with other listen addresses')
+    if (bootstrap.length === 0) throw new ConfigError('listen', NO_LISTEN, 'a node without --bootstrap is public and must listen')
+    listen = []
+  }
   listen.forEach(addr => parseMultiaddr('listen', addr))
   const announce = raw.announce ?? []
   announce.forEach(addr => parseMultiaddr('announce', addr))
-  const bootstrap = raw.bootstrap ?? []
-  bootstrap.forEach(parseBootstrap)
   const relayMode = raw.relayMode != null ? parseRelayMode(raw.relayMode) : { mode: 'auto' } as const
   if (swarmKey != null) {
     const addrs: Array<[string, string[]]> = [

@@ -249,7 +249,12 @@ class Runner implements PunchgateNode {
       throw err
     }
 
-    const handlerOptions = { maxInboundStreams: MAX_TUNNEL_STREAMS, runOnLimitedConnection: true }
+    const handlerOptions = {
+      maxInboundStreams: MAX_TUNNEL_STREAMS,
+      // libp2p takes the outbound cap from the handler registration, not from newStream().
+      maxOutboundStreams: MAX_TUNNEL_STREAMS,
+      runOnLimitedConnection: true
+    }
     await this.swarm.handle(TUNNEL_PROTOCOL, this.counted(createExposeHandler({ table: this.services, events: this.events })), handlerOptions)
     await this.swarm.handle(UDP_PROTOCOL, this.counted(createUdpExposeHandler({
       table: this.services, events: this.events, idleMs: this.config.udpIdleMs

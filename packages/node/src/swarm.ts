@@ -8,7 +8,6 @@
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { quic } from '@chainsafe/libp2p-quic'
-import { tls } from '@libp2p/tls'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
@@ -26,6 +25,7 @@ import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
 import { relayGater } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
+import { socketTls } from './socket-tls.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -99,7 +99,8 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
     ],
     ...(config.swarmKey != null ? { connectionProtector: preSharedKey({ psk: config.swarmKey }) } : {}),
     connectionGater: relayGater(config),
-    connectionEncrypters: [tls(), noise()],
+    // @libp2p/tls's protocol, run on the TCP socket itself where it can (socket-tls.ts).
+    connectionEncrypters: [socketTls(), noise()],
     streamMuxers: [yamux({
       maxInboundStreams: 4096,
       maxOutboundStreams: 4096,

@@ -47,6 +47,13 @@ describe('validateConfig', () => {
     assert.equal(config.relay.maxDurationMs, 24 * 3600_000)
   })
 
+  it('listens nowhere with --listen none, only on a private node and only on its own', () => {
+    const boot = `/ip4/11.0.0.2/tcp/4001/p2p/${PEER}`
+    assert.deepEqual(validateConfig({ listen: ['none'], bootstrap: [boot] }).listen, [])
+    assert.throws(() => validateConfig({ listen: ['none'] }), /public and must listen/)
+    assert.throws(() => validateConfig({ listen: ['none', '/ip4/0.0.0.0/tcp/0'], bootstrap: [boot] }), /cannot be combined/)
+  })
+
   it('rejects a bootstrap address without /p2p', () => {
     assert.throws(() => validateConfig({ bootstrap: ['/ip4/11.0.0.2/tcp/4001'] }), /\/p2p/)
   })

@@ -79,6 +79,27 @@ describe('socket <-> stream pipe', () => {
     close()
   })
 
+  it('still closes the local connection when the remote resets right after its FIN', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const piping = pipeSocketStream(inner, local)
+    void remote.close()
+    // The FIN made the pipe end() its socket: libuv's shutdown is now under way.
+    for (let i = 0; i < 1000 && !inner.writableEnded; i++) await Promise.resolve()
+    assert.ok(inner.writableEnded)
+    remote.abort(new Error('remote gave up'))
+    // libuv refuses a reset while a shutdown is pending, and Node then never closes the
+    // handle: the pipe never settled, and the process spun at exit waiting for it.
+    const result = await Promise.race([
+      piping,
+      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('the local socket never closed')), 5000))
+    ])
+    assert.ok(result.error != null)
+    assert.ok(inner.destroyed)
+    outer.destroy()
+    close()
+  })
+
   it('resets the stream when the local app resets its connection', async () => {
     const { outer, inner, close } = await socketPair()
     const [local, remote] = await streamPair()

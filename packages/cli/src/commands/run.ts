@@ -92,7 +92,7 @@ function single (describe: string, defaultDescription?: string) {
 /** The daemon's options; `punchgate up` accepts the same ones and stores them in its env file. */
 export const runOptions = {
   identity: identityOption,
-  listen: { ...repeatable('multiaddr to listen on'), defaultDescription: DEFAULT_LISTEN.join(' ') },
+  listen: { ...repeatable("multiaddr to listen on; 'none' for no listener (reachable through the relay only)"), defaultDescription: DEFAULT_LISTEN.join(' ') },
   announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
   bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
   expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...]'),

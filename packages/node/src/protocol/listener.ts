@@ -157,6 +157,12 @@ export class TunnelListener {
       ({ stream, path } = await route.openStream(handshake))
     } catch (err) {
       socket.destroy()
+      // The per-connection stream cap is this TCP connection's problem, not the route's.
+      if ((err as Error).name === 'TooManyOutboundProtocolStreamsError') {
+        this.totals.rejected++
+        this.events.emitEvent('tunnel.rejected', { side: 'client', tunnel, peer: route.peer, service, reason: 'too-many-connections' })
+        return
+      }
       this.onRouteFailed(err as Error)
       return
     }

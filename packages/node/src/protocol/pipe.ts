@@ -20,6 +20,20 @@ export interface PipeResult {
  */
 const STREAM_READ_BUFFER_BYTES = 32 * 1024 * 1024
 
+/**
+ * Unsent bytes the stream may hold before the local socket stops being read. send()'s
+ * return value alone does not bound this: yamux emits 'drain' on every window update,
+ * even while the connection below is still saturated, and each one let another chunk in
+ * (tens of MB queued, and a queue that is slow to consume: measured in docs/performance.md).
+ */
+const MAX_UNSENT_BYTES = 256 * 1024
+
+/**
+ * Bytes the local socket may hold unwritten before the stream is paused. Node's default
+ * (16 KiB) is below one yamux frame, so every message would pause and resume the stream.
+ */
+const MAX_UNWRITTEN_BYTES = 1024 * 1024
+
 export async function pipeSocketStream (socket: Socket, stream: Stream): Promise<PipeResult> {
   const result: PipeResult = { bytesIn: 0, bytesOut: 0 }
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES)
@@ -34,25 +48,37 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
       result.error ??= err
       // RST, not FIN: a clean EOF would tell the local app a broken transfer was complete.
       // Unix sockets (the control socket) have no RST and throw: closing is all they can do.
+      // Once end() has started libuv's graceful shutdown, a reset must not be mixed in
+      // either: the handle then never finishes closing (and Node spins at exit waiting for it).
       if (!socket.destroyed) {
-        if (socket.remoteAddress != null) socket.resetAndDestroy()
+        if (socket.remoteAddress != null && !socket.writableEnded) socket.resetAndDestroy()
         else socket.destroy()
       }
       if (stream.status === 'open' || stream.status === 'closing') stream.abort(err)
     }
 
     // local -> remote
+    let reading = true
+    const resumeReading = (): void => {
+      if (reading || stream.writableNeedsDrain || stream.writeBufferLength >= MAX_UNSENT_BYTES) return
+      if (stream.writeStatus !== 'writable' || socket.destroyed) return
+      reading = true
+      socket.resume()
+    }
     socket.on('data', (chunk: Buffer) => {
       result.bytesOut += chunk.byteLength
       try {
-        if (!stream.send(chunk)) {
+        if (!stream.send(chunk) || stream.writeBufferLength >= MAX_UNSENT_BYTES) {
+          reading = false
           socket.pause()
-          stream.onDrain().then(() => socket.resume(), (err: Error) => fail(err))
         }
       } catch (err) {
         fail(err as Error)
       }
     })
+    // The stream's own 'drain' handler queues its send in a microtask: look after it ran.
+    stream.addEventListener('drain', () => queueMicrotask(resumeReading))
+    stream.addEventListener('idle', resumeReading)
     let localEnded = false
     let remoteEnded = false
     socket.on('end', () => {
@@ -72,18 +98,18 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     // remote -> local
     stream.addEventListener('message', (evt: StreamMessageEvent) => {
       const data = evt.data
-      let writable = true
       if (data instanceof Uint8Array) {
         result.bytesIn += data.byteLength
-        writable = socket.write(data)
+        socket.write(data)
       } else {
         for (const buf of data) {
           result.bytesIn += buf.byteLength
-          writable = socket.write(buf)
+          socket.write(buf)
         }
       }
-      if (!writable && stream.readStatus === 'readable') {
+      if (socket.writableLength >= MAX_UNWRITTEN_BYTES && stream.readStatus === 'readable') {
         stream.pause()
+        // Above the socket's high-water mark, so write() returned false and 'drain' will come.
         socket.once('drain', () => {
           if (stream.readStatus === 'paused') stream.resume()
         })

@@ -1,0 +1,264 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: raw TCP, socat, ssh -L, a direct and a relayed punchgate tunnel,
+ * side by side against one target process. Every measurement runs once per setup per
+ * repeat, the setups interleaved (rotated each repeat) so that load from elsewhere on
+ * the machine hits all of them alike; the table shows medians over the repeats.
+ * `--smoke` runs tiny sizes (part of `npm test`): it fails on errors, never on speed.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { concurrent, connectTimes, latency, throughput } from './load.ts'
+import { PeakMemory, cpuSeconds, memory } from './procstat.ts'
+import { medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
+import { SETUP_LABELS, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
+
+const MB = 1e6
+const MiB = 1024 * 1024
+const ALL: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
+
+interface Sizes {
+  throughputBytes: number
+  latencyCount: number
+  openCount: number
+  concurrency: number
+  concurrentBytes: number
+  repeats: number
+}
+
+const FULL: Sizes = { throughputBytes: 512 * MiB, latencyCount: 2000, openCount: 200, concurrency: 1000, concurrentBytes: 4096, repeats: 3 }
+const SMOKE: Sizes = { throughputBytes: 4 * MiB, latencyCount: 50, openCount: 10, concurrency: 100, concurrentBytes: 1024, repeats: 1 }
+
+const { values: flags } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    steps: { type: 'string' },
+    transports: { type: 'string', default: 'both' },
+    size: { type: 'string' },
+    repeats: { type: 'string' },
+    concurrency: { type: 'string' },
+    out: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'daemon-node-options': { type: 'string', default: '' },
+    'keep-logs': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  }
+})
+
+if (flags.help) {
+  console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
+       [--steps throughput1,throughput8,latency,open,concurrent]
+       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--keep-logs]`)
+  process.exit(0)
+}
+
+const sizes: Sizes = { ...(flags.smoke ? SMOKE : FULL) }
+if (flags.size != null) sizes.throughputBytes = Number(flags.size) * MiB
+if (flags.repeats != null) sizes.repeats = Number(flags.repeats)
+if (flags.concurrency != null) sizes.concurrency = Number(flags.concurrency)
+const transports = flags.transports as Transports
+if (!['tcp', 'quic', 'both'].includes(transports)) throw new Error(`--transports: expected tcp, quic or both, got ${transports}`)
+const wanted = flags.only != null ? flags.only.split(',') as SetupName[] : ALL
+for (const name of wanted) if (!ALL.includes(name)) throw new Error(`--only: unknown setup ${name}`)
+
+const root = join(import.meta.dirname, '..')
+const resultsDir = join(root, 'test-results', 'bench')
+const logs = join(resultsDir, 'logs')
+rmSync(logs, { recursive: true, force: true })
+mkdirSync(logs, { recursive: true })
+const dir = mkdtempSync(join(tmpdir(), 'punchgate-bench-'))
+const ctx: Context = { dir, logs, targetPort: 0, transports, procs: [],
+  cpuProfileDir: flags['cpu-prof'] ? join(resultsDir, 'profiles') : undefined,
+  daemonNodeOptions: flags['daemon-node-options'].split(' ').filter(o => o !== '')
+}
+if (ctx.cpuProfileDir != null) mkdirSync(ctx.cpuProfileDir, { recursive: true })
+
+/** ssh and socat come from Debian; install them when missing and we may (CI, containers). */
+function ensureTools (): string[] {
+  const missing = [['socat', 'socat'], ['sshd', 'openssh-server'], ['ssh', 'openssh-client']]
+    .filter(([tool]) => { try { execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`]); return false } catch { return true } })
+    .map(([, pkg]) => pkg as string)
+  if (missing.length === 0 || process.getuid?.() !== 0) return missing
+  console.error(`bench: installing ${missing.join(' ')} (apt-get)`)
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  try {
+    execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { env, stdio: 'ignore' })
+  } catch {
+    execFileSync('apt-get', ['update', '-qq'], { env, stdio: 'ignore' })
+    execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { env, stdio: 'ignore' })
+  }
+  return []
+}
+
+const failures: string[] = []
+const setups: Setup[] = []
+let stopping = false
+
+async function cleanup (): Promise<void> {
+  stopping = true
+  await Promise.all(ctx.procs.map(async p => p.stop()))
+  rmSync(dir, { recursive: true, force: true })
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => { void cleanup().then(() => process.exit(130)) })
+}
+
+async function startAll (): Promise<void> {
+  const missing = ensureTools()
+  ctx.targetPort = await startTarget(ctx)
+  const starters: Array<Promise<Setup[]>> = []
+  if (wanted.includes('raw')) starters.push(Promise.resolve([{ name: 'raw', port: ctx.targetPort, roots: [], detail: 'no middle process' }]))
+  const optional = async (name: SetupName, pkg: string, start: () => Promise<Setup>): Promise<Setup[]> => {
+    if (!wanted.includes(name)) return []
+    if (missing.includes(pkg)) {
+      console.error(`bench: skipping ${SETUP_LABELS[name]}: ${pkg} is not installed`)
+      return []
+    }
+    return [await start()]
+  }
+  starters.push(optional('socat', 'socat', async () => startSocat(ctx)))
+  starters.push(optional('ssh', 'openssh-server', async () => startSsh(ctx)))
+  const tunnels = (['direct', 'relay'] as const).filter(n => wanted.includes(n))
+  if (tunnels.length > 0) starters.push(startPunchgate(ctx, tunnels))
+  for (const list of await Promise.all(starters)) setups.push(...list)
+  setups.sort((a, b) => ALL.indexOf(a.name) - ALL.indexOf(b.name))
+}
+
+const samples: Samples = {}
+const record = (setup: SetupName, key: string, value: number): void => {
+  const metrics = samples[setup] ??= {}
+  ;(metrics[key] ??= []).push(value)
+}
+const cpuTotals = new Map<SetupName, { seconds: number, bytes: number }>()
+const peaks = new Map<SetupName, { totalBytes: number, largestBytes: number }>()
+
+/** Runs one measurement for one setup, tracking its processes' peak memory and CPU. */
+async function measure (setup: Setup, what: string, fn: () => Promise<void>, bytesMoved = 0): Promise<void> {
+  const peak = new PeakMemory(setup.roots)
+  const cpuBefore = cpuSeconds(setup.roots)
+  try {
+    await fn()
+  } catch (err) {
+    const message = `${SETUP_LABELS[setup.name]}: ${what}: ${(err as Error).message}`
+    failures.push(message)
+    console.error(`bench: ${message}`)
+  } finally {
+    const m = peak.stop()
+    const before = peaks.get(setup.name) ?? { totalBytes: 0, largestBytes: 0 }
+    peaks.set(setup.name, { totalBytes: Math.max(before.totalBytes, m.totalBytes), largestBytes: Math.max(before.largestBytes, m.largestBytes) })
+    if (bytesMoved > 0) {
+      const totals = cpuTotals.get(setup.name) ?? { seconds: 0, bytes: 0 }
+      cpuTotals.set(setup.name, { seconds: totals.seconds + cpuSeconds(setup.roots) - cpuBefore, bytes: totals.bytes + bytesMoved })
+    }
+  }
+}
+
+type Step = (setup: Setup) => Promise<void>
+
+const STEPS: Array<[string, string, Step]> = [
+  ['throughput1', 'throughput, 1 stream', async setup => measure(setup, 'throughput 1', async () => {
+    const t = await throughput(setup.port, sizes.throughputBytes, 1)
+    record(setup.name, 'throughput1', t.bytes / MB / t.seconds)
+  }, sizes.throughputBytes)],
+  ['throughput8', 'throughput, 8 streams', async setup => measure(setup, 'throughput 8', async () => {
+    const t = await throughput(setup.port, sizes.throughputBytes, 8)
+    record(setup.name, 'throughput8', t.bytes / MB / t.seconds)
+  }, sizes.throughputBytes)],
+  ['latency', 'latency', async setup => measure(setup, 'latency', async () => {
+    for (const [size, key] of [[1, 'latency1'], [4096, 'latency4k']] as const) {
+      const ms = await latency(setup.port, size, sizes.latencyCount)
+      record(setup.name, `${key}.p50`, percentile(ms, 50))
+      record(setup.name, `${key}.p99`, percentile(ms, 99))
+    }
+  })],
+  ['open', 'new connections', async setup => measure(setup, 'new connections', async () => {
+    const ms = await connectTimes(setup.port, sizes.openCount)
+    record(setup.name, 'open.p50', percentile(ms, 50))
+    record(setup.name, 'open.p99', percentile(ms, 99))
+  })],
+  ['concurrent', `${sizes.concurrency} connections at once`, async setup => measure(setup, 'concurrent', async () => {
+    const c = await concurrent(setup.port, sizes.concurrency, sizes.concurrentBytes, 60_000)
+    record(setup.name, 'concurrent.seconds', c.seconds)
+    record(setup.name, 'concurrent.errors', c.errors)
+    if (c.errors > 0) throw new Error(`${c.errors} of ${c.connections} failed: ${c.failures.join(', ')}`)
+  })]
+]
+const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key)
+for (const key of wantedSteps) if (!STEPS.some(([k]) => k === key)) throw new Error(`--steps: unknown step ${key}`)
+const steps = STEPS.filter(([key]) => wantedSteps.includes(key))
+
+async function main (): Promise<number> {
+  const started = Date.now()
+  await startAll()
+  for (const s of setups) console.error(`bench: ${SETUP_LABELS[s.name]} on 127.0.0.1:${s.port} (${s.detail})`)
+
+  // Idle: every setup up, nothing flowing; a moment for start-up work (DHT, identify) to settle.
+  await sleep(flags.smoke ? 500 : 3000)
+  for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.idle', memory(s.roots).largestBytes / MB)
+
+  for (let r = 0; r < sizes.repeats; r++) {
+    for (const [, label, step] of steps) {
+      // Rotate the order each repeat so no setup always runs first (or last) in a burst.
+      const order = setups.map((_, i) => setups[(i + r) % setups.length] as Setup)
+      for (const setup of order) {
+        if (stopping) return 1
+        console.error(`bench: repeat ${r + 1}/${sizes.repeats}: ${label}: ${SETUP_LABELS[setup.name]}`)
+        await step(setup)
+      }
+    }
+  }
+  // Idle again: what the load left behind (garbage not yet collected, allocator caches).
+  await sleep(flags.smoke ? 500 : 3000)
+  for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.after', memory(s.roots).largestBytes / MB)
+  for (const s of setups) {
+    const cpu = cpuTotals.get(s.name)
+    if (cpu != null && s.roots.length > 0) record(s.name, 'cpuPerGB', cpu.seconds / (cpu.bytes / 1e9))
+    const peak = peaks.get(s.name)
+    if (peak != null && s.roots.length > 0) {
+      record(s.name, 'rss.load', peak.largestBytes / MB)
+      record(s.name, 'rss.loadTotal', peak.totalBytes / MB)
+    }
+  }
+
+  const m = medians(samples)
+  const names = setups.map(s => s.name)
+  const checks = targets(m, sizes.concurrency)
+  console.log(table(m, names, sizes.concurrency))
+  console.log('')
+  console.log(targetLines(checks))
+  const seconds = (Date.now() - started) / 1000
+  const out = flags.out ?? join(resultsDir, flags.smoke ? 'smoke.json' : 'bench.json')
+  writeFileSync(out, JSON.stringify({
+    date: new Date().toISOString(),
+    mode: flags.smoke ? 'smoke' : 'full',
+    machine: { cpus: availableParallelism(), model: cpus()[0]?.model, loadavg: loadavg(), node: process.version },
+    sizes,
+    transports,
+    setups: setups.map(s => ({ name: s.name, label: SETUP_LABELS[s.name], detail: s.detail })),
+    medians: m,
+    samples,
+    targets: checks,
+    failures,
+    seconds
+  }, null, 2) + '\n')
+  console.log(`\nbench: ${seconds.toFixed(1)} s; JSON in ${out}; daemon logs in ${logs}`)
+  const tunnelFailures = failures.filter(f => f.startsWith('punchgate'))
+  if (failures.length > 0) console.error(`bench: ${failures.length} failure(s):\n  ${failures.join('\n  ')}`)
+  return tunnelFailures.length > 0 ? 1 : 0
+}
+
+let code = 1
+try {
+  code = await main()
+} catch (err) {
+  console.error(`bench: ${(err as Error).message}`)
+} finally {
+  await cleanup()
+  if (!flags['keep-logs'] && code === 0 && flags.smoke) rmSync(logs, { recursive: true, force: true })
+}
+process.exit(code)

@@ -1,0 +1,191 @@
+/**
+ * The compared setups. Each ends in the same target process and exposes one local TCP
+ * port; `roots` are the processes in the middle, whose CPU and memory are measured.
+ *   raw     the target itself: the ceiling
+ *   socat   a plain user-space TCP relay (fork per connection, TCP_NODELAY)
+ *   ssh     ssh -L through a throwaway sshd on loopback (OpenSSH defaults)
+ *   direct  a punchgate tunnel between two daemons connected directly
+ *   relay   a punchgate tunnel whose provider is reachable only through a relay daemon
+ */
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { Proc, freePort } from './proc.ts'
+
+const run = promisify(execFile)
+const root = join(import.meta.dirname, '..')
+const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
+const READY_MS = 60_000
+
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay'
+
+export const SETUP_LABELS: Record<SetupName, string> = {
+  raw: 'raw TCP',
+  socat: 'socat',
+  ssh: 'ssh -L',
+  direct: 'punchgate direct',
+  relay: 'punchgate relay'
+}
+
+export interface Setup {
+  name: SetupName
+  port: number
+  /** Processes between the client and the target (trees: children count too). */
+  roots: number[]
+  /** How the setup ended up connected, for the report (e.g. the transport a tunnel took). */
+  detail: string
+}
+
+/** Transports the daemons listen on: the default is both, as a daemon without --listen does. */
+export type Transports = 'tcp' | 'quic' | 'both'
+
+export interface Context {
+  dir: string
+  logs: string
+  targetPort: number
+  transports: Transports
+  procs: Proc[]
+  /** When set, daemons run under `node --cpu-prof` and write their profiles here on exit. */
+  cpuProfileDir: string | undefined
+  /** Extra Node options for the daemons (e.g. `--trace-gc`), for experiments. */
+  daemonNodeOptions: string[]
+}
+
+function spawnProc (ctx: Context, name: string, command: string, args: string[]): Proc {
+  const proc = new Proc(name, command, args, join(ctx.logs, `${name}.log`))
+  ctx.procs.push(proc)
+  return proc
+}
+
+export async function startTarget (ctx: Context): Promise<number> {
+  const proc = spawnProc(ctx, 'target', process.execPath, [join(import.meta.dirname, 'target.ts'), '0'])
+  const deadline = Date.now() + READY_MS
+  while (Date.now() < deadline) {
+    const match = /listening (\d+)/.exec(readFileSync(proc.logFile, 'utf8'))
+    if (match != null) return Number(match[1])
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+  throw new Error(`${proc.name} did not start; see ${proc.logFile}`)
+}
+
+export async function startSocat (ctx: Context): Promise<Setup> {
+  const port = await freePort()
+  const proc = spawnProc(ctx, 'socat', 'socat', [
+    `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr,nodelay,backlog=4096`,
+    `TCP:127.0.0.1:${ctx.targetPort},nodelay`
+  ])
+  await proc.waitForPort(port, READY_MS)
+  return { name: 'socat', port, roots: [proc.pid], detail: 'fork per connection' }
+}
+
+/** sshd with a throwaway host key and a throwaway client key, loopback only. */
+export async function startSsh (ctx: Context): Promise<Setup> {
+  const dir = join(ctx.dir, 'ssh')
+  mkdirSync(dir, { recursive: true })
+  await Promise.all([
+    run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_key')]),
+    run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client_key')])
+  ])
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')))
+  // sshd refuses to start without its privilege separation directory.
+  if (!existsSync('/run/sshd')) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
+  const sshPort = await freePort()
+  writeFileSync(join(dir, 'sshd_config'), [
+    `ListenAddress 127.0.0.1:${sshPort}`,
+    `HostKey ${join(dir, 'host_key')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    `PidFile ${join(dir, 'sshd.pid')}`,
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin prohibit-password',
+    'AllowTcpForwarding yes',
+    'StrictModes no',
+    'UsePAM no',
+    // 1,000 connections at once go through one session's channels, not new sessions.
+    'MaxStartups 100',
+    ''
+  ].join('\n'))
+  const sshd = spawnProc(ctx, 'sshd', '/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')])
+  await sshd.waitForPort(sshPort, READY_MS)
+  const port = await freePort()
+  const ssh = spawnProc(ctx, 'ssh', 'ssh', [
+    '-N', '-T',
+    '-L', `127.0.0.1:${port}:127.0.0.1:${ctx.targetPort}`,
+    '-p', String(sshPort),
+    '-i', join(dir, 'client_key'),
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=no',
+    '-o', `UserKnownHostsFile=${join(dir, 'known_hosts')}`,
+    '-o', 'ExitOnForwardFailure=yes',
+    `${userInfo().username}@127.0.0.1`
+  ])
+  await ssh.waitForPort(port, READY_MS)
+  return { name: 'ssh', port, roots: [sshd.pid, ssh.pid], detail: 'OpenSSH defaults' }
+}
+
+function listenArgs (transports: Transports): string[] {
+  const args: string[] = []
+  if (transports !== 'quic') args.push('--listen', '/ip4/127.0.0.1/tcp/0')
+  if (transports !== 'tcp') args.push('--listen', '/ip4/127.0.0.1/udp/0/quic-v1')
+  return args
+}
+
+function daemon (ctx: Context, name: string, args: string[]): Proc {
+  const prof = ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
+  return spawnProc(ctx, name, process.execPath, [...prof, ...ctx.daemonNodeOptions, PUNCHGATE, ...args])
+}
+
+async function peerId (ctx: Context, name: string): Promise<{ key: string, id: string }> {
+  const key = join(ctx.dir, `${name}.key`)
+  const { stdout } = await run(process.execPath, [PUNCHGATE, 'id', '--identity', key])
+  return { key, id: stdout.trim() }
+}
+
+function transportOf (addr: unknown): string {
+  const text = String(addr)
+  if (text.includes('/p2p-circuit')) return `circuit over ${text.includes('/quic') ? 'quic' : 'tcp'}`
+  return text.includes('/quic') ? 'quic' : 'tcp'
+}
+
+/**
+ * A bootstrap (public: DHT server and relay), and for each tunnel a provider exposing
+ * the target and a consumer tunnelling to it by peer id. The relayed provider has no
+ * listener (`--listen none`), so the consumer can reach it through the relay alone.
+ */
+export async function startPunchgate (ctx: Context, which: Array<'direct' | 'relay'>): Promise<Setup[]> {
+  const [boot, ...providers] = await Promise.all(['bootstrap', ...which.map(w => `provider-${w}`)].map(async n => peerId(ctx, n)))
+  if (boot == null) throw new Error('no bootstrap identity')
+  const bootPort = await freePort()
+  const bootListen = ['--listen', `/ip4/127.0.0.1/tcp/${bootPort}`]
+  if (ctx.transports !== 'tcp') bootListen.push('--listen', `/ip4/127.0.0.1/udp/${bootPort}/quic-v1`)
+  const bootstrap = daemon(ctx, 'bootstrap', ['--identity', boot.key, ...bootListen])
+  await bootstrap.waitForEvent('node.started', READY_MS)
+  const bootAddr = ctx.transports === 'quic'
+    ? `/ip4/127.0.0.1/udp/${bootPort}/quic-v1/p2p/${boot.id}`
+    : `/ip4/127.0.0.1/tcp/${bootPort}/p2p/${boot.id}`
+
+  return Promise.all(which.map(async (kind, i) => {
+    const provider = providers[i]
+    if (provider == null) throw new Error('no provider identity')
+    const providerListen = kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)
+    const p = daemon(ctx, `provider-${kind}`, [
+      '--identity', provider.key, ...providerListen, '--bootstrap', bootAddr,
+      '--expose', `bench=127.0.0.1:${ctx.targetPort}`
+    ])
+    await p.waitForEvent('service.published', READY_MS)
+    const port = await freePort()
+    const c = daemon(ctx, `consumer-${kind}`, [
+      '--identity', join(ctx.dir, `consumer-${kind}.key`), ...listenArgs(ctx.transports),
+      '--bootstrap', bootAddr, '--tunnel', `${provider.id}:bench@127.0.0.1:${port}`
+    ])
+    const activated = await c.waitForEvent('tunnel.activated', READY_MS)
+    if (activated.path !== (kind === 'relay' ? 'relay' : 'direct')) {
+      throw new Error(`the ${kind} tunnel went live on path ${String(activated.path)}; see ${c.logFile}`)
+    }
+    const connected = await c.waitForEvent('peer.connected', READY_MS, r => r.peer === provider.id)
+    const roots = kind === 'relay' ? [c.pid, p.pid, bootstrap.pid] : [c.pid, p.pid]
+    return { name: kind, port, roots, detail: transportOf(connected.addr) }
+  }))
+}

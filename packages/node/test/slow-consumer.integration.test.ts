@@ -1,0 +1,128 @@
+/**
+ * A local app that reads slowly (or not at all for a while) behind a tunnel: the
+ * backpressure must reach the service at the far end instead of piling up in the
+ * daemons, and the stream must survive the pause.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { PunchgateNode } from '../src/node.ts'
+import { connectTo, event, random, testNode } from './fixtures.ts'
+
+const BLOCK = random(1024 * 1024)
+const TOTAL = 128 * 1024 * 1024
+
+/** A service that sends TOTAL bytes (BLOCK repeated) as fast as its socket takes them. */
+async function firehose (): Promise<{ server: Server, port: number, sent: () => number, close: () => Promise<void> }> {
+  let sent = 0
+  const sockets = new Set<Socket>()
+  const server = createServer(socket => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    const pump = (): void => {
+      while (sent < TOTAL && !socket.destroyed) {
+        sent += BLOCK.byteLength
+        if (!socket.write(BLOCK)) { socket.once('drain', pump); return }
+      }
+      if (sent >= TOTAL) socket.end()
+    }
+    pump()
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  if (address == null || typeof address === 'string') throw new Error('no port')
+  return {
+    server,
+    port: address.port,
+    sent: () => sent,
+    close: async () => {
+      sockets.forEach(s => s.destroy())
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}
+
+/** Resolves with what `read()` reports once it stops growing (the sender is blocked), or reaches `max`. */
+async function plateau (read: () => number, max: number): Promise<number> {
+  let last = -1
+  let still = 0
+  for (let i = 0; i < 200 && still < 5; i++) {
+    await sleep(100)
+    const now = read()
+    still = now === last || now >= max ? still + 1 : 0
+    last = now
+  }
+  return last
+}
+
+function expectedDigest (): string {
+  const hash = createHash('sha256')
+  for (let i = 0; i < TOTAL; i += BLOCK.byteLength) hash.update(BLOCK)
+  return hash.digest('hex')
+}
+
+async function tunnelOver (listen: string[]): Promise<{ nodes: PunchgateNode[], port: number, source: Awaited<ReturnType<typeof firehose>> }> {
+  const source = await firehose()
+  const bootstrap = await testNode({ listen })
+  const boot = bootstrap.addrs()[0] ?? ''
+  const provider = await testNode({ listen, bootstrap: [boot], expose: [`data=127.0.0.1:${source.port}`] })
+  await event(provider, 'service.published')
+  const consumer = await testNode({ listen, bootstrap: [boot], tunnel: [`${provider.peerId}:data@127.0.0.1:0`] })
+  await event(consumer, 'tunnel.activated')
+  const bind = consumer.tunnels()[0]?.bind ?? ''
+  return { nodes: [consumer, provider, bootstrap], port: Number(bind.slice(bind.lastIndexOf(':') + 1)), source }
+}
+
+describe('a slow local reader behind a tunnel', () => {
+  it('over TCP: the far service is held back, nothing is reset, every byte arrives in order', { timeout: 120_000 }, async () => {
+    const { nodes, port, source } = await tunnelOver(['/ip4/127.0.0.1/tcp/0'])
+    try {
+      const client = await connectTo(port)
+      client.pause()
+      const held = await plateau(source.sent, TOTAL)
+      // Kernel socket buffers on four sockets, one yamux window (4 MiB) and the pipe's
+      // own limits fit well within this; without backpressure all 128 MiB would be sent.
+      assert.ok(held < 64 * 1024 * 1024, `the service sent ${held} bytes to a reader that read none`)
+
+      const hash = createHash('sha256')
+      let received = 0
+      client.on('data', (chunk: Buffer) => { hash.update(chunk); received += chunk.byteLength })
+      const ended = once(client, 'end')
+      client.resume()
+      await ended
+      client.destroy()
+      assert.equal(received, TOTAL)
+      assert.equal(hash.digest('hex'), expectedDigest())
+    } finally {
+      await Promise.all(nodes.map(async n => n.stop()))
+      await source.close()
+    }
+  })
+
+  it('over QUIC (no read backpressure in @chainsafe/libp2p-quic 2.1): memory stays capped and the app sees a reset, never a silent truncation', { timeout: 120_000 }, async () => {
+    const { nodes, port, source } = await tunnelOver(['/ip4/127.0.0.1/udp/0/quic-v1'])
+    try {
+      const client = await connectTo(port)
+      client.pause()
+      await plateau(source.sent, TOTAL)
+      assert.ok(source.sent() < TOTAL, 'the service was held back (by the reset)')
+      let received = 0
+      client.on('data', (chunk: Buffer) => { received += chunk.byteLength })
+      const outcome = new Promise<string>(resolve => {
+        client.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+        client.once('end', () => resolve('clean EOF'))
+      })
+      client.resume()
+      assert.equal(await outcome, 'ECONNRESET')
+      assert.ok(received < TOTAL)
+      client.destroy()
+    } finally {
+      await Promise.all(nodes.map(async n => n.stop()))
+      await source.close()
+    }
+  })
+})

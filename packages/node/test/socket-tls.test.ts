@@ -1,0 +1,104 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { format } from 'node:util'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import type { ComponentLogger, ConnectionEncrypter, Logger, Stream } from '@libp2p/interface'
+import { socketTls } from '../src/socket-tls.ts'
+import { random, sha256 } from './fixtures.ts'
+
+const ECHO = '/test/echo/1.0.0'
+
+/** Keeps what socket-tls logs, to tell which path TLS took. */
+function capturingLogger (lines: string[]): ComponentLogger {
+  const make = (name: string): Logger => {
+    const log = ((formatter: string, ...args: unknown[]) => {
+      if (name.startsWith('punchgate:socket-tls')) lines.push(format(formatter, ...args))
+    }) as Logger
+    log.error = () => {}
+    log.trace = () => {}
+    log.enabled = false
+    log.newScope = (scope: string) => make(`${name}:${scope}`)
+    return log
+  }
+  return { forComponent: make }
+}
+
+type Encrypter = (components: any) => ConnectionEncrypter
+
+async function node (encrypter: Encrypter, lines: string[], listen: boolean): Promise<Libp2p> {
+  const n = await createLibp2p({
+    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
+    transports: [tcp()],
+    connectionEncrypters: [encrypter],
+    streamMuxers: [yamux()],
+    logger: capturingLogger(lines)
+  })
+  await n.handle(ECHO, (stream: Stream) => {
+    stream.addEventListener('message', evt => { stream.send(evt.data) })
+    stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
+  })
+  return n
+}
+
+/** Sends `data` on a new echo stream, half-closes, and returns everything echoed. */
+async function echo (from: Libp2p, to: Libp2p, data: Uint8Array): Promise<Buffer> {
+  const stream = await from.dialProtocol(to.getMultiaddrs()[0]!, ECHO)
+  const chunks: Buffer[] = []
+  const ended = new Promise<void>(resolve => stream.addEventListener('remoteCloseWrite', () => resolve(), { once: true }))
+  stream.addEventListener('message', evt => { chunks.push(Buffer.from(evt.data.subarray())) })
+  for (let i = 0; i < data.length; i += 65536) {
+    if (!stream.send(data.subarray(i, i + 65536))) await stream.onDrain()
+  }
+  await stream.close()
+  await ended
+  return Buffer.concat(chunks)
+}
+
+describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
+  const pairs: Array<[string, Encrypter, Encrypter, [boolean, boolean]]> = [
+    ['socket-tls to socket-tls', socketTls(), socketTls(), [true, true]],
+    ['socket-tls dialing @libp2p/tls', socketTls(), tls(), [true, false]],
+    ['@libp2p/tls dialing socket-tls', tls(), socketTls(), [false, true]]
+  ]
+  for (const [name, dialerTls, listenerTls, [dialerFast, listenerFast]] of pairs) {
+    it(`${name}: 8 MiB echoed byte-exact, then both ends see the connection close`, async () => {
+      const dialerLog: string[] = []
+      const listenerLog: string[] = []
+      const dialer = await node(dialerTls, dialerLog, false)
+      const listener = await node(listenerTls, listenerLog, true)
+      try {
+        const data = random(8 * 1024 * 1024)
+        const echoed = await echo(dialer, listener, data)
+        assert.equal(echoed.length, data.length)
+        assert.equal(sha256(echoed), sha256(data))
+
+        const [connection] = dialer.getConnections(listener.peerId)
+        assert.equal(connection?.encryption, '/tls/1.0.0')
+        assert.equal(dialerLog.some(l => l.includes('on the TCP socket')), dialerFast, `dialer log: ${dialerLog.join('; ')}`)
+        assert.equal(listenerLog.some(l => l.includes('on the TCP socket')), listenerFast, `listener log: ${listenerLog.join('; ')}`)
+
+        const closed = new Promise<void>(resolve => listener.addEventListener('connection:close', () => resolve(), { once: true }))
+        await dialer.hangUp(listener.peerId, { signal: AbortSignal.timeout(5000) })
+        await Promise.race([closed, new Promise((_resolve, reject) => setTimeout(() => reject(new Error('listener never saw the close')), 5000))])
+        assert.equal(listener.getConnections(dialer.peerId).length, 0)
+      } finally {
+        await Promise.all([dialer.stop(), listener.stop()])
+      }
+    })
+  }
+
+  it('carries many streams at once, each byte-exact', async () => {
+    const dialer = await node(socketTls(), [], false)
+    const listener = await node(socketTls(), [], true)
+    try {
+      const inputs = Array.from({ length: 32 }, () => random(256 * 1024))
+      const outputs = await Promise.all(inputs.map(async data => echo(dialer, listener, data)))
+      outputs.forEach((out, i) => assert.equal(sha256(out), sha256(inputs[i]!)))
+    } finally {
+      await Promise.all([dialer.stop(), listener.stop()])
+    }
+  })
+})
