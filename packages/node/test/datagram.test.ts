@@ -52,6 +52,21 @@ describe('datagram framing', () => {
     assert.equal(ca.counts.dropped, 1)
   })
 
+  it('queues a burst sent in one go instead of dropping all but the first datagram', { timeout: 10_000 }, async () => {
+    const [a, b] = await streamPair()
+    const got: Uint8Array[] = []
+    const all = new Promise<void>(resolve => {
+      new DatagramChannel(b, { onDatagram: d => { got.push(d); if (got.length === 64) resolve() }, onClose: () => {} })
+    })
+    const ca = new DatagramChannel(a, { onDatagram: () => {}, onClose: () => {} })
+    const burst = Array.from({ length: 64 }, (_, i) => new Uint8Array(1200).fill(i))
+    for (const datagram of burst) ca.send(datagram)
+    await all
+    assert.equal(ca.counts.dropped, 0)
+    assert.deepEqual(got, burst)
+    a.abort(new Error('test over'))
+  })
+
   it('resets the stream on a broken length', async () => {
     const [a, b] = await streamPair()
     const error = new Promise<Error | undefined>(resolve => {
