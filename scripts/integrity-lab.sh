@@ -82,6 +82,9 @@ run_scenario() {
   echo "integrity: $name path (client behind $client NAT, workhorse behind $workhorse), loss $loss% each way"
   bash "$lab" up "$prefix" "$client" "$workhorse" --loss "$loss" > "$out/lab.log" 2>&1 || fail "$name: lab up failed: $(tail -n 1 "$out/lab.log")"
   lab_up=1
+  # Counters before and after the loss rule: what was sent and what got through.
+  ip netns exec "${prefix}inet" nft insert rule bridge natlab forward ether type ip counter
+  ip netns exec "${prefix}inet" nft add rule bridge natlab forward ether type ip counter
 
   boot="/ip4/11.0.0.2/tcp/4001/p2p/$(node "$cli" id --identity "$work/boot.key")"
   start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
@@ -107,6 +110,10 @@ run_scenario() {
   opened=$(grep '"event":"tunnel.opened"' "$out/client.log" | grep -c "\"path\":\"$path\"" || true)
   [ "$opened" -ge "${#sizes[@]}" ] || fail "$name: only $opened of ${#sizes[@]} connections took the $path path"
   bash "$lab" status "$prefix" > "$out/lab-status.txt" 2>&1 || true
+  read -r sent passed < <(ip netns exec "${prefix}inet" nft list chain bridge natlab forward |
+    awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") n[++c] = $(i + 1) } END { print n[1], n[c] }')
+  [ "$sent" -gt "$passed" ] || fail "$name: no packet was dropped ($sent sent, $passed passed): the loss rule did not apply"
+  echo "integrity: $name: the internet segment dropped $((sent - passed)) of $sent IPv4 packets ($(awk -v s="$sent" -v p="$passed" 'BEGIN { printf "%.2f", 100 * (s - p) / s }')%)"
   stop_processes
   lab_down
 }
