@@ -132,9 +132,13 @@ function listenArgs (transports: Transports): string[] {
   return args
 }
 
+/** The Node flags in the bin's shebang (`#!/usr/bin/env -S node FLAGS...`): what a user's daemon runs with. */
+const DAEMON_NODE_FLAGS = readFileSync(PUNCHGATE, 'utf8').split('\n', 1)[0].split(' ').slice(3)
+
 function daemon (ctx: Context, name: string, args: string[]): Proc {
   const prof = ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
-  return spawnProc(ctx, name, process.execPath, [...prof, ...ctx.daemonNodeOptions, PUNCHGATE, ...args])
+  // The flags the bin's shebang gives the daemon, then the bench's own (later ones win).
+  return spawnProc(ctx, name, process.execPath, [...prof, ...DAEMON_NODE_FLAGS, ...ctx.daemonNodeOptions, PUNCHGATE, ...args])
 }
 
 async function peerId (ctx: Context, name: string): Promise<{ key: string, id: string }> {

@@ -5,7 +5,7 @@
 // npm command (so the production install is real), ln/mkdir/chown are applied inside the
 // temp root, and USER node becomes uid 1000 when run as root. The host's Node stands in for
 // the base image's. Checks: no dev dependency installed, and the entrypoint, started with the
-// image's environment, logs node.started with TCP and QUIC listeners.
+// image's environment, logs node.started with TCP and QUIC listeners; patches/ applied.
 //
 //   node scripts/check-image.mjs [--keep]      (needs the npm registry or a warm npm cache)
 import { execFileSync, spawn } from 'node:child_process'
@@ -68,6 +68,9 @@ try {
     if (await stat(inRoot(join('app', path))).then(() => true, () => false)) fail(`dev-only ${path} is in the image`)
   }
   if (await readlink(inRoot('app/node_modules/@punchgate/node')) !== '../../packages/node') fail('@punchgate/node is not linked to the workspace')
+  // patches/ must be applied in the image too (the relay leaks without the @libp2p/utils one).
+  const patched = await readFile(inRoot('app/node_modules/@libp2p/utils/dist/src/stream-utils.js'), 'utf8')
+  if (!patched.includes('Punchgate patch')) fail('patches/ were not applied to the image\'s node_modules')
   console.log(`check-image: none of the ${devOnly.length} dev-only packages installed; @punchgate/node links to packages/node`)
 
   // Image paths in the environment (the identity on a volume) point into the temp root.

@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// The flags above are DAEMON_NODE_FLAGS (src/node-flags.ts); a test keeps them equal.
 import { setFlagsFromString } from 'node:v8'
 import { main } from '../src/main.ts'
 

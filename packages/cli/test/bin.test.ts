@@ -1,8 +1,9 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
+import { BIN, lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
+import { DAEMON_NODE_FLAGS } from '../src/node-flags.ts'
 
 const STACK_FRAME = /^\s+at /m
 
@@ -30,5 +31,10 @@ describe('the punchgate executable', () => {
     assert.equal(stdout, '')
     assert.equal(lines(stderr).length, 1, stderr)
     assert.doesNotMatch(stderr, STACK_FRAME)
+  })
+
+  it('starts Node with the daemon flags when run as a program', async () => {
+    const [shebang] = (await readFile(BIN, 'utf8')).split('\n', 1)
+    assert.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`)
   })
 })

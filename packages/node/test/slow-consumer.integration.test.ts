@@ -78,51 +78,34 @@ async function tunnelOver (listen: string[]): Promise<{ nodes: PunchgateNode[], 
 }
 
 describe('a slow local reader behind a tunnel', () => {
-  it('over TCP: the far service is held back, nothing is reset, every byte arrives in order', { timeout: 120_000 }, async () => {
-    const { nodes, port, source } = await tunnelOver(['/ip4/127.0.0.1/tcp/0'])
-    try {
-      const client = await connectTo(port)
-      client.pause()
-      const held = await plateau(source.sent, TOTAL)
-      // Kernel socket buffers on four sockets, one yamux window (4 MiB) and the pipe's
-      // own limits fit well within this; without backpressure all 128 MiB would be sent.
-      assert.ok(held < 64 * 1024 * 1024, `the service sent ${held} bytes to a reader that read none`)
+  // QUIC reads only while the stream is not paused thanks to patches/ (without it,
+  // @chainsafe/libp2p-quic 2.1 read everything and the stream was reset at 32 MiB).
+  const transports: Array<[string, string]> = [['TCP', '/ip4/127.0.0.1/tcp/0'], ['QUIC', '/ip4/127.0.0.1/udp/0/quic-v1']]
+  for (const [name, listen] of transports) {
+    it(`over ${name}: the far service is held back, nothing is reset, every byte arrives in order`, { timeout: 120_000 }, async () => {
+      const { nodes, port, source } = await tunnelOver([listen])
+      try {
+        const client = await connectTo(port)
+        client.pause()
+        const held = await plateau(source.sent, TOTAL)
+        // Kernel socket buffers on four sockets, one stream window (4 MiB for yamux) and
+        // the pipe's own limits fit well within this; without backpressure all 128 MiB
+        // would be sent.
+        assert.ok(held < 64 * 1024 * 1024, `the service sent ${held} bytes to a reader that read none`)
 
-      const hash = createHash('sha256')
-      let received = 0
-      client.on('data', (chunk: Buffer) => { hash.update(chunk); received += chunk.byteLength })
-      const ended = once(client, 'end')
-      client.resume()
-      await ended
-      client.destroy()
-      assert.equal(received, TOTAL)
-      assert.equal(hash.digest('hex'), expectedDigest())
-    } finally {
-      await Promise.all(nodes.map(async n => n.stop()))
-      await source.close()
-    }
-  })
-
-  it('over QUIC (no read backpressure in @chainsafe/libp2p-quic 2.1): memory stays capped and the app sees a reset, never a silent truncation', { timeout: 120_000 }, async () => {
-    const { nodes, port, source } = await tunnelOver(['/ip4/127.0.0.1/udp/0/quic-v1'])
-    try {
-      const client = await connectTo(port)
-      client.pause()
-      await plateau(source.sent, TOTAL)
-      assert.ok(source.sent() < TOTAL, 'the service was held back (by the reset)')
-      let received = 0
-      client.on('data', (chunk: Buffer) => { received += chunk.byteLength })
-      const outcome = new Promise<string>(resolve => {
-        client.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
-        client.once('end', () => resolve('clean EOF'))
-      })
-      client.resume()
-      assert.equal(await outcome, 'ECONNRESET')
-      assert.ok(received < TOTAL)
-      client.destroy()
-    } finally {
-      await Promise.all(nodes.map(async n => n.stop()))
-      await source.close()
-    }
-  })
+        const hash = createHash('sha256')
+        let received = 0
+        client.on('data', (chunk: Buffer) => { hash.update(chunk); received += chunk.byteLength })
+        const ended = once(client, 'end')
+        client.resume()
+        await ended
+        client.destroy()
+        assert.equal(received, TOTAL)
+        assert.equal(hash.digest('hex'), expectedDigest())
+      } finally {
+        await Promise.all(nodes.map(async n => n.stop()))
+        await source.close()
+      }
+    })
+  }
 })

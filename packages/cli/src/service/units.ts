@@ -4,6 +4,7 @@
  * without the user's PATH. deploy/systemd/ and deploy/launchd/ hold these same files
  * rendered with @PLACEHOLDERS@ (a test keeps them equal).
  */
+import { DAEMON_NODE_FLAGS } from '../node-flags.ts'
 import { SERVICE_NAME } from './paths.ts'
 
 export interface UnitPaths {
@@ -30,7 +31,7 @@ After=network-online.target
 
 [Service]
 EnvironmentFile=${paths.envFile.replaceAll('%', '%%')}
-ExecStart=${systemdArgument(paths.node)} ${systemdArgument(paths.cli)}
+ExecStart=${[paths.node, ...DAEMON_NODE_FLAGS, paths.cli].map(systemdArgument).join(' ')}
 Restart=always
 RestartSec=5
 
@@ -53,7 +54,7 @@ export function launchdPlist (paths: UnitPaths): string {
   <key>ProgramArguments</key>
   <array>
     <string>${xml(paths.node)}</string>
-    <string>--env-file=${xml(paths.envFile)}</string>
+${DAEMON_NODE_FLAGS.map(flag => `    <string>${xml(flag)}</string>\n`).join('')}    <string>--env-file=${xml(paths.envFile)}</string>
     <string>${xml(paths.cli)}</string>
   </array>
   <key>RunAtLoad</key>
