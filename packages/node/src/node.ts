@@ -37,6 +37,8 @@ export interface StartOptions {
   logger: Logger
   /** Overrides for tests that must not wait for production backoffs. */
   timing?: Partial<Timing>
+  /** Server-side handshake timeout (default HANDSHAKE_TIMEOUT_MS), so a hostile-peer test need not wait 10 s. */
+  handshakeTimeoutMs?: number
 }
 
 export interface PunchgateNode {
@@ -140,6 +142,7 @@ class Runner implements PunchgateNode {
   readonly swarm: Swarm
   private readonly config: NodeConfig
   private readonly timing: Timing
+  private readonly handshakeTimeoutMs?: number
   private state: State
   private readonly listeners = new Map<string, LocalListener>()
   private readonly services: ServiceTable
@@ -163,6 +166,7 @@ class Runner implements PunchgateNode {
     this.swarm = swarm
     this.events = new NodeEvents(options.logger)
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs
     this.services = new ServiceTable(config)
     this.state = initialState({
       bootstraps: config.bootstrap,
@@ -255,7 +259,9 @@ class Runner implements PunchgateNode {
       maxOutboundStreams: MAX_TUNNEL_STREAMS,
       runOnLimitedConnection: true
     }
-    await this.swarm.handle(TUNNEL_PROTOCOL, this.counted(createExposeHandler({ table: this.services, events: this.events })), handlerOptions)
+    await this.swarm.handle(TUNNEL_PROTOCOL, this.counted(createExposeHandler({
+      table: this.services, events: this.events, handshakeTimeoutMs: this.handshakeTimeoutMs
+    })), handlerOptions)
     await this.swarm.handle(UDP_PROTOCOL, this.counted(createUdpExposeHandler({
       table: this.services, events: this.events, idleMs: this.config.udpIdleMs
     })), handlerOptions)

@@ -17,6 +17,8 @@ export interface TestNodeOptions {
   privateKey?: PrivateKey
   /** Receives every record (after the console, when PUNCHGATE_TEST_LOG is set). */
   logger?: Logger
+  /** Server-side handshake timeout, shorter than production's for hostile-peer tests. */
+  handshakeTimeoutMs?: number
 }
 
 export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = {}): Promise<PunchgateNode> {
@@ -24,6 +26,7 @@ export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = 
   return startNode(config, {
     privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
     logger: options.logger ?? (process.env.PUNCHGATE_TEST_LOG != null ? consoleLogger : silentLogger),
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
     timing: { retryMinMs: 100, retryMaxMs: 1000, bootstrapRetryMinMs: 100, bootstrapRetryMaxMs: 1000, upgradeWaitMs: 500 }
   })
 }
@@ -53,6 +56,8 @@ export interface EchoServer {
   port: number
   /** Connections accepted so far. */
   connections: () => number
+  /** Connections open right now. */
+  open: () => number
   close: () => Promise<void>
 }
 
@@ -74,7 +79,7 @@ export async function echoServer (host = '127.0.0.1'): Promise<EchoServer> {
     sockets.forEach(s => s.destroy())
     await new Promise<void>(resolve => server.close(() => resolve()))
   }
-  return { server, port: address.port, connections: () => count, close }
+  return { server, port: address.port, connections: () => count, open: () => sockets.size, close }
 }
 
 export async function connectTo (port: number): Promise<Socket> {
@@ -182,11 +187,14 @@ export function portOf (bind: string): number {
   return Number(/:(\d+)(?:\/udp)?$/.exec(bind)?.[1])
 }
 
-/** Resolves once `condition` holds, checking on each turn of the event loop; rejects after `ms`. */
-export async function until (condition: () => boolean, ms = 5_000): Promise<void> {
+/**
+ * Resolves once `condition` holds, checking on each turn of the event loop (or every
+ * `everyMs`, for long waits that should not spin a core); rejects after `ms`.
+ */
+export async function until (condition: () => boolean, ms = 5_000, everyMs = 0): Promise<void> {
   const deadline = Date.now() + ms
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
-    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => everyMs > 0 ? setTimeout(resolve, everyMs) : setImmediate(resolve))
   }
 }

@@ -41,6 +41,8 @@ export async function connectTarget (target: HostPort, timeoutMs = TARGET_CONNEC
 export interface ExposeHandlerInit {
   table: ServiceTable
   events: NodeEvents
+  /** How long a peer has to send its request; tests shorten it. */
+  handshakeTimeoutMs?: number
 }
 
 /** `192.168.1.10:22`, `[fd00::5]:22`: a destination as logged. */
@@ -49,12 +51,12 @@ export function formatHostPort (hp: HostPort): string {
 }
 
 export function createExposeHandler (init: ExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
-  const { events, table } = init
+  const { events, table, handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS } = init
 
   return async (stream, connection) => {
     const peer = connection.remotePeer.toString()
     const path = pathOf(connection)
-    const handshake = AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)
+    const handshake = AbortSignal.timeout(handshakeTimeoutMs)
 
     let request: TunnelRequest
     try {

@@ -1,0 +1,146 @@
+/**
+ * A hostile peer that floods the tunnel protocol: streams that never send a handshake are
+ * capped per connection and cut at the handshake timeout; sessions that never read are
+ * capped per peer. Meanwhile a well-behaved peer's tunnel stays byte-exact.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Stream } from '@libp2p/interface'
+import { MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, type PunchgateNode } from '../src/index.ts'
+import { encodeFrame } from '../src/protocol/handshake.ts'
+import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, until } from './fixtures.ts'
+
+/** Short enough to keep the test quick, long enough for 1,100 streams to open within it on a loaded machine. */
+const HANDSHAKE_MS = 4_000
+const FLOOD_STREAMS = MAX_TUNNEL_STREAMS + 76
+
+/** A bare libp2p peer speaking the tunnel protocol as it likes, not as Punchgate would. */
+async function rawPeer (): Promise<Libp2p> {
+  return createLibp2p({
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux({ maxOutboundStreams: 4096 })]
+  })
+}
+
+/** The server's inbound tunnel streams from `peer`, as libp2p counts them. */
+function tunnelStreamsFrom (node: PunchgateNode, peer: Libp2p): number {
+  return node.swarm.getConnections(peer.peerId)
+    .flatMap(c => c.streams)
+    .filter(s => s.protocol === TUNNEL_PROTOCOL && s.direction === 'inbound').length
+}
+
+/** A varint length prefix and the frame, as a client sends its request. */
+function requestFrame (service: string): Uint8Array {
+  const body = encodeFrame({ service })
+  return Uint8Array.from([body.length, ...body])
+}
+
+async function goodPeerEchoes (consumer: PunchgateNode, bytes: number): Promise<void> {
+  const data = random(bytes)
+  const echoed = await roundTrip(portOf(consumer.tunnels()[0]?.bind ?? ''), data)
+  assert.equal(echoed.length, data.length)
+  assert.equal(sha256(echoed), sha256(data), 'the good peer\'s bytes came back byte-exact')
+}
+
+describe('a hostile peer', () => {
+  it('opening streams it never speaks on is capped per connection and cut at the handshake timeout', async (t) => {
+    const echo = await echoServer()
+    const provider = await testNode({ expose: [`echo=127.0.0.1:${echo.port}`] }, { handshakeTimeoutMs: HANDSHAKE_MS })
+    const consumer = await testNode({ bootstrap: [tcpAddr(provider)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+    const bad = await rawPeer()
+    await event(consumer, 'tunnel.activated')
+    let badRequests = 0
+    provider.events.onEvent('tunnel.rejected', f => { if (f.peer === bad.peerId.toString() && f.reason === 'bad-request') badRequests++ })
+    try {
+      const connection = await bad.dial(multiaddr(tcpAddr(provider)))
+      // One stream first: until the server's side of the connection is set up, yamux takes
+      // at most 10 streams and closes the connection on the 11th (MaxEarlyStreamsError).
+      const openedAt = new Map<Stream, number>()
+      const closedAt = new Map<Stream, number>()
+      const open = async (): Promise<Stream> => {
+        const stream = await connection.newStream(TUNNEL_PROTOCOL, { maxOutboundStreams: 4096 })
+        openedAt.set(stream, Date.now())
+        if (stream.status !== 'open') closedAt.set(stream, Date.now())
+        else stream.addEventListener('close', () => closedAt.set(stream, Date.now()), { once: true })
+        return stream
+      }
+      const first = await open()
+      const opened = await Promise.allSettled(Array.from({ length: FLOOD_STREAMS - 1 }, open))
+      const streams = [first, ...opened.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])]
+
+      // The server holds at most MAX_TUNNEL_STREAMS of them; libp2p resets the rest.
+      await until(() => streams.length - closedAt.size <= MAX_TUNNEL_STREAMS, 5_000, 20)
+      const held = tunnelStreamsFrom(provider, bad)
+      assert.ok(held <= MAX_TUNNEL_STREAMS, `server holds ${held} streams`)
+      assert.ok(held > 0, 'the flood reached the server')
+
+      // While the flood is held open, another peer's tunnel works.
+      const started = Date.now()
+      await goodPeerEchoes(consumer, 1024 * 1024)
+      t.diagnostic(`held ${held} of ${streams.length} streams, ${streams.length - held} reset by the cap; good peer echoed 1 MiB in ${Date.now() - started} ms during the flood`)
+      assert.equal(echo.connections(), 1, 'only the good peer ever reached the target')
+
+      // Every flood stream is closed by the server at the handshake timeout, not before.
+      await until(() => closedAt.size === streams.length, HANDSHAKE_MS + 15_000, 50)
+      await until(() => tunnelStreamsFrom(provider, bad) === 0, 5_000, 20)
+      // The server's timers started between the first stream's opening and the last's.
+      const floodStarted = openedAt.get(first) ?? 0
+      const closed = streams.map(s => (closedAt.get(s) ?? 0) - floodStarted)
+      const cutByTimeout = closed.filter(ms => ms >= HANDSHAKE_MS * 0.9).length
+      assert.equal(cutByTimeout, held, 'the held streams were cut at the handshake timeout, not before')
+      assert.equal(badRequests, held, 'each held stream was rejected once as a bad request')
+      t.diagnostic(`${held} streams cut by the ${HANDSHAKE_MS} ms handshake timeout, the last ${Math.max(...closed)} ms after the flood began`)
+      assert.equal(echo.connections(), 1)
+      await goodPeerEchoes(consumer, 64 * 1024)
+    } finally {
+      await bad.stop()
+      await Promise.all([consumer.stop({ drainMs: 0 }), provider.stop({ drainMs: 0 })])
+      await echo.close()
+    }
+  })
+
+  it('holding sessions it never reads is capped by --max-sessions-per-peer, and its sessions are freed when it leaves', async () => {
+    const perPeer = 4
+    const attempts = 12
+    const echo = await echoServer()
+    const provider = await testNode({ expose: [`echo=127.0.0.1:${echo.port}`], maxSessionsPerPeer: perPeer })
+    const consumer = await testNode({ bootstrap: [tcpAddr(provider)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+    const bad = await rawPeer()
+    await event(consumer, 'tunnel.activated')
+    let opened = 0
+    let refused = 0
+    provider.events.onEvent('tunnel.opened', f => { if (f.peer === bad.peerId.toString()) opened++ })
+    provider.events.onEvent('tunnel.rejected', f => { if (f.peer === bad.peerId.toString() && f.reason === 'too-many-sessions') refused++ })
+    try {
+      const target = multiaddr(tcpAddr(provider))
+      for (let i = 0; i < attempts; i++) {
+        const stream = await bad.dialProtocol(target, TUNNEL_PROTOCOL)
+        // Never read: whatever the target echoes stays in flight until flow control stops it.
+        stream.pause()
+        stream.send(requestFrame('echo'))
+        stream.send(random(256 * 1024))
+      }
+      await until(() => opened + refused === attempts, 10_000, 20)
+      assert.equal(opened, perPeer, 'sessions beyond the per-peer cap were not opened')
+      assert.equal(refused, attempts - perPeer)
+      assert.equal(echo.open(), perPeer, 'the target holds only the capped sessions')
+
+      // The cap is per peer: the good peer still gets through, byte-exact.
+      await goodPeerEchoes(consumer, 1024 * 1024)
+
+      await bad.stop()
+      await until(() => echo.open() === 0, 10_000, 20)
+      await goodPeerEchoes(consumer, 64 * 1024)
+    } finally {
+      await bad.stop()
+      await Promise.all([consumer.stop({ drainMs: 0 }), provider.stop({ drainMs: 0 })])
+      await echo.close()
+    }
+  })
+})
