@@ -5,6 +5,8 @@
 #                                        and the tunnel still echoes
 #   2. both routers forget their NAT mappings (conntrack flushed) -> the tunnel echoes again
 #   3. the workhorse restarts         -> the tunnel by name finds it again and echoes
+#   4. the client's public address changes (its router gets a new WAN address and
+#      forgets its mappings)          -> the tunnel echoes again
 # Each step must echo within RECOVERY_LIMIT_S. Needs root. Logs: test-results/reliability/.
 set -euo pipefail
 
@@ -112,5 +114,14 @@ check_echo "NAT mappings flushed"
 stop "$workhorse_pid"
 start_workhorse
 check_echo "workhorse restart"
+
+# 4. The client's public address changes, as when an ISP hands out a new one: router A
+# moves from 11.0.0.11 to 11.0.0.31, and its old mappings go with the old address.
+router_a="${prefix}routerA"
+ip netns exec "$router_a" sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
+ip -n "$router_a" addr add 11.0.0.31/8 dev wan
+ip -n "$router_a" addr del 11.0.0.11/8 dev wan
+bash "$lab" flush-nat "$prefix" routerA >/dev/null
+check_echo "client address change"
 
 echo "reliability: ok"
