@@ -30,22 +30,8 @@ work=$(mktemp -d)
 pids=()
 lab_up=0
 
-stop_processes() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  pids=()
-}
-
-lab_down() {
-  if [ "$lab_up" -eq 1 ]; then
-    bash "$lab" down "$prefix" >/dev/null 2>&1 || true
-    lab_up=0
-  fi
-}
+# stop_processes, lab_down
+source "$root/scripts/lab-processes.sh"
 
 cleanup() {
   local status=$?

@@ -43,23 +43,8 @@ pids=()
 # Set once this run's 'up' succeeded: a failed 'up' may mean the names belong to another run.
 lab_up=0
 
-stop_processes() {
-  local pid
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
-    # A daemon that ignores SIGTERM for 10 s is killed.
-    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  pids=()
-}
-
-lab_down() {
-  if [ "$lab_up" -eq 1 ]; then
-    "$lab" down "$prefix" || true
-    lab_up=0
-  fi
-}
+# stop_processes, lab_down
+source "$root/scripts/lab-processes.sh"
 
 cleanup() {
   local status=$?
