@@ -8,7 +8,7 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse } from '../src/main.ts'
 import { daemonSettings, type RunArgs } from '../src/commands/run.ts'
-import { captureIo, cli, lines, tempDir } from './fixtures.ts'
+import { assertUsageError, captureIo, cli, lines, tempDir } from './fixtures.ts'
 
 const PEER = '12D3KooWSTrqRiX7VmAocYibHVWuNkmmCdkYj7XidphoYvLui6xD'
 const OTHER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
@@ -17,18 +17,6 @@ const PEER_ID = /^12D3KooW[1-9A-HJ-NP-Za-km-z]+$/
 
 async function settings (args: string[], env: NodeJS.ProcessEnv = {}): Promise<ReturnType<typeof daemonSettings>> {
   return daemonSettings((await parse(args, captureIo())).args as RunArgs, env)
-}
-
-/** Exit 2, nothing on stdout, one stderr line that names every part. */
-async function assertUsageError (args: string[], parts: string[], env: NodeJS.ProcessEnv = {}, dir = '/nonexistent'): Promise<void> {
-  // Were the input accepted after all, a directory as the identity fails (exit 1) before any daemon starts.
-  const { code, stdout, stderr } = await cli([...args, '--identity', dir], { ...env, XDG_STATE_HOME: dir })
-  assert.equal(code, 2, stderr)
-  assert.equal(stdout, '')
-  const [line, ...rest] = lines(stderr)
-  assert.deepEqual(rest, [], 'exactly one line')
-  assert.match(line ?? '', /^punchgate: .* \(see punchgate --help\)$/)
-  for (const part of parts) assert.ok(line?.includes(part), `${JSON.stringify(line)} names ${part}`)
 }
 
 describe('flags and environment for the new options', () => {
@@ -103,14 +91,14 @@ describe('bad input for the new options', () => {
     ['swarm-key with --output but no path', ['swarm-key', '--output'], ['Not enough arguments', 'output']]
   ]
   for (const [what, args, parts, env] of cases) {
-    it(`${what}: one line, exit 2`, async t => assertUsageError(args, parts, env, await tempDir(t)))
+    it(`${what}: one line, exit 2`, async t => assertUsageError(args, parts, await tempDir(t), env))
   }
 
   it('a malformed line in --allow-file names the file and line: exit 2', async t => {
     const dir = await tempDir(t)
     const file = join(dir, 'allowed')
     await writeFile(file, `${PEER}\n# ok so far\nbob\n`)
-    await assertUsageError(['--allow-file', file], ['--allow-file', 'line 3', '"bob" is not a peer id'], {}, dir)
+    await assertUsageError(['--allow-file', file], ['--allow-file', 'line 3', '"bob" is not a peer id'], dir)
   })
 })
 

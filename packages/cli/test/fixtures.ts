@@ -1,4 +1,5 @@
 /** Running the CLI in-process with captured output, as a real process, and in temp dirs. */
+import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -81,6 +82,21 @@ export async function tempDir (t: TestContext): Promise<string> {
 
 export function lines (text: string): string[] {
   return text.split('\n').filter(line => line !== '')
+}
+
+/**
+ * Runs the CLI and checks a usage error: exit 2, nothing on stdout, one stderr line that
+ * names every part. `dir` is the identity: were the input accepted after all, a directory
+ * as the identity fails (exit 1) before any daemon starts.
+ */
+export async function assertUsageError (args: string[], parts: string[], dir: string, env: NodeJS.ProcessEnv = {}): Promise<void> {
+  const { code, stdout, stderr } = await cli([...args, '--identity', dir], { ...env, XDG_STATE_HOME: dir })
+  assert.equal(code, 2, stderr)
+  assert.equal(stdout, '')
+  const [line, ...rest] = lines(stderr)
+  assert.deepEqual(rest, [], 'exactly one line')
+  assert.match(line ?? '', /^punchgate: .* \(see punchgate --help\)$/)
+  for (const part of parts) assert.ok(line?.includes(part), `${JSON.stringify(line)} names ${part}`)
 }
 
 export async function packageVersion (): Promise<string> {

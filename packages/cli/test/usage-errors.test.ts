@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { cli, lines, tempDir } from './fixtures.ts'
+import { assertUsageError, cli, tempDir } from './fixtures.ts'
 
 /** [what, arguments, environment, what the one stderr line must contain] */
 const CASES: Array<[string, string[], NodeJS.ProcessEnv, string[]]> = [
@@ -21,17 +21,7 @@ const CASES: Array<[string, string[], NodeJS.ProcessEnv, string[]]> = [
 
 describe('bad input', () => {
   for (const [what, args, env, expected] of CASES) {
-    it(`${what}: one stderr line naming it, exit 2`, async t => {
-      // Were the input accepted after all, a directory as the identity fails (exit 1) before any daemon starts.
-      const dir = await tempDir(t)
-      const { code, stdout, stderr } = await cli([...args, '--identity', dir], { ...env, XDG_STATE_HOME: dir })
-      assert.equal(code, 2, stderr)
-      assert.equal(stdout, '')
-      const [line, ...rest] = lines(stderr)
-      assert.deepEqual(rest, [], 'exactly one line')
-      assert.match(line ?? '', /^punchgate: .* \(see punchgate --help\)$/)
-      for (const part of expected) assert.ok(line?.includes(part), `${JSON.stringify(line)} names ${part}`)
-    })
+    it(`${what}: one stderr line naming it, exit 2`, async t => assertUsageError(args, expected, await tempDir(t), env))
   }
 
   it('rejects a stray word after the options', async () => {
