@@ -1,4 +1,4 @@
-# Sourced by the NAT lab suites (nat-lab-test.sh, integrity-lab.sh): stopping the daemons
+# Sourced by the NAT lab suites (nat-lab-test.sh, integrity-lab.sh, reliability-lab.sh): stopping the daemons
 # a run started and removing its lab. The caller sets `lab` (scripts/nat-lab.sh),
 # `prefix`, the array `pids` and `lab_up` (1 once this run's `up` succeeded: a failed
 # `up` may mean the names belong to another run).

@@ -22,11 +22,13 @@ mkdir -p "$logs"; rm -f "$logs"/*.log
 pids=()
 lab_up=0
 
+# stop_processes, lab_down
+source "$root/scripts/lab-processes.sh"
+
 cleanup() {
   local status=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ "$lab_up" -eq 1 ] && bash "$lab" down "$prefix" >/dev/null 2>&1 || true
+  stop_processes
+  lab_down
   rm -rf "$work"
   [ "$status" -ne 0 ] && echo "reliability: FAILED; logs in $logs" >&2
   exit "$status"
