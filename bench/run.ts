@@ -45,6 +45,7 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'daemon-node-options': { type: 'string', default: '' },
+    'daemon-env': { type: 'string', default: '' },
     'keep-logs': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
@@ -53,7 +54,7 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
        [--steps throughput1,throughput8,latency,open,concurrent]
-       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--keep-logs]`)
+       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]`)
   process.exit(0)
 }
 
@@ -74,7 +75,8 @@ mkdirSync(logs, { recursive: true })
 const dir = mkdtempSync(join(tmpdir(), 'punchgate-bench-'))
 const ctx: Context = { dir, logs, targetPort: 0, transports, procs: [],
   cpuProfileDir: flags['cpu-prof'] ? join(resultsDir, 'profiles') : undefined,
-  daemonNodeOptions: flags['daemon-node-options'].split(' ').filter(o => o !== '')
+  daemonNodeOptions: flags['daemon-node-options'].split(' ').filter(o => o !== ''),
+  daemonEnv: Object.fromEntries(flags['daemon-env'].split(' ').filter(o => o !== '').map(pair => pair.split('=', 2) as [string, string]))
 }
 if (ctx.cpuProfileDir != null) mkdirSync(ctx.cpuProfileDir, { recursive: true })
 

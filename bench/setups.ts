@@ -51,10 +51,12 @@ export interface Context {
   cpuProfileDir: string | undefined
   /** Extra Node options for the daemons (e.g. `--trace-gc`), for experiments. */
   daemonNodeOptions: string[]
+  /** Extra environment for the daemons (e.g. MALLOC_ARENA_MAX=8), for experiments. */
+  daemonEnv: Record<string, string>
 }
 
-function spawnProc (ctx: Context, name: string, command: string, args: string[]): Proc {
-  const proc = new Proc(name, command, args, join(ctx.logs, `${name}.log`))
+function spawnProc (ctx: Context, name: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Proc {
+  const proc = new Proc(name, command, args, join(ctx.logs, `${name}.log`), env)
   ctx.procs.push(proc)
   return proc
 }
@@ -132,13 +134,23 @@ function listenArgs (transports: Transports): string[] {
   return args
 }
 
-/** The Node flags in the bin's shebang (`#!/usr/bin/env -S node FLAGS...`): what a user's daemon runs with. */
-const DAEMON_NODE_FLAGS = readFileSync(PUNCHGATE, 'utf8').split('\n', 1)[0].split(' ').slice(3)
+/**
+ * The environment and Node flags in the bin's shebang (`#!/usr/bin/env -S NAME=VALUE...
+ * node FLAGS...`): what a user's daemon runs with.
+ */
+function shebangSettings (): { env: Record<string, string>, flags: string[] } {
+  const words = readFileSync(PUNCHGATE, 'utf8').split('\n', 1)[0].split(' ').slice(2)
+  const node = words.indexOf('node')
+  const env = Object.fromEntries(words.slice(0, node).map(word => word.split('=', 2) as [string, string]))
+  return { env, flags: words.slice(node + 1) }
+}
+const DAEMON = shebangSettings()
 
 function daemon (ctx: Context, name: string, args: string[]): Proc {
   const prof = ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
-  // The flags the bin's shebang gives the daemon, then the bench's own (later ones win).
-  return spawnProc(ctx, name, process.execPath, [...prof, ...DAEMON_NODE_FLAGS, ...ctx.daemonNodeOptions, PUNCHGATE, ...args])
+  // The settings the bin's shebang gives the daemon, then the bench's own (later ones win).
+  const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
+  return spawnProc(ctx, name, process.execPath, [...prof, ...DAEMON.flags, ...ctx.daemonNodeOptions, PUNCHGATE, ...args], env)
 }
 
 async function peerId (ctx: Context, name: string): Promise<{ key: string, id: string }> {

@@ -18,12 +18,13 @@ import { statusCommand } from './commands/status.ts'
 import { upCommand } from './commands/up.ts'
 import { reportError, UsageError } from './errors.ts'
 import { declareDaemonBooleans } from './service/daemon-flags.ts'
+import { PACKAGE_JSON } from './package-dir.ts'
 
 const EPILOGUE = 'Every option can also be set in the environment as PUNCHGATE_<OPTION>, e.g. ' +
   'PUNCHGATE_TUNNEL_BY_NAME; repeatable options take a comma-separated list. Flags beat the environment.'
 
 function cliVersion (): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  const pkg = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }
   return pkg.version
 }
 

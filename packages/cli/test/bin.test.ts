@@ -1,9 +1,10 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { BIN, lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
-import { DAEMON_NODE_FLAGS } from '../src/node-flags.ts'
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../src/node-flags.ts'
 
 const STACK_FRAME = /^\s+at /m
 
@@ -33,8 +34,21 @@ describe('the punchgate executable', () => {
     assert.doesNotMatch(stderr, STACK_FRAME)
   })
 
-  it('starts Node with the daemon flags when run as a program', async () => {
+  it('exits 1 with one line naming npm run build when the bundle was never built', async t => {
+    const bin = join(await tempDir(t), 'bin', 'punchgate.js')
+    await mkdir(join(bin, '..'))
+    await copyFile(BIN, bin)
+    const { code, stderr } = await new Promise<{ code: number | string | null | undefined, stderr: string }>(resolve => {
+      execFile(process.execPath, [bin, '--version'], (err, _stdout, stderr) => resolve({ code: err?.code, stderr }))
+    })
+    assert.equal(code, 1)
+    assert.equal(lines(stderr).length, 1, stderr)
+    assert.match(stderr, /dist\/punchgate\.js is missing: run `npm run build`/)
+  })
+
+  it('starts Node with the daemon environment and flags when run as a program', async () => {
     const [shebang] = (await readFile(BIN, 'utf8')).split('\n', 1)
-    assert.equal(shebang, `#!/usr/bin/env -S node ${DAEMON_NODE_FLAGS.join(' ')}`)
+    const env = Object.entries(DAEMON_ENV).map(([name, value]) => `${name}=${value}`)
+    assert.equal(shebang, `#!/usr/bin/env -S ${[...env, 'node', ...DAEMON_NODE_FLAGS].join(' ')}`)
   })
 })

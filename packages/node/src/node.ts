@@ -5,7 +5,6 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
-import { Registry } from 'prom-client'
 import type { NodeConfig } from './config.ts'
 import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
@@ -18,7 +17,6 @@ import { createLocalListener, type ListenerTotals, type LocalListener } from './
 import { describeServices, ServiceTable } from './protocol/services.ts'
 import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { requestTunnel } from './protocol/request.ts'
-import { MetricsServer } from './metrics.ts'
 import { drainConnections } from './drain.ts'
 import { InFlight } from './in-flight.ts'
 import { startRttReporter, type RttReporter } from './rtt.ts'
@@ -120,10 +118,12 @@ export interface NodeStatus {
 }
 
 export async function startNode (config: NodeConfig, options: StartOptions): Promise<PunchgateNode> {
-  const registry = config.metrics != null ? new Registry() : undefined
+  // --metrics only: the endpoint's modules (an HTTP server, prom-client) are loaded when asked for.
+  const metricsModules = config.metrics != null ? await Promise.all([import('prom-client'), import('./metrics.ts')]) : undefined
+  const registry = metricsModules != null ? new metricsModules[0].Registry() : undefined
   const runner = new Runner(config, options, await createSwarm(config, options.privateKey, registry))
-  if (config.metrics != null && registry != null) {
-    const metrics = new MetricsServer({ registry, node: runner })
+  if (config.metrics != null && metricsModules != null && registry != null) {
+    const metrics = new metricsModules[1].MetricsServer({ registry, node: runner })
     // Bound before the node starts, like tunnel listeners: a port clash fails fast.
     runner.metricsUrl = await metrics.listen(config.metrics)
     runner.onStop(async () => metrics.close())

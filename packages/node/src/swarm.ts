@@ -12,10 +12,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
-import { prometheusMetrics } from '@libp2p/prometheus-metrics'
 import type { Registry } from 'prom-client'
-import { autoNAT } from '@libp2p/autonat'
-import { mdns } from '@libp2p/mdns'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { preSharedKey } from '@libp2p/pnet'
@@ -84,7 +81,10 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
       }
     })
   }
-  if (config.autonat) services.autonat = autoNAT()
+  // Optional services are loaded only when asked for: each module costs memory (docs/performance.md).
+  if (config.autonat) services.autonat = (await import('@libp2p/autonat')).autoNAT()
+  const discovery = config.mdns ? [(await import('@libp2p/mdns')).mdns()] : []
+  const metrics = registry != null ? (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry }) : undefined
 
   return createLibp2p({
     privateKey,
@@ -108,8 +108,8 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
         maxStreamWindowSize: STREAM_WINDOW_BYTES
       }
     })],
-    peerDiscovery: config.mdns ? [mdns()] : [],
-    ...(registry != null ? { metrics: prometheusMetrics({ registry }) } : {}),
+    peerDiscovery: discovery,
+    ...(metrics != null ? { metrics } : {}),
     services
   }) as unknown as Promise<Swarm>
 }

@@ -4,16 +4,14 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { defaultIdentityPath, loadOrCreateIdentity } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { daemonFlagChanges, IDENTITY_VARIABLE } from '../service/daemon-flags.ts'
 import { serviceContext } from '../service/context.ts'
 import { applySettings, readSettings } from '../service/env-file.ts'
 import { launchdPlist, systemdUnit } from '../service/units.ts'
+import { BIN_PATH } from '../package-dir.ts'
 import { daemonSettings, runOptions, type RunArgs } from './run.ts'
-
-const CLI_PATH = fileURLToPath(new URL('../../bin/punchgate.js', import.meta.url))
 
 export const upCommand: Command<RunArgs> = {
   command: 'up',
@@ -40,7 +38,7 @@ export async function installService (args: RunArgs, io: Io): Promise<number> {
 
   await mkdir(dirname(paths.envFile), { recursive: true })
   await writeFile(paths.envFile, text, { mode: 0o600 })
-  const unitPaths = { node: process.execPath, cli: CLI_PATH, envFile: paths.envFile, logFile: paths.logFile ?? '' }
+  const unitPaths = { node: process.execPath, cli: BIN_PATH, envFile: paths.envFile, logFile: paths.logFile ?? '' }
   await manager.install(platform === 'linux' ? systemdUnit(unitPaths) : launchdPlist(unitPaths))
 
   const lines = [

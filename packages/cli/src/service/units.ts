@@ -4,7 +4,7 @@
  * without the user's PATH. deploy/systemd/ and deploy/launchd/ hold these same files
  * rendered with @PLACEHOLDERS@ (a test keeps them equal).
  */
-import { DAEMON_NODE_FLAGS } from '../node-flags.ts'
+import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../node-flags.ts'
 import { SERVICE_NAME } from './paths.ts'
 
 export interface UnitPaths {
@@ -31,7 +31,7 @@ After=network-online.target
 
 [Service]
 EnvironmentFile=${paths.envFile.replaceAll('%', '%%')}
-ExecStart=${[paths.node, ...DAEMON_NODE_FLAGS, paths.cli].map(systemdArgument).join(' ')}
+${Object.entries(DAEMON_ENV).map(([name, value]) => `Environment=${name}=${value}\n`).join('')}ExecStart=${[paths.node, ...DAEMON_NODE_FLAGS, paths.cli].map(systemdArgument).join(' ')}
 Restart=always
 RestartSec=5
 
@@ -57,6 +57,9 @@ export function launchdPlist (paths: UnitPaths): string {
 ${DAEMON_NODE_FLAGS.map(flag => `    <string>${xml(flag)}</string>\n`).join('')}    <string>--env-file=${xml(paths.envFile)}</string>
     <string>${xml(paths.cli)}</string>
   </array>
+  <key>EnvironmentVariables</key>
+  <dict>
+${Object.entries(DAEMON_ENV).map(([name, value]) => `    <key>${xml(name)}</key>\n    <string>${xml(value)}</string>\n`).join('')}  </dict>
   <key>RunAtLoad</key>
   <true/>
   <key>KeepAlive</key>
