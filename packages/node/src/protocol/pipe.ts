@@ -81,6 +81,14 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     stream.addEventListener('idle', resumeReading)
     let localEnded = false
     let remoteEnded = false
+    /**
+     * Only the local app's FIN closes the stream's write side. Closed without it, the
+     * connection below went away: libp2p's muxer then closes its streams without an error
+     * (a relayed connection whose circuit was cut, measured in
+     * connection-loss.integration.test.ts). Passing that on as a clean end would tell the
+     * local app a broken transfer was complete, and leave its unsent bytes hanging.
+     */
+    const closedUnderneath = (): boolean => stream.status === 'closed' && !localEnded
     socket.on('end', () => {
       // The local side finished writing: forward the FIN, keep reading the remote.
       localEnded = true
@@ -118,6 +126,10 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     const onEnd = (): void => {
       // 'end' fires only once the read buffer is empty: no byte is left behind.
       if (stream.status === 'aborted' || stream.status === 'reset') return
+      if (closedUnderneath()) {
+        fail(new Error('peer connection lost'))
+        return
+      }
       remoteEnded = true
       if (!socket.destroyed) socket.end()
     }
@@ -126,6 +138,7 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     stream.addEventListener('close', (evt: StreamCloseEvent) => {
       streamClosed = true
       if (evt.error != null) fail(evt.error)
+      else if (closedUnderneath()) fail(new Error('peer connection lost'))
       finish()
     }, { once: true })
     if (stream.status !== 'open' && stream.status !== 'closing') {
