@@ -17,10 +17,12 @@ import { join } from 'node:path'
 const packageDir = import.meta.dirname
 
 /**
- * Left to Node's resolution at run time: native addons (their loaders pick a .node file
- * by platform), and pino with pino-pretty (pino finds worker files beside its own code).
+ * Left to Node's resolution at run time: pino with pino-pretty (pino finds worker files
+ * beside its own code) and the Unix-socket addon. The QUIC transport is bundled (left
+ * out, it would load a second copy of the libp2p modules it shares with the rest); its
+ * loader finds the native addon's package from dist/ through node_modules.
  */
-const EXTERNAL = ['@chainsafe/libp2p-quic', 'node-unix-socket', 'pino', 'pino-pretty']
+const EXTERNAL = ['node-unix-socket', 'pino', 'pino-pretty']
 
 /** Bundled CommonJS dependencies call require(); an ES module has none of its own. */
 const REQUIRE_SHIM = "import { createRequire as __punchgateCreateRequire } from 'node:module';\n" +

@@ -5,14 +5,14 @@
  * one line each with the event name first, on stderr, where diagnostics conventionally go.
  */
 import { pino } from 'pino'
-import { prettyFactory } from 'pino-pretty'
 import type { Logger } from '@punchgate/node'
 import type { Io } from './command.ts'
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
-export function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'stderr'>): Logger {
+/** pino-pretty is loaded for a terminal only: a service's daemon never needs it. */
+export async function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'stderr'>): Promise<Logger> {
   const options = {
     level,
     // pid and hostname are noise for a single-process daemon; the supervisor knows both.
@@ -20,10 +20,13 @@ export function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'stderr'>
     timestamp: pino.stdTimeFunctions.isoTime
   }
   if (io.stdout.isTTY !== true) {
-    return pino(options, io.stdout)
+    const json: Logger = pino(options, io.stdout)
+    return json
   }
   // Formatting in the write call, not through pino-pretty's piped stream, keeps each record
   // synchronous: nothing is left in a pipe when a second signal exits at once.
+  const { prettyFactory } = await import('pino-pretty')
   const prettify = prettyFactory({ singleLine: true, messageKey: 'event', translateTime: 'SYS:HH:MM:ss.l' })
-  return pino(options, { write: (record: string) => { io.stderr.write(prettify(record)) } })
+  const pretty: Logger = pino(options, { write: (record: string) => { io.stderr.write(prettify(record)) } })
+  return pretty
 }

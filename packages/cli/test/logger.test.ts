@@ -4,9 +4,10 @@ import { createLogger } from '../src/logger.ts'
 import { capture, lines } from './fixtures.ts'
 
 describe('logger', () => {
-  it('writes one JSON object per line to stdout when stdout is not a terminal', () => {
+  it('writes one JSON object per line to stdout when stdout is not a terminal', async () => {
     const io = { stdout: capture(false), stderr: capture() }
-    createLogger('info', io).info({ event: 'tunnel.activated', tunnel: 'echo@127.0.0.1:2222', path: 'direct' })
+    const logger = await createLogger('info', io)
+    logger.info({ event: 'tunnel.activated', tunnel: 'echo@127.0.0.1:2222', path: 'direct' })
     const [line, ...rest] = lines(io.stdout.text())
     assert.deepEqual(rest, [])
     const record = JSON.parse(line ?? '')
@@ -17,22 +18,24 @@ describe('logger', () => {
     assert.equal(io.stderr.text(), '')
   })
 
-  it('drops records below the level, and everything at silent', () => {
+  it('drops records below the level, and everything at silent', async () => {
     const io = { stdout: capture(false), stderr: capture() }
-    const logger = createLogger('warn', io)
+    const logger = await createLogger('warn', io)
     logger.info({ event: 'a' })
     logger.debug({ event: 'b' })
     logger.warn({ event: 'c' })
     assert.deepEqual(lines(io.stdout.text()).map(l => JSON.parse(l).event), ['c'])
 
     const silent = { stdout: capture(false), stderr: capture() }
-    createLogger('silent', silent).error({ event: 'd' })
+    const quiet = await createLogger('silent', silent)
+    quiet.error({ event: 'd' })
     assert.equal(silent.stdout.text() + silent.stderr.text(), '')
   })
 
-  it('pretty-prints one line per record on stderr when stdout is a terminal', () => {
+  it('pretty-prints one line per record on stderr when stdout is a terminal', async () => {
     const io = { stdout: capture(true), stderr: capture() }
-    createLogger('info', io).info({ event: 'node.started', peerId: '12D3KooWabc' })
+    const logger = await createLogger('info', io)
+    logger.info({ event: 'node.started', peerId: '12D3KooWabc' })
     assert.equal(io.stdout.text(), '')
     const [line, ...rest] = lines(io.stderr.text())
     assert.deepEqual(rest, [])

@@ -132,7 +132,7 @@ async function connectStandalone (settings: ConnectSettings, io: Io, stdin: Node
   }
   const identity = await loadOrCreateIdentity(settings.identityPath)
   // stdout is the tunnel's: every log record goes to stderr.
-  const logger = createLogger(settings.logLevel, { stdout: io.stderr, stderr: io.stderr })
+  const logger = await createLogger(settings.logLevel, { stdout: io.stderr, stderr: io.stderr })
   const node = await startNode(config, { privateKey: identity.privateKey, logger })
   const dir = await mkdtemp(join(tmpdir(), 'punchgate-connect-'))
   try {

@@ -225,7 +225,7 @@ export async function runDaemon (args: RunArgs, io: Io, shutdown: AbortSignal): 
   const control = await ControlServer.listen(settings.controlPath)
   try {
     const identity = await loadOrCreateIdentity(settings.identityPath)
-    const logger = createLogger(settings.logLevel, io)
+    const logger = await createLogger(settings.logLevel, io)
     const node = await startNode(settings.config, { privateKey: identity.privateKey, logger })
     control.serve(node)
     await aborted(shutdown)
