@@ -115,14 +115,29 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
           socket.write(buf)
         }
       }
-      if (socket.writableLength >= MAX_UNWRITTEN_BYTES && stream.readStatus === 'readable') {
-        stream.pause()
-        // Above the socket's high-water mark, so write() returned false and 'drain' will come.
-        socket.once('drain', () => {
-          if (stream.readStatus === 'paused') stream.resume()
-        })
-      }
+      if (!resuming) pauseIfFull()
     })
+    // resume() hands over what arrived while paused in one go, then tells the muxer to
+    // grant the sender more window. Pausing again from inside that hand-over would come
+    // first, and the grant after it would cancel it: the sender then runs free while the
+    // stream buffers, until it is reset at its read buffer limit (seen in the NAT lab).
+    // So the stream is paused again, if need be, only once resume() has returned.
+    let resuming = false
+    const pauseIfFull = (): void => {
+      if (socket.writableLength < MAX_UNWRITTEN_BYTES || stream.readStatus !== 'readable') return
+      stream.pause()
+      // Above the socket's high-water mark, so write() returned false and 'drain' will come.
+      socket.once('drain', () => {
+        if (stream.readStatus !== 'paused') return
+        resuming = true
+        try {
+          stream.resume()
+        } finally {
+          resuming = false
+        }
+        pauseIfFull()
+      })
+    }
     const onEnd = (): void => {
       // 'end' fires only once the read buffer is empty: no byte is left behind.
       if (stream.status === 'aborted' || stream.status === 'reset') return
