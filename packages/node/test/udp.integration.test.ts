@@ -105,7 +105,11 @@ describe('UDP tunnels on loopback', () => {
       while (Date.now() - started < FLOW_MS) {
         client.send(random(1420))
         sent++
-        await client.waitFor(sent)
+        await client.waitFor(sent).catch((err: Error) => {
+          // Where the datagram went: the tunnel's counters (drops) and its sessions so far.
+          const tunnel = consumer.tunnels().find(t => t.tunnel === byName)
+          throw new Error(`${err.message}; sessions ${sessions}; tunnel ${JSON.stringify(tunnel)}`)
+        })
         await new Promise(resolve => setTimeout(resolve, 100))
       }
       assert.equal(client.received.length, sent)
