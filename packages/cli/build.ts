@@ -4,7 +4,7 @@
  *
  * Why a bundle and not Node's type stripping of src/: the stripper (a WebAssembly build
  * of swc) stays in memory, and so does the source text of every one of ~950 modules. An
- * idle daemon run from src/ took 146 MB of RSS; from the bundle, 120 MB, and it starts in
+ * idle daemon run from src/ took 145 MB of RSS; from the bundle, 120 MB, and it starts in
  * half the time (docs/performance.md). Identifiers are kept, so stack traces stay
  * readable; the source map beside the bundle maps them back to src/ under
  * `NODE_OPTIONS=--enable-source-maps`.

@@ -4,7 +4,7 @@
  * counters, which are driven by the node's events so they count exactly what is logged.
  */
 import { createServer, type Server } from 'node:http'
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { HostPort } from './config.ts'
 import { BindError } from './errors.ts'
 import type { NodeEvents } from './events.ts'
@@ -25,6 +25,11 @@ export interface MetricsServerInit {
 const HOLEPUNCH_OUTCOMES = ['succeeded', 'failed'] as const
 
 const TUNNEL_STATUSES = ['resolving', 'connecting', 'punching', 'direct', 'relayed', 'failed'] as const
+
+/** The registry the endpoint serves; libp2p's own metrics are fed into it too. */
+export function createRegistry (): Registry {
+  return new Registry()
+}
 
 export class MetricsServer {
   readonly registry: Registry

@@ -119,11 +119,11 @@ export interface NodeStatus {
 
 export async function startNode (config: NodeConfig, options: StartOptions): Promise<PunchgateNode> {
   // --metrics only: the endpoint's modules (an HTTP server, prom-client) are loaded when asked for.
-  const metricsModules = config.metrics != null ? await Promise.all([import('prom-client'), import('./metrics.ts')]) : undefined
-  const registry = metricsModules != null ? new metricsModules[0].Registry() : undefined
+  const metricsModule = config.metrics != null ? await import('./metrics.ts') : undefined
+  const registry = metricsModule?.createRegistry()
   const runner = new Runner(config, options, await createSwarm(config, options.privateKey, registry))
-  if (config.metrics != null && metricsModules != null && registry != null) {
-    const metrics = new metricsModules[1].MetricsServer({ registry, node: runner })
+  if (config.metrics != null && metricsModule != null && registry != null) {
+    const metrics = new metricsModule.MetricsServer({ registry, node: runner })
     // Bound before the node starts, like tunnel listeners: a port clash fails fast.
     runner.metricsUrl = await metrics.listen(config.metrics)
     runner.onStop(async () => metrics.close())

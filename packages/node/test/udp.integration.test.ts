@@ -96,13 +96,17 @@ describe('UDP tunnels on loopback', () => {
     let sessions = 0
     const countSessions = (e: { sender?: string }): void => { if (e.sender === sender) sessions++ }
     consumer.events.on('tunnel.opened', countSessions)
+    // How a session ended, should one end mid-flow.
+    const closes: unknown[] = []
+    const recordClose = (e: { sender?: string }): void => { if (e.sender === sender) closes.push({ ...e, at: Date.now() - started }) }
+    consumer.events.on('tunnel.closed', recordClose)
+    const started = Date.now()
     try {
       // A handshake initiation, then data packets at a steady pace, each answered.
       client.send(random(148))
       await client.waitFor(1)
       let sent = 1
       let lost = 0
-      const started = Date.now()
       while (Date.now() - started < FLOW_MS) {
         client.send(random(1420))
         sent++
@@ -116,9 +120,10 @@ describe('UDP tunnels on loopback', () => {
       // that is a fault. The tunnel's counters say where they went.
       assert.ok(lost <= Math.max(1, sent / 500), `${lost} of ${sent} datagrams unanswered; tunnel ${JSON.stringify(tunnel)}`)
       if (lost > 0) console.error(`udp flow: ${lost} of ${sent} datagrams unanswered; tunnel ${JSON.stringify(tunnel)}`)
-      assert.equal(sessions, 1, 'one session for the whole flow: the idle timer never fired')
+      assert.equal(sessions, 1, `one session for the whole flow: the idle timer never fired; closed: ${JSON.stringify(closes)}`)
     } finally {
       consumer.events.off('tunnel.opened', countSessions)
+      consumer.events.off('tunnel.closed', recordClose)
       client.close()
     }
   })
