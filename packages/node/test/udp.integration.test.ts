@@ -11,6 +11,7 @@ import { echoServer, event, portOf, until, random, tcpAddr, testNode, udpClient,
 const FLOW_MS = Number(process.env.PUNCHGATE_TEST_UDP_FLOW_MS ?? 4_000)
 /** Shorter than the flow, longer than the gap between its packets: the flow must keep its session alive. */
 const IDLE = '2s'
+const IDLE_MS = 2_000
 
 describe('UDP tunnels on loopback', () => {
   let bootstrap: PunchgateNode
@@ -126,6 +127,43 @@ describe('UDP tunnels on loopback', () => {
       consumer.events.off('tunnel.closed', recordClose)
       client.close()
     }
+  })
+
+  it('keeps a busy session when the wall clock jumps forward (NTP, a VM resumed)', async () => {
+    const client = await udpClient(ports.get(byName) ?? 0)
+    const sender = `127.0.0.1:${client.port}`
+    let sessions = 0
+    const countSessions = (e: { sender?: string }): void => { if (e.sender === sender) sessions++ }
+    consumer.events.on('tunnel.opened', countSessions)
+    const wallClock = Date.now
+    const sleep = async (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+    try {
+      const opened = event(consumer, 'tunnel.opened', e => e.sender === sender)
+      client.send(Buffer.from('0'))
+      await opened
+      const openedAt = performance.now()
+      await client.waitFor(1)
+      // Datagrams every 100 ms until just before the session's first idle check (the idle
+      // timeout after it opened); around that check the wall clock is an hour ahead.
+      let sent = 1
+      while (performance.now() - openedAt < IDLE_MS - 250) {
+        client.send(Buffer.from(String(sent++)))
+        await client.waitFor(sent)
+        await sleep(100)
+      }
+      Date.now = () => wallClock() + 3_600_000
+      await sleep(IDLE_MS + 250 - (performance.now() - openedAt))
+      Date.now = wallClock
+      for (let i = 0; i < 3; i++) {
+        client.send(Buffer.from(String(sent++)))
+        await client.waitFor(sent)
+      }
+    } finally {
+      Date.now = wallClock
+      consumer.events.off('tunnel.opened', countSessions)
+      client.close()
+    }
+    assert.equal(sessions, 1, 'the session was closed as idle and opened again')
   })
 
   it('closes an idle session, and the next datagram from that sender opens a new one', async () => {

@@ -78,7 +78,9 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
     }
 
     const started = Date.now()
-    let lastActive = started
+    // Idleness on the monotonic clock, as setTimeout's: a wall clock stepped forward must
+    // not make a busy session look idle.
+    let lastActive = performance.now()
     let timer: ReturnType<typeof setTimeout> | undefined
     // The target may not listen (ICMP port unreachable) now and come back later: the session carries on.
     socket.on('error', () => {})
@@ -86,7 +88,7 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
     await new Promise<void>(resolve => {
       const channel = new DatagramChannel(stream, {
         onDatagram: datagram => {
-          lastActive = Date.now()
+          lastActive = performance.now()
           socket.send(datagram)
         },
         onClose: error => {
@@ -102,11 +104,11 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
         }
       })
       socket.on('message', datagram => {
-        lastActive = Date.now()
+        lastActive = performance.now()
         channel.send(datagram)
       })
       const check = (): void => {
-        const idle = Date.now() - lastActive
+        const idle = performance.now() - lastActive
         if (idle >= idleMs) channel.close()
         else timer = setTimeout(check, idleMs - idle)
       }

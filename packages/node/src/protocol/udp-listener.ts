@@ -120,7 +120,7 @@ export class UdpTunnelListener {
         this.totals.dropped++
         return
       }
-      session = { sender, state: 'connecting', queue: [], lastActive: Date.now() }
+      session = { sender, state: 'connecting', queue: [], lastActive: performance.now() }
       this.evictIfFull()
       this.sessions.set(key, session)
       void this.connect(key, session, route)
@@ -214,10 +214,12 @@ export class UdpTunnelListener {
 
   /** Traffic either way keeps a session alive; one timer per session, re-armed only when it fires. */
   private touch (key: string, session: Session): void {
-    session.lastActive = Date.now()
+    // The monotonic clock, as setTimeout's: a wall clock stepped forward (NTP, a VM or a
+    // laptop waking up) must not make a busy session look idle.
+    session.lastActive = performance.now()
     if (session.timer != null) return
     const check = (): void => {
-      const idle = Date.now() - session.lastActive
+      const idle = performance.now() - session.lastActive
       if (idle >= this.idleMs) this.end(key, session)
       else session.timer = setTimeout(check, this.idleMs - idle)
     }
