@@ -10,8 +10,8 @@ import { echoServer, event, portOf, until, random, tcpAddr, testNode, udpClient,
  */
 const FLOW_MS = Number(process.env.PUNCHGATE_TEST_UDP_FLOW_MS ?? 4_000)
 /** Shorter than the flow, longer than the gap between its packets: the flow must keep its session alive. */
-const IDLE = '2s'
 const IDLE_MS = 2_000
+const IDLE = `${IDLE_MS / 1000}s`
 
 describe('UDP tunnels on loopback', () => {
   let bootstrap: PunchgateNode
