@@ -12,6 +12,8 @@ export type Side = 'client' | 'server'
 export type PunchRole = 'initiator' | 'responder'
 
 /** A UDP session (one local sender) logs as a tunnel with these fields. */
+export type UdpCloser = 'idle' | 'evicted' | 'shutdown'
+
 export type UdpFields = {
   transport?: 'udp'
   /** Client side: the local sender, `address:port`. */
@@ -50,6 +52,8 @@ export interface EventMap {
   'tunnel.opened': { side: Side, peer: string, service: string, path: Path, tunnel?: string, destination?: string } & UdpFields
   'tunnel.closed': {
     side: Side, peer: string, service: string, bytesIn: number, bytesOut: number, ms: number, error?: string, tunnel?: string, destination?: string
+    /** UDP: the daemon ended the session itself (idle timeout, evicted for a newer sender, shutdown). */
+    closedBy?: UdpCloser
   } & UdpFields & Partial<UdpCounts>
   'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string, destination?: string, message?: string } & UdpFields
   'peer.rtt': { peer: string, rttMs: number, path: Path }

@@ -97,10 +97,16 @@ describe('UDP tunnels on loopback', () => {
     let sessions = 0
     const countSessions = (e: { sender?: string }): void => { if (e.sender === sender) sessions++ }
     consumer.events.on('tunnel.opened', countSessions)
-    // How a session ended, should one end mid-flow.
-    const closes: unknown[] = []
-    const recordClose = (e: { sender?: string }): void => { if (e.sender === sender) closes.push({ ...e, at: Date.now() - started }) }
+    // How a session ended, should one end mid-flow, on either side.
+    const closes: Array<{ closedBy?: string, at: number }> = []
+    const recordClose = (e: { sender?: string, transport?: string }): void => { if (e.sender === sender) closes.push({ ...e, at: Date.now() - started }) }
+    // The provider's events name no sender: its sessions that opened during this test.
+    const recordServerClose = (e: { transport?: string, ms: number }): void => {
+      const at = Date.now() - started
+      if (e.transport === 'udp' && at - e.ms >= 0) closes.push({ ...e, at })
+    }
     consumer.events.on('tunnel.closed', recordClose)
+    provider.events.on('tunnel.closed', recordServerClose)
     const started = Date.now()
     try {
       // A handshake initiation, then data packets at a steady pace, each answered.
@@ -117,14 +123,18 @@ describe('UDP tunnels on loopback', () => {
         await new Promise(resolve => setTimeout(resolve, 100))
       }
       const tunnel = consumer.tunnels().find(t => t.tunnel === byName)
-      // In CI, 1 datagram of 583 and of 1,167 went missing in two runs of many; more than
-      // that is a fault. The tunnel's counters say where they went.
-      assert.ok(lost <= Math.max(1, sent / 500), `${lost} of ${sent} datagrams unanswered; tunnel ${JSON.stringify(tunnel)}`)
-      if (lost > 0) console.error(`udp flow: ${lost} of ${sent} datagrams unanswered; tunnel ${JSON.stringify(tunnel)}`)
-      assert.equal(sessions, 1, `one session for the whole flow: the idle timer never fired; closed: ${JSON.stringify(closes)}`)
+      const report = `${lost} of ${sent} datagrams unanswered, ${sessions} session(s); tunnel ${JSON.stringify(tunnel)}; closed: ${JSON.stringify(closes)}`
+      // The idle timer never fired on either side, however busy the machine.
+      assert.deepEqual(closes.filter(c => c.closedBy === 'idle'), [], report)
+      // In CI a session sometimes ended after about 2 minutes without an error (not
+      // explained yet; docs/reliability.md): the next datagram opened a new one, and the one
+      // in between was lost. More than 1 loss in 500 is a fault.
+      assert.ok(lost <= Math.max(1, sent / 500), report)
+      if (lost > 0 || sessions > 1) console.error(`udp flow: ${report}`)
     } finally {
       consumer.events.off('tunnel.opened', countSessions)
       consumer.events.off('tunnel.closed', recordClose)
+      provider.events.off('tunnel.closed', recordServerClose)
       client.close()
     }
   })
@@ -174,6 +184,7 @@ describe('UDP tunnels on loopback', () => {
       await client.waitFor(1)
       const closed = await event(consumer, 'tunnel.closed', e => e.sender === sender, 10_000)
       assert.equal(closed.transport, 'udp')
+      assert.equal(closed.closedBy, 'idle')
       assert.equal(closed.datagramsOut, 1)
       assert.equal(closed.datagramsIn, 1)
       const reopened = event(consumer, 'tunnel.opened', e => e.sender === sender)

@@ -82,6 +82,7 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
     // not make a busy session look idle.
     let lastActive = performance.now()
     let timer: ReturnType<typeof setTimeout> | undefined
+    let idled = false
     // The target may not listen (ICMP port unreachable) now and come back later: the session carries on.
     socket.on('error', () => {})
 
@@ -98,7 +99,8 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
           const { datagramsIn, datagramsOut, bytesIn, bytesOut, dropped } = channel.counts
           events.emitEvent('tunnel.closed', {
             side: 'server', peer, service, transport: 'udp', bytesIn, bytesOut, datagramsIn, datagramsOut, dropped,
-            ms: Date.now() - started, ...destination, ...(error != null ? { error: error.message } : {})
+            ms: Date.now() - started, ...destination, ...(error != null ? { error: error.message } : {}),
+            ...(idled ? { closedBy: 'idle' as const } : {})
           })
           resolve()
         }
@@ -109,8 +111,12 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
       })
       const check = (): void => {
         const idle = performance.now() - lastActive
-        if (idle >= idleMs) channel.close()
-        else timer = setTimeout(check, idleMs - idle)
+        if (idle < idleMs) {
+          timer = setTimeout(check, idleMs - idle)
+          return
+        }
+        idled = true
+        channel.close()
       }
       timer = setTimeout(check, idleMs)
       events.emitEvent('tunnel.opened', { side: 'server', peer, service, path, transport: 'udp', ...destination })

@@ -12,7 +12,7 @@ import type { Stream } from '@libp2p/interface'
 import type { TunnelSpec } from '../config.ts'
 import { HANDSHAKE_TIMEOUT_MS, MAX_UDP_SESSIONS, UDP_PROTOCOL, UDP_QUEUE_DATAGRAMS, UDP_REJECT_HOLD_MS } from '../constants.ts'
 import { BindError } from '../errors.ts'
-import type { NodeEvents, Path } from '../events.ts'
+import type { NodeEvents, Path, UdpCloser } from '../events.ts'
 import { DatagramChannel } from './datagram.ts'
 import { decodeReply, readFrame, writeFrame } from './handshake.ts'
 import { requestOf, type TunnelRoute } from './listener.ts'
@@ -35,6 +35,8 @@ interface Session {
   channel?: DatagramChannel
   timer?: ReturnType<typeof setTimeout>
   lastActive: number
+  /** Set when this daemon ends the session, for tunnel.closed. */
+  closedBy?: UdpCloser
 }
 
 export class UdpTunnelListener {
@@ -107,7 +109,7 @@ export class UdpTunnelListener {
   async close (): Promise<void> {
     this.closing = true
     this.route = undefined
-    for (const [key, session] of this.sessions) this.end(key, session)
+    for (const [key, session] of this.sessions) this.end(key, session, 'shutdown')
     await new Promise<void>(resolve => this.socket.close(() => resolve()))
   }
 
@@ -196,7 +198,8 @@ export class UdpTunnelListener {
         this.totals.bytesOut += bytesOut
         this.events.emitEvent('tunnel.closed', {
           side: 'client', tunnel, peer: route.peer, service, transport: 'udp', sender, bytesIn, bytesOut,
-          datagramsIn, datagramsOut, dropped, ms: Date.now() - started, ...(error != null ? { error: error.message } : {})
+          datagramsIn, datagramsOut, dropped, ms: Date.now() - started, ...(error != null ? { error: error.message } : {}),
+          ...(session.closedBy != null ? { closedBy: session.closedBy } : {})
         })
       }
     })
@@ -220,14 +223,15 @@ export class UdpTunnelListener {
     if (session.timer != null) return
     const check = (): void => {
       const idle = performance.now() - session.lastActive
-      if (idle >= this.idleMs) this.end(key, session)
+      if (idle >= this.idleMs) this.end(key, session, 'idle')
       else session.timer = setTimeout(check, this.idleMs - idle)
     }
     session.timer = setTimeout(check, this.idleMs)
   }
 
   /** Closes a session: a new datagram from its sender starts a new one. */
-  private end (key: string, session: Session): void {
+  private end (key: string, session: Session, closedBy: UdpCloser): void {
+    session.closedBy = closedBy
     this.forget(key, session)
     session.channel?.close()
   }
@@ -243,6 +247,6 @@ export class UdpTunnelListener {
     for (const entry of this.sessions) {
       if (oldest == null || entry[1].lastActive < oldest[1].lastActive) oldest = entry
     }
-    if (oldest != null) this.end(oldest[0], oldest[1])
+    if (oldest != null) this.end(oldest[0], oldest[1], 'evicted')
   }
 }
