@@ -6,43 +6,25 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type Server, type Socket } from 'node:net'
-import { once } from 'node:events'
+import type { Socket } from 'node:net'
 import type { PunchgateNode } from '../src/node.ts'
-import { connectTo, event, portOf, random, tcpAddr, testNode, until } from './fixtures.ts'
+import { connectTo, event, portOf, random, tcpAddr, tcpService, testNode, until, type TcpService } from './fixtures.ts'
 
 const BLOCK = random(256 * 1024)
 /** Longer than any cut takes to reach the local app (about 1 s here), far shorter than a hang. */
 const HANG_MS = 8_000
 
 /** A service that reads and discards everything, and never ends its side. */
-async function blackHole (): Promise<{ server: Server, port: number, received: () => number, ends: () => number, closed: () => number, close: () => Promise<void> }> {
+async function blackHole (): Promise<TcpService & { received: () => number, ends: () => number, closed: () => number }> {
   let received = 0
   let ends = 0
   let closed = 0
-  const sockets = new Set<Socket>()
-  const server = createServer({ allowHalfOpen: true }, socket => {
-    sockets.add(socket)
-    socket.on('error', () => {})
+  const service = await tcpService(socket => {
     socket.on('data', (chunk: Buffer) => { received += chunk.byteLength })
     socket.on('end', () => { ends++ })
     socket.on('close', () => { closed++ })
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  if (address == null || typeof address === 'string') throw new Error('no port')
-  return {
-    server,
-    port: address.port,
-    received: () => received,
-    ends: () => ends,
-    closed: () => closed,
-    close: async () => {
-      sockets.forEach(s => s.destroy())
-      await new Promise<void>(resolve => server.close(() => resolve()))
-    }
-  }
+  return { ...service, received: () => received, ends: () => ends, closed: () => closed }
 }
 
 /** Writes BLOCK after BLOCK until the socket closes; resolves how it closed. */

@@ -63,13 +63,30 @@ export interface EchoServer {
 
 export async function echoServer (host = '127.0.0.1'): Promise<EchoServer> {
   let count = 0
+  const service = await tcpService(socket => {
+    count++
+    socket.pipe(socket)
+  }, host)
+  return { ...service, connections: () => count }
+}
+
+/** A TCP service on a free port (half-open allowed); `close()` destroys its open connections. */
+export interface TcpService {
+  server: Server
+  port: number
+  /** Connections open right now. */
+  open: () => number
+  close: () => Promise<void>
+}
+
+/** Listens on `host`, port 0, and hands each accepted socket (errors already ignored) to `serve`. */
+export async function tcpService (serve: (socket: Socket) => void, host = '127.0.0.1'): Promise<TcpService> {
   const sockets = new Set<Socket>()
   const server = createServer({ allowHalfOpen: true }, socket => {
-    count++
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))
     socket.on('error', () => {})
-    socket.pipe(socket)
+    serve(socket)
   })
   server.listen(0, host)
   await once(server, 'listening')
@@ -79,7 +96,7 @@ export async function echoServer (host = '127.0.0.1'): Promise<EchoServer> {
     sockets.forEach(s => s.destroy())
     await new Promise<void>(resolve => server.close(() => resolve()))
   }
-  return { server, port: address.port, connections: () => count, open: () => sockets.size, close }
+  return { server, port: address.port, open: () => sockets.size, close }
 }
 
 export async function connectTo (port: number): Promise<Socket> {

@@ -5,23 +5,19 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PunchgateNode } from '../src/node.ts'
-import { connectTo, event, random, testNode } from './fixtures.ts'
+import { connectTo, event, random, tcpService, testNode, type TcpService } from './fixtures.ts'
 
 const BLOCK = random(1024 * 1024)
 const TOTAL = 128 * 1024 * 1024
 
 /** A service that sends TOTAL bytes (BLOCK repeated) as fast as its socket takes them. */
-async function firehose (): Promise<{ server: Server, port: number, sent: () => number, close: () => Promise<void> }> {
+async function firehose (): Promise<TcpService & { sent: () => number }> {
   let sent = 0
-  const sockets = new Set<Socket>()
-  const server = createServer(socket => {
-    sockets.add(socket)
-    socket.on('error', () => {})
+  const service = await tcpService(socket => {
     const pump = (): void => {
       while (sent < TOTAL && !socket.destroyed) {
         sent += BLOCK.byteLength
@@ -31,19 +27,7 @@ async function firehose (): Promise<{ server: Server, port: number, sent: () => 
     }
     pump()
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  if (address == null || typeof address === 'string') throw new Error('no port')
-  return {
-    server,
-    port: address.port,
-    sent: () => sent,
-    close: async () => {
-      sockets.forEach(s => s.destroy())
-      await new Promise<void>(resolve => server.close(() => resolve()))
-    }
-  }
+  return { ...service, sent: () => sent }
 }
 
 /** Resolves with what `read()` reports once it stops growing (the sender is blocked), or reaches `max`. */
