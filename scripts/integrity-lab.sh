@@ -30,35 +30,14 @@ work=$(mktemp -d)
 pids=()
 lab_up=0
 
-# stop_processes, lab_down
+# lab_cleanup, start_in, wait_for
 source "$root/scripts/lab-processes.sh"
-
-cleanup() {
-  local status=$?
-  stop_processes
-  lab_down
-  rm -rf "$work"
-  [ "$status" -ne 0 ] && echo "integrity: FAILED; logs in $results" >&2
-  exit "$status"
-}
-trap cleanup EXIT
+on_failure="integrity: FAILED; logs in $results"
+trap lab_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 fail() { echo "integrity: $*" >&2; exit 1; }
-
-start_in() {
-  local host=$1 log=$2
-  shift 2
-  bash "$lab" exec "$prefix" "$host" "$@" > "$log" 2>&1 &
-  pids+=($!)
-}
-
-wait_for() {
-  local log=$1 pattern=$2
-  timeout "$START_TIMEOUT_S" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$log" 2>/dev/null) &
-  wait "$!"
-}
 
 run_scenario() {
   local name=$1 client=$2 workhorse=$3 path=$4 out boot opened

@@ -43,34 +43,11 @@ pids=()
 # Set once this run's 'up' succeeded: a failed 'up' may mean the names belong to another run.
 lab_up=0
 
-# stop_processes, lab_down
+# lab_cleanup, start_in, wait_for
 source "$root/scripts/lab-processes.sh"
-
-cleanup() {
-  local status=$?
-  stop_processes
-  lab_down
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
+trap lab_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# Runs CMD... in namespace HOST in the background, output to LOG; its pid joins pids.
-start_in() {
-  local host=$1 log=$2
-  shift 2
-  "$lab" exec "$prefix" "$host" "$@" > "$log" 2>&1 &
-  pids+=($!)
-}
-
-# Waits (bounded) until LOG has a line matching PATTERN.
-wait_for() {
-  local log=$1 pattern=$2
-  timeout "$START_TIMEOUT_S" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$log" 2>/dev/null) &
-  wait "$!"
-}
 
 punchgate_id() {
   node "$cli" id --identity "$1"

@@ -22,18 +22,10 @@ mkdir -p "$logs"; rm -f "$logs"/*.log
 pids=()
 lab_up=0
 
-# stop_processes, lab_down
+# lab_cleanup
 source "$root/scripts/lab-processes.sh"
-
-cleanup() {
-  local status=$?
-  stop_processes
-  lab_down
-  rm -rf "$work"
-  [ "$status" -ne 0 ] && echo "reliability: FAILED; logs in $logs" >&2
-  exit "$status"
-}
-trap cleanup EXIT
+on_failure="reliability: FAILED; logs in $logs"
+trap lab_cleanup EXIT
 trap 'exit 130' INT TERM
 
 fail() { echo "reliability: $*" >&2; exit 1; }
@@ -45,8 +37,8 @@ wait_new() {
   timeout "$seconds" grep -m1 -q -E "$pattern" <(tail -n0 -F "$file" 2>/dev/null)
 }
 
-# In namespace $1, start a process with output to $2; its pid is in $started.
-start_in() {
+# In namespace $1, start a process with output appended to $2 (a restart keeps one log); its pid is in $started.
+start_appending_in() {
   local host=$1 log=$2; shift 2
   ip netns exec "$prefix$host" "$@" >> "$log" 2>&1 &
   started=$!
@@ -54,12 +46,12 @@ start_in() {
 }
 
 start_boot() {
-  start_in boot "$logs/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
+  start_appending_in boot "$logs/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
     --listen /ip4/11.0.0.2/tcp/4001 --listen /ip4/11.0.0.2/udp/4001/quic-v1
   boot_pid=$started
 }
 start_workhorse() {
-  start_in workhorse "$logs/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
+  start_appending_in workhorse "$logs/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
     --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
   workhorse_pid=$started
 }
@@ -90,10 +82,10 @@ bash "$lab" up "$prefix" cone cone > "$logs/lab.log" 2>&1 || fail "lab up failed
 lab_up=1
 boot="/ip4/11.0.0.2/tcp/4001/p2p/$(node "$cli" id --identity "$work/boot.key")"
 start_boot
-start_in workhorse "$logs/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
+start_appending_in workhorse "$logs/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
 start_workhorse
 wait_new "$logs/workhorse.log" '"event":"service.published"' 30 || fail "workhorse did not publish"
-start_in client "$logs/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" \
+start_appending_in client "$logs/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" \
   --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
 check_echo "start"
 
