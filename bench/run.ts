@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { concurrent, connectTimes, latency, throughput } from './load.ts'
 import { PeakMemory, cpuSeconds, memory } from './procstat.ts'
 import { medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
-import { SETUP_LABELS, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
+import { environment, SETUP_LABELS, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
 
 const MB = 1e6
 const MiB = 1024 * 1024
@@ -76,7 +76,7 @@ const dir = mkdtempSync(join(tmpdir(), 'punchgate-bench-'))
 const ctx: Context = { dir, logs, targetPort: 0, transports, procs: [],
   cpuProfileDir: flags['cpu-prof'] ? join(resultsDir, 'profiles') : undefined,
   daemonNodeOptions: flags['daemon-node-options'].split(' ').filter(o => o !== ''),
-  daemonEnv: Object.fromEntries(flags['daemon-env'].split(' ').filter(o => o !== '').map(pair => pair.split('=', 2) as [string, string]))
+  daemonEnv: environment(flags['daemon-env'].split(' ').filter(o => o !== ''))
 }
 if (ctx.cpuProfileDir != null) mkdirSync(ctx.cpuProfileDir, { recursive: true })
 

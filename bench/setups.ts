@@ -141,8 +141,15 @@ function listenArgs (transports: Transports): string[] {
 function shebangSettings (): { env: Record<string, string>, flags: string[] } {
   const words = readFileSync(PUNCHGATE, 'utf8').split('\n', 1)[0].split(' ').slice(2)
   const node = words.indexOf('node')
-  const env = Object.fromEntries(words.slice(0, node).map(word => word.split('=', 2) as [string, string]))
-  return { env, flags: words.slice(node + 1) }
+  return { env: environment(words.slice(0, node)), flags: words.slice(node + 1) }
+}
+
+/** `NAME=VALUE` words as an environment. */
+export function environment (words: string[]): Record<string, string> {
+  return Object.fromEntries(words.map(word => {
+    const at = word.indexOf('=')
+    return [word.slice(0, at), word.slice(at + 1)]
+  }))
 }
 const DAEMON = shebangSettings()
 
