@@ -18,13 +18,13 @@ const packageDir = import.meta.dirname
 
 /**
  * Left to Node's resolution at run time: pino with pino-pretty (pino finds worker files
- * beside its own code), the Unix-socket addon, and the QUIC transport. Bundled, QUIC
- * would share one copy of @libp2p/utils' stream classes with the TCP path, and V8's
- * code for them turns polymorphic: tunnels over TCP measured 238-255 MB/s against 310
- * with QUIC left out (`node bench/run.ts --only direct --steps throughput1,throughput8
- * --repeats 3`), for 8 MB of RSS saved.
+ * beside its own code) and the Unix-socket addon. The QUIC transport is bundled: left
+ * out, it loaded its own copies of @libp2p/utils, @libp2p/crypto and the rest from
+ * node_modules, 5 MB of RSS more. (Bundled without --initial-old-space-size it made TCP
+ * tunnels slower: the smaller heap got a lower collection limit and collected four times
+ * as often. node-flags.ts sets that floor; docs/performance.md has the figures.)
  */
-const EXTERNAL = ['@chainsafe/libp2p-quic', 'node-unix-socket', 'pino', 'pino-pretty']
+const EXTERNAL = ['node-unix-socket', 'pino', 'pino-pretty']
 
 /** Bundled CommonJS dependencies call require(); an ES module has none of its own. */
 const REQUIRE_SHIM = "import { createRequire as __punchgateCreateRequire } from 'node:module';\n" +

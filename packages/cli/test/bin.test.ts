@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { execFile, spawn } from 'node:child_process'
@@ -50,27 +50,47 @@ describe('the punchgate executable', () => {
 
   it('runs the daemon from the bundle with the modules it loads on demand: --metrics, --mdns, --autonat', { timeout: 30_000 }, async t => {
     const dir = await tempDir(t)
-    const path = `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`
-    const daemon = spawn(BIN, [
+    const daemon = startDaemon(t, [
       '--identity', join(dir, 'node.key'), '--control', join(dir, 'control.sock'),
       '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics', '127.0.0.1:0', '--mdns', '--autonat'
-    ], { env: { PATH: path }, stdio: ['ignore', 'pipe', 'pipe'] })
-    t.after(() => daemon.kill('SIGKILL'))
-    let stderr = ''
-    daemon.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-    let url: string | undefined
-    for await (const line of createInterface({ input: daemon.stdout })) {
-      const record = JSON.parse(line) as { event: string, url?: string }
-      if (record.event === 'metrics.listening') url = record.url
-      if (record.event === 'node.started') break
-    }
-    assert.ok(url != null, `no metrics.listening before node.started; stderr: ${stderr}`)
-    const text = await (await fetch(url)).text()
+    ])
+    const url = (await daemon.next(record => record.event === 'metrics.listening')).url
+    assert.equal(typeof url, 'string', `no metrics.listening; stderr: ${daemon.stderr()}`)
+    await daemon.next(record => record.event === 'node.started')
+    const text = await (await fetch(String(url))).text()
     assert.match(text, /^# HELP punchgate_tunnel_connections_total /m)
     assert.match(text, /^libp2p_/m)
-    daemon.kill('SIGTERM')
-    const [code] = await once(daemon, 'exit') as [number | null]
-    assert.equal(code, 0, stderr)
+    assert.equal(await daemon.stop(), 0, daemon.stderr())
+  })
+
+  // patches/ for @libp2p/peer-store, @libp2p/peer-record and string-width: the first
+  // localeCompare loads ICU collation data and an Intl.Segmenter its break-iterator data,
+  // about 5 MB of an idle daemon's RSS (docs/performance.md). The preload reports either.
+  it('connects a private daemon to its bootstrap without ICU collation or segmentation', { timeout: 60_000 }, async t => {
+    const dir = await tempDir(t)
+    const preload = join(dir, 'icu-probe.mjs')
+    await writeFile(preload, [
+      "const report = what => process.stderr.write(`icu-probe: ${what}\\n`)",
+      'const localeCompare = String.prototype.localeCompare',
+      "String.prototype.localeCompare = function (...args) { report('localeCompare'); return localeCompare.apply(this, args) }",
+      'const Segmenter = Intl.Segmenter',
+      "Intl.Segmenter = class extends Segmenter { constructor (...args) { super(...args); report('Intl.Segmenter') } }",
+      ''
+    ].join('\n'))
+    const env = { NODE_OPTIONS: `--import ${preload}` }
+    const bootstrap = startDaemon(t, ['--identity', join(dir, 'boot.key'), '--control', join(dir, 'boot.sock'), '--listen', '/ip4/127.0.0.1/tcp/0'], env)
+    const started = await bootstrap.next(record => record.event === 'node.started')
+    const addr = (started.addrs as string[]).find(a => a.includes('/tcp/'))
+    assert.ok(addr != null, JSON.stringify(started))
+    const peer = startDaemon(t, ['--identity', join(dir, 'peer.key'), '--control', join(dir, 'peer.sock'), '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', addr], env)
+    // A relay reservation follows identify on both sides, which stores the peer's protocols.
+    await peer.next(record => record.event === 'relay.reserved')
+    assert.equal(await peer.stop(), 0, peer.stderr())
+    assert.equal(await bootstrap.stop(), 0, bootstrap.stderr())
+    for (const daemon of [bootstrap, peer]) assert.doesNotMatch(daemon.stderr(), /icu-probe/)
+    // The probe itself works: the CLI's own help output needs a Segmenter.
+    const help = await spawnCli(['--help'], env)
+    assert.match(help.stderr, /icu-probe: Intl\.Segmenter/)
   })
 
   it('starts Node with the daemon environment and flags when run as a program', async () => {
@@ -79,3 +99,36 @@ describe('the punchgate executable', () => {
     assert.equal(shebang, `#!/usr/bin/env -S ${[...env, 'node', ...DAEMON_NODE_FLAGS].join(' ')}`)
   })
 })
+
+interface Daemon {
+  /** Resolves with the next JSON log record from stdout that satisfies `match`. */
+  next: (match: (record: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>
+  stderr: () => string
+  /** SIGTERM, then the exit code. */
+  stop: () => Promise<number | null>
+}
+
+/** The bundled daemon as users run it: the bin script, with Node's directory on PATH. */
+function startDaemon (t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
+  const path = `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`
+  const daemon = spawn(BIN, args, { env: { PATH: path, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => daemon.kill('SIGKILL'))
+  let stderr = ''
+  daemon.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const records = createInterface({ input: daemon.stdout })[Symbol.asyncIterator]()
+  return {
+    next: async match => {
+      for (let line = await records.next(); line.done !== true; line = await records.next()) {
+        const record = JSON.parse(line.value) as Record<string, unknown>
+        if (match(record)) return record
+      }
+      throw new Error(`the daemon's output ended first; stderr: ${stderr}`)
+    },
+    stderr: () => stderr,
+    stop: async () => {
+      const exited = once(daemon, 'exit') as Promise<[number | null]>
+      daemon.kill('SIGTERM')
+      return (await exited)[0]
+    }
+  }
+}
