@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2 --optimize-for-size --initial-old-space-size=32
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 node --max-semi-space-size=2 --optimize-for-size --initial-old-space-size=32 --no-maglev
 // The settings above are DAEMON_ENV and DAEMON_NODE_FLAGS (src/node-flags.ts); a test keeps them equal.
 import { existsSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
