@@ -5,7 +5,7 @@ import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
-import { BIN, lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
+import { BIN, binEnv, lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
 import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../src/node-flags.ts'
 
 const STACK_FRAME = /^\s+at /m
@@ -54,10 +54,11 @@ describe('the punchgate executable', () => {
       '--identity', join(dir, 'node.key'), '--control', join(dir, 'control.sock'),
       '--listen', '/ip4/127.0.0.1/tcp/0', '--metrics', '127.0.0.1:0', '--mdns', '--autonat'
     ])
-    const url = (await daemon.next(record => record.event === 'metrics.listening')).url
-    assert.equal(typeof url, 'string', `no metrics.listening; stderr: ${daemon.stderr()}`)
+    const first = await daemon.next(record => record.event === 'metrics.listening' || record.event === 'node.started')
+    assert.equal(first.event, 'metrics.listening', `no metrics.listening before node.started; stderr: ${daemon.stderr()}`)
+    assert.equal(typeof first.url, 'string', JSON.stringify(first))
     await daemon.next(record => record.event === 'node.started')
-    const text = await (await fetch(String(url))).text()
+    const text = await (await fetch(String(first.url))).text()
     assert.match(text, /^# HELP punchgate_tunnel_connections_total /m)
     assert.match(text, /^libp2p_/m)
     assert.equal(await daemon.stop(), 0, daemon.stderr())
@@ -110,8 +111,7 @@ interface Daemon {
 
 /** The bundled daemon as users run it: the bin script, with Node's directory on PATH. */
 function startDaemon (t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
-  const path = `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`
-  const daemon = spawn(BIN, args, { env: { PATH: path, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const daemon = spawn(BIN, args, { env: binEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
   t.after(() => daemon.kill('SIGKILL'))
   let stderr = ''
   daemon.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })

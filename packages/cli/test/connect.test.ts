@@ -13,7 +13,7 @@ import { silentLogger, startNode, validateConfig, waitForEvent, type PunchgateNo
 import type { Io } from '../src/command.ts'
 import { runDaemon } from '../src/commands/run.ts'
 import { main } from '../src/main.ts'
-import { BIN, capture, lines, waitForText } from './fixtures.ts'
+import { BIN, binEnv, capture, lines, waitForText } from './fixtures.ts'
 
 const sha = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex')
 
@@ -45,7 +45,7 @@ interface Run { code: number | null, stdout: Buffer, stderr: string }
  * `keepStdinOpen`, in which case it stays open until the process has exited.
  */
 async function spawnBin (args: string[], input: Buffer, env: NodeJS.ProcessEnv, keepStdinOpen = false): Promise<Run> {
-  const child = spawn(BIN, args, { env: { PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`, ...env } })
+  const child = spawn(BIN, args, { env: binEnv(env) })
   const out: Buffer[] = []
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => out.push(c))

@@ -62,11 +62,18 @@ export async function cli (args: string[], env: NodeJS.ProcessEnv = {}): Promise
   return { code, stdout: io.stdout.text(), stderr: io.stderr.text() }
 }
 
+/**
+ * The environment for running the real executable by its shebang: this test's Node first
+ * on PATH (`env` may replace PATH), then `env`.
+ */
+export function binEnv (env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`, ...env }
+}
+
 /** The real executable, run by its shebang with this test's Node first on PATH. */
 export async function spawnCli (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const path = `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`
   return new Promise(resolve => {
-    execFile(BIN, args, { env: { PATH: path, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile(BIN, args, { env: binEnv(env), timeout: 20_000 }, (err, stdout, stderr) => {
       const code = err == null ? 0 : typeof err.code === 'number' ? err.code : -1
       resolve({ code, stdout, stderr })
     })
