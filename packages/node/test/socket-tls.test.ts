@@ -1,8 +1,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
+import { once } from 'node:events'
 import { format } from 'node:util'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
 import { tls } from '@libp2p/tls'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import type { ComponentLogger, ConnectionEncrypter, Logger, Stream } from '@libp2p/interface'
@@ -41,6 +44,31 @@ async function node (encrypter: Encrypter, lines: string[], listen: boolean): Pr
     stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
   })
   return n
+}
+
+/** A TCP relay to `port` on loopback that counts the bytes each way. */
+async function countingProxy (port: number): Promise<{ port: number, toListener: () => number, toDialer: () => number, close: () => void }> {
+  let toListener = 0
+  let toDialer = 0
+  const sockets: Socket[] = []
+  const server = createServer(client => {
+    const upstream = connect({ host: '127.0.0.1', port })
+    sockets.push(client, upstream)
+    client.on('data', chunk => { toListener += chunk.byteLength; upstream.write(chunk) })
+    upstream.on('data', chunk => { toDialer += chunk.byteLength; client.write(chunk) })
+    client.on('close', () => upstream.destroy())
+    upstream.on('close', () => client.destroy())
+    client.on('error', () => {})
+    upstream.on('error', () => {})
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    port: (server.address() as AddressInfo).port,
+    toListener: () => toListener,
+    toDialer: () => toDialer,
+    close: () => { server.close(); sockets.forEach(s => s.destroy()) }
+  }
 }
 
 /** Sends `data` on a new echo stream, half-closes, and returns everything echoed. */
@@ -86,6 +114,41 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
         assert.equal(listener.getConnections(dialer.peerId).length, 0)
       } finally {
         await Promise.all([dialer.stop(), listener.stop()])
+      }
+    })
+  }
+
+  // A 1-byte message is a 12-byte yamux header and its byte: one TLS 1.3 record of 35
+  // bytes. Written as two records (57 bytes), or answered with a window update (34 more),
+  // each costs the peer another read and wake-up: round trips took 0.24 ms instead of 0.14
+  // (docs/performance.md, patches/README.md).
+  for (const [name, dialerTls, listenerTls] of pairs) {
+    it(`${name}: a small message crosses as one TLS record, and no window update comes back for it`, async () => {
+      const dialer = await node(dialerTls, [], false)
+      const listener = await node(listenerTls, [], true)
+      const tcpPort = Number(listener.getMultiaddrs()[0]!.toString().split('/')[4])
+      const proxy = await countingProxy(tcpPort)
+      try {
+        const stream = await dialer.dialProtocol(multiaddr(`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${listener.peerId}`), ECHO)
+        let echoed: (() => void) | undefined
+        stream.addEventListener('message', () => echoed?.())
+        const roundTrip = async (): Promise<void> => {
+          const back = new Promise<void>(resolve => { echoed = resolve })
+          stream.send(Uint8Array.of(0x2a))
+          await back
+        }
+        await roundTrip() // opens the stream (SYN, ACK)
+        const [sent0, received0] = [proxy.toListener(), proxy.toDialer()]
+        const count = 200
+        for (let i = 0; i < count; i++) await roundTrip()
+        const sent = (proxy.toListener() - sent0) / count
+        const received = (proxy.toDialer() - received0) / count
+        assert.ok(sent <= 40, `dialer sent ${sent} bytes per 1-byte message (one record is 35)`)
+        assert.ok(received <= 40, `listener sent ${received} bytes per 1-byte message (one record is 35)`)
+        await stream.close()
+      } finally {
+        await Promise.all([dialer.stop(), listener.stop()])
+        proxy.close()
       }
     })
   }
