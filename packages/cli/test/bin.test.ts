@@ -66,8 +66,10 @@ describe('the punchgate executable', () => {
 
   // patches/ for @libp2p/peer-store, @libp2p/peer-record and string-width: the first
   // localeCompare loads ICU collation data and an Intl.Segmenter its break-iterator data,
-  // about 5 MB of an idle daemon's RSS (docs/performance.md). The preload reports either.
-  it('connects a private daemon to its bootstrap without ICU collation or segmentation', { timeout: 60_000 }, async t => {
+  // about 5 MB of an idle daemon's RSS (docs/performance.md). Noise and @libp2p/pnet
+  // compile WebAssembly when loaded, about 4 MB: they load only when used (lazy-noise.ts,
+  // swarm.ts). The preload reports each.
+  it('connects a private daemon to its bootstrap without ICU collation or segmentation, or WebAssembly', { timeout: 60_000 }, async t => {
     const dir = await tempDir(t)
     const preload = join(dir, 'icu-probe.mjs')
     await writeFile(preload, [
@@ -76,6 +78,8 @@ describe('the punchgate executable', () => {
       "String.prototype.localeCompare = function (...args) { report('localeCompare'); return localeCompare.apply(this, args) }",
       'const Segmenter = Intl.Segmenter',
       "Intl.Segmenter = class extends Segmenter { constructor (...args) { super(...args); report('Intl.Segmenter') } }",
+      'const Module = WebAssembly.Module',
+      "WebAssembly.Module = class extends Module { constructor (...args) { super(...args); report('WebAssembly.Module') } }",
       ''
     ].join('\n'))
     const env = { NODE_OPTIONS: `--import ${preload}` }
@@ -89,9 +93,16 @@ describe('the punchgate executable', () => {
     assert.equal(await peer.stop(), 0, peer.stderr())
     assert.equal(await bootstrap.stop(), 0, bootstrap.stderr())
     for (const daemon of [bootstrap, peer]) assert.doesNotMatch(daemon.stderr(), /icu-probe/)
-    // The probe itself works: the CLI's own help output needs a Segmenter.
+    // The probe itself works: the CLI's own help output needs a Segmenter, and a daemon
+    // with a swarm key loads @libp2p/pnet (from its own chunk of the bundle).
     const help = await spawnCli(['--help'], env)
     assert.match(help.stderr, /icu-probe: Intl\.Segmenter/)
+    const key = join(dir, 'swarm.key')
+    assert.equal((await spawnCli(['swarm-key', '--output', key])).code, 0)
+    const keyed = startDaemon(t, ['--identity', join(dir, 'keyed.key'), '--control', join(dir, 'keyed.sock'), '--listen', '/ip4/127.0.0.1/tcp/0', '--swarm-key', key], env)
+    await keyed.next(record => record.event === 'node.started')
+    assert.equal(await keyed.stop(), 0, keyed.stderr())
+    assert.match(keyed.stderr(), /icu-probe: WebAssembly\.Module/)
   })
 
   it('starts Node with the daemon environment and flags when run as a program', async () => {

@@ -3,19 +3,19 @@
  * @libp2p/pnet reads. Every connection is wrapped in XSalsa20 with it before the
  * libp2p handshake, so a peer without the key cannot complete a connection at all.
  */
-import { generateKey } from '@libp2p/pnet'
+import { randomBytes } from 'node:crypto'
 import { SecretFileError } from './errors.ts'
 import { readSecretFile, writeSecretFile } from './secret-file.ts'
 
 const HEADER = '/key/swarm/psk/1.0.0/'
 const ENCODING = '/base16/'
-/** The key file: header, encoding and 32 key bytes as hex, one per line. */
-const SWARM_KEY_FILE_BYTES = HEADER.length + 1 + ENCODING.length + 1 + 64
 
+/**
+ * A new key file: header, encoding and 32 random bytes as hex, one per line (what
+ * @libp2p/pnet's generateKey writes; that module is not loaded for it, see swarm.ts).
+ */
 export function generateSwarmKey (): Uint8Array {
-  const key = new Uint8Array(SWARM_KEY_FILE_BYTES)
-  generateKey(key)
-  return key
+  return new TextEncoder().encode(`${HEADER}\n${ENCODING}\n${randomBytes(32).toString('hex')}`)
 }
 
 /** Writes a new swarm key to `path` (0600); an existing file is kept unless `force`. */

@@ -8,14 +8,12 @@
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { quic } from '@chainsafe/libp2p-quic'
-import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import type { Registry } from 'prom-client'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { preSharedKey } from '@libp2p/pnet'
 import type { PrivateKey } from '@libp2p/interface'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
@@ -23,6 +21,7 @@ import { DHT_PROTOCOL } from './constants.ts'
 import { relayGater } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
 import { socketTls } from './socket-tls.ts'
+import { lazyNoise } from './lazy-noise.ts'
 
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
@@ -97,10 +96,12 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
       // --relay-mode off: direct connections only, so no relayed dials.
       ...(useRelays ? [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })] : [])
     ],
-    ...(config.swarmKey != null ? { connectionProtector: preSharedKey({ psk: config.swarmKey }) } : {}),
+    // Loaded only with a key: @libp2p/pnet compiles a WebAssembly module when it loads (lazy-noise.ts).
+    ...(config.swarmKey != null ? { connectionProtector: (await import('@libp2p/pnet')).preSharedKey({ psk: config.swarmKey }) } : {}),
     connectionGater: relayGater(config),
-    // @libp2p/tls's protocol, run on the TCP socket itself where it can (socket-tls.ts).
-    connectionEncrypters: [socketTls(), noise()],
+    // @libp2p/tls's protocol, run on the TCP socket itself where it can (socket-tls.ts);
+    // Noise for peers without it, loaded when one comes (lazy-noise.ts).
+    connectionEncrypters: [socketTls(), lazyNoise()],
     streamMuxers: [yamux({
       maxInboundStreams: 4096,
       maxOutboundStreams: 4096,
