@@ -51,6 +51,13 @@ export class Proc {
     throw new Error(`${this.name}: no ${what} within ${timeoutMs} ms; see ${this.logFile}`)
   }
 
+  /** Every JSON log record written so far. */
+  records (): Array<Record<string, unknown>> {
+    return readFileSync(this.logFile, 'utf8').split('\n')
+      .filter(line => line.startsWith('{') && line.endsWith('}'))
+      .map(line => JSON.parse(line) as Record<string, unknown>)
+  }
+
   async waitForEvent (event: string, timeoutMs: number, match: (record: Record<string, unknown>) => boolean = () => true): Promise<Record<string, unknown>> {
     return this.waitForRecord(r => r.event === event && match(r), `"${event}" event`, timeoutMs)
   }

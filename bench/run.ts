@@ -145,6 +145,9 @@ async function measure (setup: Setup, what: string, fn: () => Promise<void>, byt
   const cpuBefore = cpuSeconds(setup.roots)
   try {
     await fn()
+    // A figure is only the setup's if the path stayed what the setup is (relay is relayed).
+    const changed = setup.changed?.()
+    if (changed != null) throw new Error(`measured on another path: ${changed}`)
   } catch (err) {
     const message = `${SETUP_LABELS[setup.name]}: ${what}: ${(err as Error).message}`
     failures.push(message)

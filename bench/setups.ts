@@ -36,6 +36,8 @@ export interface Setup {
   roots: number[]
   /** How the setup ended up connected, for the report (e.g. the transport a tunnel took). */
   detail: string
+  /** Why the setup no longer measures what it was set up as (a relayed tunnel gone direct), if it does not. */
+  changed?: () => string | undefined
 }
 
 /** Transports the daemons listen on: the default is both, as a daemon without --listen does. */
@@ -174,8 +176,9 @@ function transportOf (addr: unknown): string {
 
 /**
  * A bootstrap (public: DHT server and relay), and for each tunnel a provider exposing
- * the target and a consumer tunnelling to it by peer id. The relayed provider has no
- * listener (`--listen none`), so the consumer can reach it through the relay alone.
+ * the target and a consumer tunnelling to it by peer id. Neither end of the relayed
+ * tunnel listens (`--listen none`), so it stays on the relay: with a listening consumer,
+ * the provider dialled it back after a while and the "relayed" tunnel went direct.
  */
 export async function startPunchgate (ctx: Context, which: Array<'direct' | 'relay'>): Promise<Setup[]> {
   const [boot, ...providers] = await Promise.all(['bootstrap', ...which.map(w => `provider-${w}`)].map(async n => peerId(ctx, n)))
@@ -200,7 +203,7 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
     await p.waitForEvent('service.published', READY_MS)
     const port = await freePort()
     const c = daemon(ctx, `consumer-${kind}`, [
-      '--identity', join(ctx.dir, `consumer-${kind}.key`), ...listenArgs(ctx.transports),
+      '--identity', join(ctx.dir, `consumer-${kind}.key`), ...(kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)),
       '--bootstrap', bootAddr, '--tunnel', `${provider.id}:bench@127.0.0.1:${port}`
     ])
     const activated = await c.waitForEvent('tunnel.activated', READY_MS)
@@ -209,6 +212,10 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
     }
     const connected = await c.waitForEvent('peer.connected', READY_MS, r => r.peer === provider.id)
     const roots = kind === 'relay' ? [c.pid, p.pid, bootstrap.pid] : [c.pid, p.pid]
-    return { name: kind, port, roots, detail: transportOf(connected.addr) }
+    const changed = (): string | undefined => {
+      const moved = c.records().find(r => r.event === 'tunnel.state' && (kind === 'relay' ? r.to === 'direct' : r.from === 'direct'))
+      return moved == null ? undefined : `the tunnel went from ${String(moved.from)} to ${String(moved.to)} at ${String(moved.time)}`
+    }
+    return { name: kind, port, roots, detail: transportOf(connected.addr), changed }
   }))
 }
