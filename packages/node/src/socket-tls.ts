@@ -15,15 +15,6 @@ import type { ComponentLogger, ConnectionEncrypter, Logger, MessageStream, Priva
 import { PROTOCOL } from '@libp2p/tls'
 import { generateCertificate, toMessageStream, toNodeDuplex, verifyPeerCertificate } from '@libp2p/tls/utils'
 
-/**
- * Bytes a TLS socket takes before write() asks its writer to wait. Node's default, 16 KiB,
- * is below one yamux frame (64 KiB from a local socket), so every frame waited for the
- * socket to drain. Over a relay that stop-and-wait happens twice (the inner TLS runs
- * through a stream of the outer connection): with 256 KiB the relayed tunnel spent 15%
- * less CPU per GB and carried 20% more (docs/performance.md).
- */
-const WRITE_BUFFER_BYTES = 256 * 1024
-
 export interface SocketTlsComponents {
   privateKey: PrivateKey
   logger: ComponentLogger
@@ -65,13 +56,11 @@ class SocketTls implements ConnectionEncrypter {
     const log = this.log
     const muxers = this.components.upgrader.getStreamMuxers()
     let streamMuxer: StreamMuxerFactory | undefined
-    // highWaterMark: Node's TLSSocket and tls.connect() take it, @types/node does not list it.
-    const opts: TLSSocketOptions & { highWaterMark: number } = {
+    const opts: TLSSocketOptions = {
       ...await generateCertificate(this.components.privateKey, options),
       isServer,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
-      highWaterMark: WRITE_BUFFER_BYTES,
       // Certificates are self-signed; the peer id inside is what gets verified.
       rejectUnauthorized: false,
       ALPNProtocols: [...(options?.skipStreamMuxerNegotiation === true ? [] : muxers.keys()), 'libp2p'],

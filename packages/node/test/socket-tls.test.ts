@@ -153,30 +153,6 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
     })
   }
 
-  // Node's default (16 KiB) is below one yamux frame: every 64 KiB message made the stream
-  // wait for the socket to drain, twice over a relay (docs/performance.md).
-  it('takes a 64 KiB message on a stream without telling the sender to wait', async () => {
-    const dialer = await node(socketTls(), [], false)
-    const listener = await node(socketTls(), [], true)
-    try {
-      const stream = await dialer.dialProtocol(listener.getMultiaddrs()[0]!, ECHO)
-      const data = random(65536)
-      const chunks: Buffer[] = []
-      const echoed = new Promise<void>(resolve => {
-        stream.addEventListener('message', evt => {
-          chunks.push(Buffer.from(evt.data.subarray()))
-          if (Buffer.concat(chunks).length >= data.length) resolve()
-        })
-      })
-      assert.equal(stream.send(data), true, 'send() asked the sender to wait for a drain')
-      await echoed
-      assert.equal(sha256(Buffer.concat(chunks)), sha256(data))
-      await stream.close()
-    } finally {
-      await Promise.all([dialer.stop(), listener.stop()])
-    }
-  })
-
   it('carries many streams at once, each byte-exact', async () => {
     const dialer = await node(socketTls(), [], false)
     const listener = await node(socketTls(), [], true)
