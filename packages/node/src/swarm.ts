@@ -23,6 +23,16 @@ import { reuseportTcp } from './transport/reuseport-tcp.ts'
 import { socketTls } from './socket-tls.ts'
 import { lazyNoise } from './lazy-noise.ts'
 
+/**
+ * Ping streams one connection may carry at once, each way. Two pingers share the ping
+ * service: libp2p's connection monitor (every 10 s, per connection, aborting the
+ * connection when a ping fails) and the RTT reporter (rtt.ts). With @libp2p/ping's
+ * default of one outbound stream, a monitor ping that overlapped a slow RTT ping failed
+ * with "too many outbound protocol streams" and the monitor cut a healthy connection,
+ * tunnels and all: seen under load in the bench (docs/performance.md).
+ */
+const MAX_PING_STREAMS = 4
+
 /** Per-stream receive window: large enough for fast links, small enough to bound memory per stream. */
 const STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 
@@ -57,7 +67,7 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
   const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
-    ping: ping(),
+    ping: ping({ maxOutboundStreams: MAX_PING_STREAMS, maxInboundStreams: MAX_PING_STREAMS }),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: !isPublic,
