@@ -143,11 +143,12 @@ const peaks = new Map<SetupName, { totalBytes: number, largestBytes: number }>()
 async function measure (setup: Setup, what: string, fn: () => Promise<void>, bytesMoved = 0): Promise<void> {
   const peak = new PeakMemory(setup.roots)
   const cpuBefore = cpuSeconds(setup.roots)
+  const startedMs = Date.now()
   try {
     await fn()
-    // A figure is only the setup's if the path stayed what the setup is (relay is relayed).
-    const changed = setup.changed?.()
-    if (changed != null) throw new Error(`measured on another path: ${changed}`)
+    // A figure is only the setup's if its tunnel stayed on its path throughout.
+    const changed = setup.changed?.(startedMs)
+    if (changed != null) throw new Error(`the tunnel left its path: ${changed}`)
   } catch (err) {
     const message = `${SETUP_LABELS[setup.name]}: ${what}: ${(err as Error).message}`
     failures.push(message)

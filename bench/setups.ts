@@ -36,8 +36,8 @@ export interface Setup {
   roots: number[]
   /** How the setup ended up connected, for the report (e.g. the transport a tunnel took). */
   detail: string
-  /** Why the setup no longer measures what it was set up as (a relayed tunnel gone direct), if it does not. */
-  changed?: () => string | undefined
+  /** How the tunnel left its path (a relayed one gone direct, a connection dropped) since `sinceMs`, if it did. */
+  changed?: (sinceMs: number) => string | undefined
 }
 
 /** Transports the daemons listen on: the default is both, as a daemon without --listen does. */
@@ -212,9 +212,10 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
     }
     const connected = await c.waitForEvent('peer.connected', READY_MS, r => r.peer === provider.id)
     const roots = kind === 'relay' ? [c.pid, p.pid, bootstrap.pid] : [c.pid, p.pid]
-    const changed = (): string | undefined => {
-      const moved = c.records().find(r => r.event === 'tunnel.state' && (kind === 'relay' ? r.to === 'direct' : r.from === 'direct'))
-      return moved == null ? undefined : `the tunnel went from ${String(moved.from)} to ${String(moved.to)} at ${String(moved.time)}`
+    const path = kind === 'relay' ? 'relayed' : 'direct'
+    const changed = (sinceMs: number): string | undefined => {
+      const moved = c.records().find(r => r.event === 'tunnel.state' && r.from === path && Date.parse(String(r.time)) >= sinceMs)
+      return moved == null ? undefined : `the tunnel went from ${path} to ${String(moved.to)} at ${String(moved.time)}`
     }
     return { name: kind, port, roots, detail: transportOf(connected.addr), changed }
   }))
