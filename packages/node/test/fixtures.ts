@@ -1,7 +1,10 @@
 /** In-process fixtures: real nodes on loopback, a TCP echo server, byte helpers. */
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import { createSocket, type Socket as UdpSocket } from 'node:dgram'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ComponentLogger, ConnectionEncrypter, PrivateKey, Stream } from '@libp2p/interface'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@chainsafe/libp2p-yamux'
 import { once } from 'node:events'
 import { randomBytes, createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
@@ -214,4 +217,23 @@ export async function until (condition: () => boolean, ms = 5_000, everyMs = 0):
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`)
     await new Promise(resolve => everyMs > 0 ? setTimeout(resolve, everyMs) : setImmediate(resolve))
   }
+}
+
+/** The protocol of `echoPeer`'s handler: every message sent back, FIN answered with FIN. */
+export const ECHO = '/test/echo/1.0.0'
+
+/** A bare libp2p peer (TCP, `encrypter`, yamux) that echoes ECHO streams. */
+export async function echoPeer (encrypter: (components: any) => ConnectionEncrypter, listen: boolean, logger?: ComponentLogger): Promise<Libp2p> {
+  const peer = await createLibp2p({
+    addresses: { listen: listen ? LOOPBACK_LISTEN : [] },
+    transports: [tcp()],
+    connectionEncrypters: [encrypter],
+    streamMuxers: [yamux()],
+    ...(logger != null ? { logger } : {})
+  })
+  await peer.handle(ECHO, (stream: Stream) => {
+    stream.addEventListener('message', evt => { stream.send(evt.data) })
+    stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
+  })
+  return peer
 }

@@ -1,20 +1,13 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
+import type { Libp2p } from 'libp2p'
 import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
-import { tcpAddr, testNode } from './fixtures.ts'
+import { echoPeer, tcpAddr, testNode } from './fixtures.ts'
 
 /** A peer that speaks Noise and not TLS. */
 async function noiseOnly (): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()]
-  })
+  return echoPeer(noise(), true)
 }
 
 describe('Noise, loaded on first use (lazy-noise.ts)', () => {

@@ -3,16 +3,12 @@ import assert from 'node:assert/strict'
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { format } from 'node:util'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
+import type { Libp2p } from 'libp2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { tls } from '@libp2p/tls'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import type { ComponentLogger, ConnectionEncrypter, Logger, Stream } from '@libp2p/interface'
+import type { ComponentLogger, ConnectionEncrypter, Logger } from '@libp2p/interface'
 import { socketTls } from '../src/socket-tls.ts'
-import { random, sha256 } from './fixtures.ts'
-
-const ECHO = '/test/echo/1.0.0'
+import { ECHO, echoPeer, random, sha256 } from './fixtures.ts'
 
 /** Keeps what socket-tls logs, to tell which path TLS took. */
 function capturingLogger (lines: string[]): ComponentLogger {
@@ -32,18 +28,7 @@ function capturingLogger (lines: string[]): ComponentLogger {
 type Encrypter = (components: any) => ConnectionEncrypter
 
 async function node (encrypter: Encrypter, lines: string[], listen: boolean): Promise<Libp2p> {
-  const n = await createLibp2p({
-    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
-    transports: [tcp()],
-    connectionEncrypters: [encrypter],
-    streamMuxers: [yamux()],
-    logger: capturingLogger(lines)
-  })
-  await n.handle(ECHO, (stream: Stream) => {
-    stream.addEventListener('message', evt => { stream.send(evt.data) })
-    stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
-  })
-  return n
+  return echoPeer(encrypter, listen, capturingLogger(lines))
 }
 
 /** A TCP relay to `port` on loopback that counts the bytes each way. */
@@ -120,7 +105,7 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
 
   // A 1-byte message is a 12-byte yamux header and its byte: one TLS 1.3 record of 35
   // bytes. Written as two records (57 bytes), or answered with a window update (34 more),
-  // each costs the peer another read and wake-up: round trips took 0.24 ms instead of 0.14
+  // each costs the peer another read and wake-up: round trips took 0.24 ms instead of 0.13
   // (docs/performance.md, patches/README.md).
   for (const [name, dialerTls, listenerTls] of pairs) {
     it(`${name}: a small message crosses as one TLS record, and no window update comes back for it`, async () => {

@@ -6,26 +6,13 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import type { Stream } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
 import { socketTls } from '../src/socket-tls.ts'
-
-const ECHO = '/test/echo/1.0.0'
+import { ECHO, echoPeer } from './fixtures.ts'
 
 /** A node whose peer store counts the merges that record ECHO. */
 async function node (listen: boolean): Promise<{ libp2p: Libp2p, merges: () => number }> {
-  const libp2p = await createLibp2p({
-    addresses: { listen: listen ? ['/ip4/127.0.0.1/tcp/0'] : [] },
-    transports: [tcp()],
-    connectionEncrypters: [socketTls()],
-    streamMuxers: [yamux()]
-  })
-  await libp2p.handle(ECHO, (stream: Stream) => {
-    stream.addEventListener('message', evt => { stream.send(evt.data) })
-    stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
-  })
+  const libp2p = await echoPeer(socketTls(), listen)
   let merges = 0
   const merge = libp2p.peerStore.merge.bind(libp2p.peerStore)
   libp2p.peerStore.merge = async (peer, data, options) => {
