@@ -9,6 +9,7 @@ import { once } from 'node:events'
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PunchgateNode } from '../src/node.ts'
+import type { Path } from '../src/events.ts'
 import { connectTo, event, random, tcpService, testNode, type TcpService } from './fixtures.ts'
 
 const BLOCK = random(1024 * 1024)
@@ -49,26 +50,34 @@ function expectedDigest (): string {
   return hash.digest('hex')
 }
 
-async function tunnelOver (listen: string[]): Promise<{ nodes: PunchgateNode[], port: number, source: Awaited<ReturnType<typeof firehose>> }> {
+/** `relayed`: neither end listens, so the tunnel can only run through the bootstrap as relay. */
+async function tunnelOver (listen: string[], relayed = false): Promise<{ nodes: PunchgateNode[], port: number, path: Path, source: Awaited<ReturnType<typeof firehose>> }> {
   const source = await firehose()
   const bootstrap = await testNode({ listen })
   const boot = bootstrap.addrs()[0] ?? ''
-  const provider = await testNode({ listen, bootstrap: [boot], expose: [`data=127.0.0.1:${source.port}`] })
+  const ends = relayed ? ['none'] : listen
+  const provider = await testNode({ listen: ends, bootstrap: [boot], expose: [`data=127.0.0.1:${source.port}`] })
   await event(provider, 'service.published')
-  const consumer = await testNode({ listen, bootstrap: [boot], tunnel: [`${provider.peerId}:data@127.0.0.1:0`] })
-  await event(consumer, 'tunnel.activated')
+  const consumer = await testNode({ listen: ends, bootstrap: [boot], tunnel: [`${provider.peerId}:data@127.0.0.1:0`] })
+  const { path } = await event(consumer, 'tunnel.activated')
   const bind = consumer.tunnels()[0]?.bind ?? ''
-  return { nodes: [consumer, provider, bootstrap], port: Number(bind.slice(bind.lastIndexOf(':') + 1)), source }
+  return { nodes: [consumer, provider, bootstrap], port: Number(bind.slice(bind.lastIndexOf(':') + 1)), path, source }
 }
 
 describe('a slow local reader behind a tunnel', () => {
   // QUIC reads only while the stream is not paused thanks to patches/ (without it,
   // @chainsafe/libp2p-quic 2.1 read everything and the stream was reset at 32 MiB).
-  const transports: Array<[string, string]> = [['TCP', '/ip4/127.0.0.1/tcp/0'], ['QUIC', '/ip4/127.0.0.1/udp/0/quic-v1']]
-  for (const [name, listen] of transports) {
+  // Relayed: the relay joins two streams; it must stop reading one while the other is full.
+  const transports: Array<[string, string, boolean]> = [
+    ['TCP', '/ip4/127.0.0.1/tcp/0', false],
+    ['QUIC', '/ip4/127.0.0.1/udp/0/quic-v1', false],
+    ['a relay (TCP)', '/ip4/127.0.0.1/tcp/0', true]
+  ]
+  for (const [name, listen, relayed] of transports) {
     it(`over ${name}: the far service is held back, nothing is reset, every byte arrives in order`, { timeout: 120_000 }, async () => {
-      const { nodes, port, source } = await tunnelOver([listen])
+      const { nodes, port, path, source } = await tunnelOver([listen], relayed)
       try {
+        assert.equal(path, relayed ? 'relay' : 'direct')
         const client = await connectTo(port)
         client.pause()
         const held = await plateau(source.sent, TOTAL)
