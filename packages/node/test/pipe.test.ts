@@ -56,7 +56,8 @@ describe('socket <-> stream pipe', () => {
   })
 
   // Each TLS record (16 KiB) arrives as its own message, several from one read of the
-  // connection: one system call for all of them cost the provider 7% less CPU on the relayed path.
+  // connection. One system call for all of them took about 7% off the provider's CPU on
+  // the relayed path (docs/performance.md).
   it('writes the messages that arrive together to the local socket in one call', async () => {
     const { outer, inner, close } = await socketPair()
     const [local, remote] = await streamPair()

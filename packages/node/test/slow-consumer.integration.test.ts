@@ -67,7 +67,8 @@ async function tunnelOver (listen: string[], relayed = false): Promise<{ nodes: 
 describe('a slow local reader behind a tunnel', () => {
   // QUIC reads only while the stream is not paused thanks to patches/ (without it,
   // @chainsafe/libp2p-quic 2.1 read everything and the stream was reset at 32 MiB).
-  // Relayed: the relay joins two streams; it must stop reading one while the other is full.
+  // Relayed: the relay reads its two streams as fast as they come; the inner connection's
+  // flow control (yamux windows between the two ends) must hold the far service back.
   const transports: Array<[string, string, boolean]> = [
     ['TCP', '/ip4/127.0.0.1/tcp/0', false],
     ['QUIC', '/ip4/127.0.0.1/udp/0/quic-v1', false],
