@@ -12,6 +12,7 @@
  *   node packages/cli/build.ts        (npm run build; npm install and npm ci run it)
  */
 import { build } from 'esbuild'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 
 const packageDir = import.meta.dirname
@@ -29,6 +30,9 @@ const EXTERNAL = ['node-unix-socket', 'pino', 'pino-pretty']
 /** Bundled CommonJS dependencies call require(); an ES module has none of its own. */
 const REQUIRE_SHIM = "import { createRequire as __punchgateCreateRequire } from 'node:module';\n" +
   'const require = __punchgateCreateRequire(import.meta.url);'
+
+// A clean slate: chunks are named by their hash, so an old build's would pile up beside the new ones.
+rmSync(join(packageDir, 'dist'), { recursive: true, force: true })
 
 const result = await build({
   entryPoints: [join(packageDir, 'src/main.ts')],
