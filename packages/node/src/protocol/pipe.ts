@@ -107,13 +107,11 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     // Messages come one TLS record (16 KiB) at a time, several in one go from one read of
     // the connection: they are written to the local socket together, in one system call,
     // when the current tick ends (docs/performance.md).
-    let corked = false
     stream.addEventListener('message', (evt: StreamMessageEvent) => {
       const data = evt.data
-      if (!corked) {
-        corked = true
+      if (socket.writableCorked === 0) {
         socket.cork()
-        process.nextTick(() => { corked = false; socket.uncork() })
+        process.nextTick(() => socket.uncork())
       }
       if (data instanceof Uint8Array) {
         result.bytesIn += data.byteLength
