@@ -102,6 +102,7 @@ class SocketTls implements ConnectionEncrypter {
     const socket: TLSSocket = isServer
       ? new TLSSocket(transport, { ...buffered, requestCert: true })
       : connect({ ...buffered, socket: transport })
+    capWriteBatches(socket)
     log('%s %s connection with TLS on %s', isServer ? 'accepting' : 'securing', connection.direction, raw != null ? 'the TCP socket' : 'a duplex')
 
     const onAbort = (): void => { socket.emit('error', new TimeoutError('TLS handshake timed out')) }
@@ -136,6 +137,46 @@ class SocketTls implements ConnectionEncrypter {
     } finally {
       options?.signal?.removeEventListener('abort', onAbort)
     }
+  }
+}
+
+/**
+ * Largest batch of queued writes handed to TLS in one call. Node's TLS copies a batch of
+ * several buffers into one new allocation before encrypting it, and glibc maps every
+ * allocation of 128 KiB or more afresh (node-flags.ts fixes its mmap threshold there), so
+ * a larger batch costs a mapping and its page faults on each write.
+ */
+export const MAX_WRITE_BATCH_BYTES = 96 * 1024
+
+interface QueuedWrite { chunk: Buffer | string, encoding: BufferEncoding }
+type Writev = (this: TLSSocket, chunks: QueuedWrite[], callback: (err?: Error | null) => void) => void
+
+function byteLength ({ chunk, encoding }: QueuedWrite): number {
+  return typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.byteLength
+}
+
+/** Hands the socket's queued writes to TLS in batches of at most MAX_WRITE_BATCH_BYTES, one after the other. */
+function capWriteBatches (socket: TLSSocket): void {
+  const target = socket as unknown as { _writev: Writev }
+  const writev = target._writev
+  target._writev = function (chunks, callback) {
+    let start = 0
+    const next = (err?: Error | null): void => {
+      if (err != null || start === chunks.length) {
+        callback(err)
+        return
+      }
+      let end = start + 1
+      let size = byteLength(chunks[start]!)
+      while (end < chunks.length && size + byteLength(chunks[end]!) <= MAX_WRITE_BATCH_BYTES) {
+        size += byteLength(chunks[end]!)
+        end++
+      }
+      const batch = start === 0 && end === chunks.length ? chunks : chunks.slice(start, end)
+      start = end
+      writev.call(this, batch, next)
+    }
+    next()
   }
 }
 

@@ -1,13 +1,14 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
 import { once } from 'node:events'
 import { format } from 'node:util'
 import type { Libp2p } from 'libp2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { tls } from '@libp2p/tls'
 import type { ComponentLogger, ConnectionEncrypter, Logger } from '@libp2p/interface'
-import { socketTls } from '../src/socket-tls.ts'
+import { MAX_WRITE_BATCH_BYTES, socketTls } from '../src/socket-tls.ts'
 import { ECHO, echoPeer, random, sha256 } from './fixtures.ts'
 
 /** Keeps what socket-tls logs, to tell which path TLS took. */
@@ -149,6 +150,31 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
       assert.equal(stream.send(random(64 * 1024)), true, 'the stream has to wait for drain after one 64 KiB message')
       await stream.close()
     } finally {
+      await Promise.all([dialer.stop(), listener.stop()])
+    }
+  })
+
+  // Node's TLS copies a batch of queued writes into one new allocation, and glibc maps any
+  // allocation of 128 KiB or more afresh: batches of up to 256 KiB (the write buffer above)
+  // cost the sending daemon a mapping and its page faults on every write.
+  it('hands TLS at most MAX_WRITE_BATCH_BYTES of queued writes at once, and the bytes arrive byte-exact', async () => {
+    const proto = TLSSocket.prototype as unknown as { _writeGeneric: (writev: boolean, data: any, encoding: string, cb: () => void) => void }
+    const writeGeneric = proto._writeGeneric
+    const batches: number[] = []
+    proto._writeGeneric = function (writev, data, encoding, cb) {
+      if (writev) batches.push((data as Array<{ chunk: Uint8Array }>).reduce((n, { chunk }) => n + chunk.byteLength, 0))
+      writeGeneric.call(this, writev, data, encoding, cb)
+    }
+    const dialer = await node(socketTls(), [], false)
+    const listener = await node(socketTls(), [], true)
+    try {
+      const input = random(16 * 1024 * 1024)
+      const output = await echo(dialer, listener, input)
+      assert.equal(sha256(output), sha256(input))
+      assert.ok(batches.some(bytes => bytes > 64 * 1024), 'no batch of several writes formed: the test shows nothing')
+      assert.ok(Math.max(...batches) <= MAX_WRITE_BATCH_BYTES, `a batch of ${Math.max(...batches)} bytes went to TLS at once`)
+    } finally {
+      proto._writeGeneric = writeGeneric
       await Promise.all([dialer.stop(), listener.stop()])
     }
   })
