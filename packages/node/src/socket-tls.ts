@@ -149,7 +149,9 @@ class SocketTls implements ConnectionEncrypter {
 export const MAX_WRITE_BATCH_BYTES = 96 * 1024
 
 interface QueuedWrite { chunk: Buffer | string, encoding: BufferEncoding }
-type Writev = (this: TLSSocket, chunks: QueuedWrite[], callback: (err?: Error | null) => void) => void
+/** Node's Writable marks a list of queued writes that holds only Buffers (net.Socket's fast path). */
+type QueuedWrites = QueuedWrite[] & { allBuffers?: boolean }
+type Writev = (this: TLSSocket, chunks: QueuedWrites, callback: (err?: Error | null) => void) => void
 
 function byteLength ({ chunk, encoding }: QueuedWrite): number {
   return typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding) : chunk.byteLength
@@ -172,7 +174,11 @@ function capWriteBatches (socket: TLSSocket): void {
         size += byteLength(chunks[end]!)
         end++
       }
-      const batch = start === 0 && end === chunks.length ? chunks : chunks.slice(start, end)
+      let batch = chunks
+      if (start > 0 || end < chunks.length) {
+        batch = chunks.slice(start, end)
+        batch.allBuffers = chunks.allBuffers
+      }
       start = end
       writev.call(this, batch, next)
     }
