@@ -168,10 +168,13 @@ function capWriteBatches (socket: TLSSocket): void {
         callback(err)
         return
       }
-      let end = start + 1
-      let size = byteLength(chunks[start]!)
-      while (end < chunks.length && size + byteLength(chunks[end]!) <= MAX_WRITE_BATCH_BYTES) {
-        size += byteLength(chunks[end]!)
+      // At least one write per batch, however large; then as many as fit.
+      let end = start
+      let size = 0
+      while (end < chunks.length) {
+        const bytes = byteLength(chunks[end]!)
+        if (end > start && size + bytes > MAX_WRITE_BATCH_BYTES) break
+        size += bytes
         end++
       }
       let batch = chunks
