@@ -69,15 +69,16 @@ try {
     if (await stat(inRoot(join('app', path))).then(() => true, () => false)) fail(`dev-only ${path} is in the image`)
   }
   if (await readlink(inRoot('app/node_modules/@punchgate/node')) !== '../../packages/node') fail('@punchgate/node is not linked to the workspace')
-  // patches/ must be applied in the image too (the relay leaks without the @libp2p/utils one):
-  // to node_modules, and to the bundle the daemon runs, which holds @libp2p/utils.
-  const patched = await readFile(inRoot('app/node_modules/@libp2p/utils/dist/src/stream-utils.js'), 'utf8')
+  // patches/ must be applied in the image too (a relay queues without bound behind a receiver
+  // that stopped reading without the @libp2p/circuit-relay-v2 one): to node_modules, and to
+  // the bundle the daemon runs, which holds @libp2p/circuit-relay-v2.
+  const patched = await readFile(inRoot('app/node_modules/@libp2p/circuit-relay-v2/dist/src/utils.js'), 'utf8')
   if (!patched.includes('Punchgate patch')) fail('patches/ were not applied to the image\'s node_modules')
   const dist = inRoot('app/packages/cli/dist')
   if (!await stat(join(dist, 'punchgate.js')).then(() => true, () => false)) fail('the image has no packages/cli/dist/punchgate.js')
   const bundled = await readdir(dist, { recursive: true })
   const texts = await Promise.all(bundled.filter(file => file.endsWith('.js')).map(file => readFile(join(dist, file), 'utf8')))
-  if (!texts.some(text => text.includes('duplexes.get(source)'))) fail('the image\'s bundle was built without patches/')
+  if (!texts.some(text => text.includes('function joinStreams('))) fail('the image\'s bundle was built without patches/')
   console.log(`check-image: none of the ${devOnly.length} dev-only packages installed; @punchgate/node links to packages/node`)
 
   // Image paths in the environment (the identity on a volume) point into the temp root.
