@@ -4,7 +4,7 @@
  * reads both streams without ever pausing them: behind a receiver that stopped reading,
  * the relay queued everything the sender sent. patches/ replaces it with a join that
  * pauses each side while the other needs a drain. These tests run that function over real
- * yamux streams, as on a relay, and fail without the patch (e.g. after an upgrade).
+ * yamux streams, as on a relay; the second fails without the patch (e.g. after an upgrade).
  */
 import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddrConnectionPair } from '@libp2p/utils'
-import type { Stream, StreamMessageEvent, StreamMuxer } from '@libp2p/interface'
+import type { Stream, StreamCloseEvent, StreamMessageEvent, StreamMuxer } from '@libp2p/interface'
 
 const MiB = 1024 * 1024
 const CHUNK = 64 * 1024
@@ -63,14 +63,16 @@ async function sendBlocks (stream: Stream, total: number, progress: { sent: numb
   for (let i = 0; progress.sent < total;) {
     if (stream.writableNeedsDrain || stream.writeBufferLength >= MAX_QUEUED) {
       await new Promise<void>((resolve, reject) => {
+        const closed = (evt: StreamCloseEvent): void => { reject(evt.error ?? new Error('closed')) }
         const done = (): void => {
           stream.removeEventListener('drain', done)
           stream.removeEventListener('idle', done)
+          stream.removeEventListener('close', closed)
           resolve()
         }
         stream.addEventListener('drain', done)
         stream.addEventListener('idle', done)
-        stream.addEventListener('close', evt => { reject(evt.error ?? new Error('closed')) }, { once: true })
+        stream.addEventListener('close', closed)
       })
       continue
     }
