@@ -219,6 +219,22 @@ export async function until (condition: () => boolean, ms = 5_000, everyMs = 0):
   }
 }
 
+/**
+ * Resolves with what `read()` reports once it stops growing (a sender held back emits no
+ * event to wait for, hence the polling), or reaches `max`.
+ */
+export async function plateau (read: () => number, max: number): Promise<number> {
+  let last = -1
+  let still = 0
+  for (let i = 0; i < 200 && still < 5; i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const now = read()
+    still = now === last || now >= max ? still + 1 : 0
+    last = now
+  }
+  return last
+}
+
 /** The protocol of `echoPeer`'s handler: every message sent back, FIN answered with FIN. */
 export const ECHO = '/test/echo/1.0.0'
 

@@ -9,10 +9,10 @@
 import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddrConnectionPair } from '@libp2p/utils'
 import type { Stream, StreamCloseEvent, StreamMessageEvent, StreamMuxer } from '@libp2p/interface'
+import { plateau } from './fixtures.ts'
 
 const MiB = 1024 * 1024
 const CHUNK = 64 * 1024
@@ -102,18 +102,6 @@ function collect (stream: Stream): { received: () => number, ended: Promise<stri
   return { received: () => received, ended }
 }
 
-/** The value of `read()` once it stopped changing (polled: a stalled sender emits no event). */
-async function plateau (read: () => number): Promise<number> {
-  let last = -1
-  for (let still = 0; still < 5;) {
-    await sleep(50)
-    const now = read()
-    still = now === last ? still + 1 : 0
-    last = now
-  }
-  return last
-}
-
 describe('a relay joining the two streams of a relayed connection', () => {
   it('carries bytes both ways byte-exact, and passes each FIN on on its own', async () => {
     const { client, server } = await relayed()
@@ -142,7 +130,7 @@ describe('a relay joining the two streams of a relayed connection', () => {
 
     // The client's own queue and two yamux windows (256 KiB each until data flows): 0.75 MiB
     // measured. Without the join the relay read on, and the client handed over all 96 MiB.
-    const held = await plateau(() => progress.sent)
+    const held = await plateau(() => progress.sent, total)
     assert.ok(held < 8 * MiB, `the client sent ${held / MiB} MiB to a receiver that read none`)
 
     const atServer = collect(server)

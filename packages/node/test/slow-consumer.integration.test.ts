@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PunchgateNode } from '../src/node.ts'
 import type { Path } from '../src/events.ts'
-import { connectTo, event, random, tcpService, testNode, type TcpService } from './fixtures.ts'
+import { connectTo, event, plateau, random, tcpService, testNode, type TcpService } from './fixtures.ts'
 
 const BLOCK = random(1024 * 1024)
 const TOTAL = 128 * 1024 * 1024
@@ -29,19 +29,6 @@ async function firehose (): Promise<TcpService & { sent: () => number }> {
     pump()
   })
   return { ...service, sent: () => sent }
-}
-
-/** Resolves with what `read()` reports once it stops growing (the sender is blocked), or reaches `max`. */
-async function plateau (read: () => number, max: number): Promise<number> {
-  let last = -1
-  let still = 0
-  for (let i = 0; i < 200 && still < 5; i++) {
-    await sleep(100)
-    const now = read()
-    still = now === last || now >= max ? still + 1 : 0
-    last = now
-  }
-  return last
 }
 
 function expectedDigest (): string {
