@@ -8,6 +8,8 @@ import type { Libp2p } from 'libp2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { tls } from '@libp2p/tls'
 import type { ComponentLogger, ConnectionEncrypter, Logger } from '@libp2p/interface'
+import { AbstractMessageStream } from '@libp2p/utils'
+import type { Uint8ArrayList } from 'uint8arraylist'
 import { MAX_WRITE_BATCH_BYTES, socketTls } from '../src/socket-tls.ts'
 import { ECHO, echoPeer, random, sha256 } from './fixtures.ts'
 
@@ -175,6 +177,34 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
       assert.ok(Math.max(...batches) <= MAX_WRITE_BATCH_BYTES, `a batch of ${Math.max(...batches)} bytes went to TLS at once`)
     } finally {
       proto._writeGeneric = writeGeneric
+      await Promise.all([dialer.stop(), listener.stop()])
+    }
+  })
+
+  // Node's TLS hands over decrypted data 16 KiB at a time, and each piece used to cost the
+  // muxer an event and a decoder pass; on a relay, the join's work as well.
+  it('hands the muxer what one read decrypted as one message, not 16 KiB at a time, byte-exact', async () => {
+    const proto = AbstractMessageStream.prototype as unknown as { onData: (data: Uint8Array | Uint8ArrayList) => void }
+    const onData = proto.onData
+    const messages: number[] = []
+    proto.onData = function (data) {
+      // The encrypted connection under the muxer, not the muxer's streams.
+      if (this.constructor.name === 'EncryptedMultiaddrConnection') messages.push(data.byteLength)
+      onData.call(this, data)
+    }
+    const dialer = await node(socketTls(), [], false)
+    const listener = await node(socketTls(), [], true)
+    try {
+      const input = random(16 * 1024 * 1024)
+      const output = await echo(dialer, listener, input)
+      assert.equal(sha256(output), sha256(input))
+      const bytes = messages.reduce((n, b) => n + b, 0)
+      assert.ok(bytes >= 2 * input.byteLength, `the encrypted connections carried ${bytes} bytes: the spy missed them`)
+      const large = messages.filter(b => b > 16 * 1024).length
+      assert.ok(large > 0, 'every message was one 16 KiB piece of TLS or less')
+      assert.ok(messages.length < bytes / (24 * 1024), `${messages.length} messages for ${bytes} bytes`)
+    } finally {
+      proto.onData = onData
       await Promise.all([dialer.stop(), listener.stop()])
     }
   })
