@@ -605,7 +605,7 @@ class Runner implements PunchgateNode {
     this.events.emitEvent('tunnel.deactivated', { tunnel, peer: t?.peer ?? '', service: t?.service ?? '', reason })
   }
 
-  /** New streams always take the best connection at the time they open: direct once one exists. */
+  /** New streams always take the best connection at the time they open: direct once one exists, then a spliced (unlimited) relayed one. */
   private routeTo (peer: string): TunnelRoute {
     const peerId = peerIdFromString(peer)
     return {
@@ -613,7 +613,7 @@ class Runner implements PunchgateNode {
       openStream: async (signal, protocol = TUNNEL_PROTOCOL) => {
         const connections = this.swarm.getConnections(peerId)
           .filter(c => c.status === 'open')
-          .sort((a, b) => Number(pathOf(b) === 'direct') - Number(pathOf(a) === 'direct'))
+          .sort((a, b) => rank(b) - rank(a))
         const connection = connections[0]
         if (connection == null) throw new Error(`no connection to ${peer}`)
         const stream = await connection.newStream(protocol, {
@@ -641,4 +641,9 @@ class Runner implements PunchgateNode {
     else this.peerPaths.set(peer, path)
     this.dispatch({ type: 'peer-path', peer, path })
   }
+}
+
+/** Direct beats relayed; among relayed, a spliced connection (no limits) beats a circuit. */
+function rank (connection: Connection): number {
+  return (pathOf(connection) === 'direct' ? 2 : 0) + (connection.limits == null ? 1 : 0)
 }

@@ -1,0 +1,129 @@
+/**
+ * `/punchgate/splice/1.0.0` (a spike, not wired into the node): how two private peers get
+ * a spliced TCP path through a public node that copies bytes without opening them.
+ *
+ *   A -> relay   { peer: B }
+ *   relay -> B   { from: A, token, port }      B -> relay { accepted: true }
+ *   relay -> A   { token, port }
+ *   A, B         connect to relay:port, send their 32-byte token; the relay joins the two
+ *                sockets; A upgrades its socket as an outbound libp2p connection to B
+ *                (TLS client), B its socket as an inbound one (TLS server).
+ */
+import { connect, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { lpStream } from '@libp2p/utils'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import type { Connection, PeerId, Stream, Upgrader } from '@libp2p/interface'
+import type { Libp2p } from 'libp2p'
+import { SocketConnection } from './socket-connection.ts'
+import type { Splicer } from './splicer.ts'
+
+export const SPLICE_PROTOCOL = '/punchgate/splice/1.0.0'
+const MAX_FRAME = 4096
+
+async function send (stream: Stream, value: unknown, signal: AbortSignal): Promise<void> {
+  await lpStream(stream, { maxDataLength: MAX_FRAME }).write(new TextEncoder().encode(JSON.stringify(value)), { signal })
+}
+
+async function receive (stream: Stream, signal: AbortSignal): Promise<Record<string, unknown>> {
+  const lp = lpStream(stream, { maxDataLength: MAX_FRAME })
+  const value: unknown = JSON.parse(new TextDecoder().decode((await lp.read({ signal })).subarray()))
+  lp.unwrap()
+  if (typeof value !== 'object' || value == null) throw new Error('splice: frame is not an object')
+  return value as Record<string, unknown>
+}
+
+function upgraderOf (node: Libp2p): Upgrader {
+  return (node as unknown as { components: { upgrader: Upgrader } }).components.upgrader
+}
+
+/** The relay's IP address and its family, as this node reached it. */
+function ipOf (addr: Multiaddr): { host: string, family: 4 | 6 } {
+  const ip = addr.getComponents().find(c => c.name === 'ip4' || c.name === 'ip6')
+  if (ip?.value == null) throw new Error(`splice: no IP address in ${addr.toString()}`)
+  return { host: ip.value, family: ip.name === 'ip6' ? 6 : 4 }
+}
+
+function hostOf (connection: Connection): string {
+  return ipOf(connection.remoteAddr).host
+}
+
+async function dialSplice (host: string, port: number, token: Buffer): Promise<Socket> {
+  const socket = connect({ host, port, noDelay: true })
+  await once(socket, 'connect')
+  socket.write(token)
+  return socket
+}
+
+/** On a public node: answer splice requests by pairing the requester with a peer connected to us. */
+export async function serveSplices (node: Libp2p, splicer: Splicer, timeoutMs = 10_000): Promise<void> {
+  await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
+    const signal = AbortSignal.timeout(timeoutMs)
+    try {
+      const request = await receive(stream, signal)
+      const target = peerIdFromString(String(request.peer))
+      if (node.getConnections(target).length === 0) {
+        await send(stream, { accepted: false, reason: 'not-connected' }, signal)
+        return
+      }
+      const [forRequester, forTarget] = splicer.pair()
+      const offer = await node.dialProtocol(target, SPLICE_PROTOCOL, { signal })
+      await send(offer, { from: connection.remotePeer.toString(), token: forTarget.toString('hex'), port: splicer.port }, signal)
+      const answer = await receive(offer, signal)
+      await offer.close()
+      if (answer.accepted !== true) {
+        await send(stream, { accepted: false, reason: 'refused' }, signal)
+        return
+      }
+      await send(stream, { accepted: true, token: forRequester.toString('hex'), port: splicer.port }, signal)
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  })
+}
+
+/** On a private node: take offers from `relay` and turn each spliced socket into an inbound connection. */
+export async function acceptSplices (node: Libp2p, relay: PeerId, timeoutMs = 10_000): Promise<void> {
+  await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
+    const signal = AbortSignal.timeout(timeoutMs)
+    if (!connection.remotePeer.equals(relay)) { stream.abort(new Error('splice offer from a peer that is not our relay')); return }
+    try {
+      const offer = await receive(stream, signal)
+      const from = peerIdFromString(String(offer.from))
+      const token = Buffer.from(String(offer.token), 'hex')
+      await send(stream, { accepted: true }, signal)
+      await stream.close()
+      const socket = await dialSplice(hostOf(connection), Number(offer.port), token)
+      const remoteAddr = spliceAddr(connection.remoteAddr, Number(offer.port), relay, from)
+      const maConn = new SocketConnection(socket, remoteAddr, 'inbound', node.logger.forComponent('punchgate:splice'))
+      await upgraderOf(node).upgradeInbound(maConn, { signal })
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }, { runOnLimitedConnection: false })
+}
+
+/** `/ip4/RELAY/tcp/PORT/p2p/RELAY/p2p-circuit/p2p/PEER`: where a spliced connection goes, marked as relayed. */
+function spliceAddr (relayAddr: Multiaddr, port: number, relay: PeerId, peer: PeerId): Multiaddr {
+  const { host, family } = ipOf(relayAddr)
+  return multiaddr(`/ip${family}/${host}/tcp/${port}/p2p/${relay.toString()}/p2p-circuit/p2p/${peer.toString()}`)
+}
+
+/** On a private node: ask `relay` for a spliced path to `peer` and upgrade it as an outbound connection. */
+export async function spliceTo (node: Libp2p, relay: PeerId, peer: PeerId, timeoutMs = 10_000): Promise<Connection> {
+  const signal = AbortSignal.timeout(timeoutMs)
+  const stream = await node.dialProtocol(relay, SPLICE_PROTOCOL, { signal })
+  const relayConnection = node.getConnections(relay)[0]
+  if (relayConnection == null) throw new Error('splice: no connection to the relay')
+  await send(stream, { peer: peer.toString() }, signal)
+  const answer = await receive(stream, signal)
+  await stream.close()
+  if (answer.accepted !== true) throw new Error(`splice refused: ${String(answer.reason)}`)
+  const port = Number(answer.port)
+  const socket = await dialSplice(hostOf(relayConnection), port, Buffer.from(String(answer.token), 'hex'))
+  const remoteAddr = spliceAddr(relayConnection.remoteAddr, port, relay, peer)
+  const maConn = new SocketConnection(socket, remoteAddr, 'outbound', node.logger.forComponent('punchgate:splice'))
+  return upgraderOf(node).upgradeOutbound(maConn, { signal })
+}

@@ -1,0 +1,110 @@
+/**
+ * The relay's side of a splice: a TCP listener where the two ends of a pair each connect
+ * and present a one-time token; once both are there, the relay copies bytes between the
+ * two sockets and nothing else. It never holds keys: the ends run TLS end to end.
+ */
+import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+
+export const TOKEN_BYTES = 32
+
+interface Pending {
+  /** The pair's other token. */
+  partner: string
+  socket?: Socket
+  timer: NodeJS.Timeout
+}
+
+export interface SplicerOptions {
+  host: string
+  port: number
+  /** How long a token waits for its socket and for its partner. */
+  pairTimeoutMs: number
+}
+
+export interface Splicer {
+  readonly port: number
+  /** Two fresh tokens, one per end, valid for one connection each. */
+  pair: () => [Buffer, Buffer]
+  /** Pairs spliced and copying now. */
+  active: () => number
+  /** Bytes copied so far, both ways. */
+  copied: () => number
+  close: () => Promise<void>
+}
+
+export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
+  const pending = new Map<string, Pending>()
+  const live = new Set<Socket>()
+  let active = 0
+  let copied = 0
+
+  const forget = (token: string): void => {
+    const entry = pending.get(token)
+    if (entry == null) return
+    clearTimeout(entry.timer)
+    pending.delete(token)
+  }
+
+  const join = (a: Socket, b: Socket): void => {
+    active++
+    a.pipe(b)
+    b.pipe(a)
+    let closed = 0
+    const done = (): void => { if (++closed === 2) active-- }
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      from.on('data', (chunk: Buffer) => { copied += chunk.byteLength })
+      from.on('error', () => { to.destroy() })
+      from.on('close', () => { to.destroy(); live.delete(from); done() })
+    }
+  }
+
+  const server: Server = createServer({ pauseOnConnect: false }, socket => {
+    live.add(socket)
+    socket.on('error', () => {})
+    socket.on('close', () => live.delete(socket))
+    const giveUp = setTimeout(() => socket.destroy(), options.pairTimeoutMs)
+    let head = Buffer.alloc(0)
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk])
+      if (head.byteLength < TOKEN_BYTES) return
+      socket.off('data', onData)
+      socket.pause()
+      clearTimeout(giveUp)
+      const token = head.subarray(0, TOKEN_BYTES).toString('hex')
+      const rest = head.subarray(TOKEN_BYTES)
+      const entry = pending.get(token)
+      if (entry == null || entry.socket != null) { socket.destroy(); return }
+      if (rest.byteLength > 0) socket.unshift(rest)
+      entry.socket = socket
+      const partner = pending.get(entry.partner)
+      if (partner?.socket == null) return
+      forget(token)
+      forget(entry.partner)
+      join(socket, partner.socket)
+    }
+    socket.on('data', onData)
+  })
+  server.listen(options.port, options.host)
+  await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject) })
+
+  return {
+    port: (server.address() as AddressInfo).port,
+    pair: () => {
+      const a = randomBytes(TOKEN_BYTES)
+      const b = randomBytes(TOKEN_BYTES)
+      const [ka, kb] = [a.toString('hex'), b.toString('hex')]
+      const expire = (token: string) => setTimeout(() => { pending.get(token)?.socket?.destroy(); forget(token) }, options.pairTimeoutMs)
+      pending.set(ka, { partner: kb, timer: expire(ka) })
+      pending.set(kb, { partner: ka, timer: expire(kb) })
+      return [a, b]
+    },
+    active: () => active,
+    copied: () => copied,
+    close: async () => {
+      for (const token of [...pending.keys()]) { pending.get(token)?.socket?.destroy(); forget(token) }
+      for (const socket of live) socket.destroy()
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    }
+  }
+}
