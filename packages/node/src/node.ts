@@ -12,6 +12,8 @@ import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, pathOf } from './protocol/expose.ts'
+import { startSplicer } from './splice/splicer.ts'
+import { acceptSplices, serveSplices, spliceTo } from './splice/service.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
 import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
 import { describeServices, ServiceTable } from './protocol/services.ts'
@@ -285,6 +287,7 @@ class Runner implements PunchgateNode {
     }
 
     this.startedAt = new Date()
+    if (process.env.PUNCHGATE_SPLICE === '1') await this.startSplicing()
     if (this.config.rttIntervalMs > 0) {
       const rtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
       this.rtt = rtt
@@ -319,6 +322,26 @@ class Runner implements PunchgateNode {
       this.events.emitEvent('node.stopped', { peerId: this.peerId })
     })()
     return this.stopping
+  }
+
+  /** Spike: a public node splices for its peers; a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
+  private async startSplicing (): Promise<void> {
+    if (this.config.bootstrap.length === 0) {
+      const splicer = await startSplicer({ host: '0.0.0.0', port: 0, pairTimeoutMs: 10_000 })
+      await serveSplices(this.swarm, splicer)
+      this.onStop(async () => splicer.close())
+      return
+    }
+    await acceptSplices(this.swarm, peer => this.bootstrapPeers.has(peer.toString()))
+    this.swarm.addEventListener('connection:open', evt => {
+      const connection = evt.detail
+      if (connection.limits == null || connection.direction !== 'outbound') return
+      const ids = connection.remoteAddr.getComponents()
+      const at = ids.findIndex(c => c.name === 'p2p-circuit')
+      const relay = at > 0 ? ids[at - 1]?.value : undefined
+      if (relay == null) return
+      spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer).catch(() => {})
+    })
   }
 
   /** Wraps a stream handler so a graceful stop can wait for the connections it serves. */

@@ -17,7 +17,7 @@ describe('splice (spike)', () => {
     await serveSplices(relay.swarm, splicer)
     const relayAddr = tcpAddr(relay)
     const provider = await testNode({ listen: ['none'], bootstrap: [relayAddr], expose: [`echo=127.0.0.1:${echo.port}`] })
-    await acceptSplices(provider.swarm, relay.swarm.peerId)
+    await acceptSplices(provider.swarm, peer => peer.equals(relay.swarm.peerId))
     await event(provider, 'service.published')
     const consumer = await testNode({ listen: ['none'], bootstrap: [relayAddr], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
     try {

@@ -84,11 +84,12 @@ export async function serveSplices (node: Libp2p, splicer: Splicer, timeoutMs = 
   })
 }
 
-/** On a private node: take offers from `relay` and turn each spliced socket into an inbound connection. */
-export async function acceptSplices (node: Libp2p, relay: PeerId, timeoutMs = 10_000): Promise<void> {
+/** On a private node: take offers from our relays and turn each spliced socket into an inbound connection. */
+export async function acceptSplices (node: Libp2p, isRelay: (peer: PeerId) => boolean, timeoutMs = 10_000): Promise<void> {
   await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
-    if (!connection.remotePeer.equals(relay)) { stream.abort(new Error('splice offer from a peer that is not our relay')); return }
+    const relay = connection.remotePeer
+    if (!isRelay(relay)) { stream.abort(new Error('splice offer from a peer that is not our relay')); return }
     try {
       const offer = await receive(stream, signal)
       const from = peerIdFromString(String(offer.from))
