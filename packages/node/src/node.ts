@@ -327,7 +327,15 @@ class Runner implements PunchgateNode {
   /** Spike: a public node splices for its peers; a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
   private async startSplicing (): Promise<void> {
     if (this.config.bootstrap.length === 0) {
-      const splicer = await startSplicer({ host: '0.0.0.0', port: 0, pairTimeoutMs: 10_000 })
+      const splicer = await startSplicer({
+        host: '0.0.0.0',
+        port: 0,
+        pairTimeoutMs: 10_000,
+        maxPairs: this.config.relay.maxReservations,
+        maxBytesPerPair: Number(this.config.relay.maxBytes),
+        maxDurationMs: this.config.relay.maxDurationMs,
+        maxUnpaired: 2 * this.config.relay.maxReservations
+      })
       await serveSplices(this.swarm, splicer)
       this.onStop(async () => splicer.close())
       return

@@ -13,7 +13,7 @@ describe('splice (spike)', () => {
   it('gives two private peers a connection through the relay that the relay only copies', { timeout: 60_000 }, async (t) => {
     const echo = await echoServer()
     const relay = await testNode()
-    const splicer = await startSplicer({ host: '127.0.0.1', port: 0, pairTimeoutMs: 5_000 })
+    const splicer = await startSplicer({ host: '127.0.0.1', port: 0, pairTimeoutMs: 5_000, maxPairs: 4, maxBytesPerPair: 2 ** 32, maxDurationMs: 60_000, maxUnpaired: 8 })
     await serveSplices(relay.swarm, splicer)
     const relayAddr = tcpAddr(relay)
     const provider = await testNode({ listen: ['none'], bootstrap: [relayAddr], expose: [`echo=127.0.0.1:${echo.port}`] })

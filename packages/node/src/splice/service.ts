@@ -67,7 +67,12 @@ export async function serveSplices (node: Libp2p, splicer: Splicer, timeoutMs = 
         await send(stream, { accepted: false, reason: 'not-connected' }, signal)
         return
       }
-      const [forRequester, forTarget] = splicer.pair()
+      const tokens = splicer.pair()
+      if (tokens == null) {
+        await send(stream, { accepted: false, reason: 'busy' }, signal)
+        return
+      }
+      const [forRequester, forTarget] = tokens
       const offer = await node.dialProtocol(target, SPLICE_PROTOCOL, { signal })
       await send(offer, { from: connection.remotePeer.toString(), token: forTarget.toString('hex'), port: splicer.port }, signal)
       const answer = await receive(offer, signal)

@@ -20,12 +20,20 @@ export interface SplicerOptions {
   port: number
   /** How long a token waits for its socket and for its partner. */
   pairTimeoutMs: number
+  /** Pairs handed out and not yet closed, at most. */
+  maxPairs: number
+  /** Bytes one pair may carry, both ways together; then both sockets are cut. */
+  maxBytesPerPair: number
+  /** How long one pair may last; then both sockets are cut. */
+  maxDurationMs: number
+  /** Sockets connected that have not yet been paired, at most; more are closed at once. */
+  maxUnpaired: number
 }
 
 export interface Splicer {
   readonly port: number
-  /** Two fresh tokens, one per end, valid for one connection each. */
-  pair: () => [Buffer, Buffer]
+  /** Two fresh tokens, one per end, each valid for one connection; undefined when `maxPairs` are in use. */
+  pair: () => [Buffer, Buffer] | undefined
   /** Pairs spliced and copying now. */
   active: () => number
   /** Bytes copied so far, both ways. */
@@ -35,7 +43,8 @@ export interface Splicer {
 
 export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
   const pending = new Map<string, Pending>()
-  const live = new Set<Socket>()
+  const unpaired = new Set<Socket>()
+  const joined = new Set<Socket>()
   let active = 0
   let copied = 0
 
@@ -48,21 +57,33 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
 
   const join = (a: Socket, b: Socket): void => {
     active++
-    a.pipe(b)
-    b.pipe(a)
+    let carried = 0
+    const cut = (): void => { a.destroy(); b.destroy() }
+    const lifetime = setTimeout(cut, options.maxDurationMs)
     let closed = 0
-    const done = (): void => { if (++closed === 2) active-- }
     for (const [from, to] of [[a, b], [b, a]] as const) {
-      from.on('data', (chunk: Buffer) => { copied += chunk.byteLength })
-      from.on('error', () => { to.destroy() })
-      from.on('close', () => { to.destroy(); live.delete(from); done() })
+      joined.add(from)
+      from.on('data', (chunk: Buffer) => {
+        copied += chunk.byteLength
+        carried += chunk.byteLength
+        if (carried > options.maxBytesPerPair) cut()
+      })
+      from.pipe(to)
+      from.on('error', cut)
+      from.on('close', () => {
+        joined.delete(from)
+        to.destroy()
+        if (++closed === 2) { active--; clearTimeout(lifetime) }
+      })
     }
+    a.resume()
+    b.resume()
   }
 
-  const server: Server = createServer({ pauseOnConnect: false }, socket => {
-    live.add(socket)
+  const server: Server = createServer({ allowHalfOpen: true }, socket => {
+    if (unpaired.size >= options.maxUnpaired) { socket.destroy(); return }
+    unpaired.add(socket)
     socket.on('error', () => {})
-    socket.on('close', () => live.delete(socket))
     const giveUp = setTimeout(() => socket.destroy(), options.pairTimeoutMs)
     let head = Buffer.alloc(0)
     const onData = (chunk: Buffer): void => {
@@ -81,9 +102,12 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
       if (partner?.socket == null) return
       forget(token)
       forget(entry.partner)
-      join(socket, partner.socket)
+      unpaired.delete(socket)
+      unpaired.delete(partner.socket)
+      join(partner.socket, socket)
     }
     socket.on('data', onData)
+    socket.on('close', () => { clearTimeout(giveUp); unpaired.delete(socket) })
   })
   server.listen(options.port, options.host)
   await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject) })
@@ -91,10 +115,14 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
   return {
     port: (server.address() as AddressInfo).port,
     pair: () => {
+      if (active + pending.size / 2 >= options.maxPairs) return undefined
       const a = randomBytes(TOKEN_BYTES)
       const b = randomBytes(TOKEN_BYTES)
       const [ka, kb] = [a.toString('hex'), b.toString('hex')]
-      const expire = (token: string) => setTimeout(() => { pending.get(token)?.socket?.destroy(); forget(token) }, options.pairTimeoutMs)
+      const expire = (token: string): NodeJS.Timeout => setTimeout(() => {
+        pending.get(token)?.socket?.destroy()
+        forget(token)
+      }, options.pairTimeoutMs)
       pending.set(ka, { partner: kb, timer: expire(ka) })
       pending.set(kb, { partner: ka, timer: expire(kb) })
       return [a, b]
@@ -103,7 +131,7 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
     copied: () => copied,
     close: async () => {
       for (const token of [...pending.keys()]) { pending.get(token)?.socket?.destroy(); forget(token) }
-      for (const socket of live) socket.destroy()
+      for (const socket of [...unpaired, ...joined]) socket.destroy()
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }

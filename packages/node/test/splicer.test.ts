@@ -1,0 +1,121 @@
+/**
+ * The relay's pairing listener on its own: tokens join exactly two sockets, once; bytes
+ * cross both ways unchanged, half-close included; limits cut a pair; strangers are dropped.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { connect, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { startSplicer, TOKEN_BYTES, type SplicerOptions } from '../src/splice/splicer.ts'
+import { random, sha256 } from './fixtures.ts'
+
+const OPTIONS: SplicerOptions = { host: '127.0.0.1', port: 0, pairTimeoutMs: 2_000, maxPairs: 4, maxBytesPerPair: 64 * 1024 * 1024, maxDurationMs: 60_000, maxUnpaired: 8 }
+
+async function present (port: number, token: Uint8Array): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+  await once(socket, 'connect')
+  socket.write(token)
+  return socket
+}
+
+/** Resolves when the relay ends or closes `socket` (allowHalfOpen: an end alone emits no 'close'). */
+async function droppedByRelay (socket: Socket): Promise<void> {
+  socket.resume()
+  await Promise.race([once(socket, 'end'), once(socket, 'close')])
+}
+
+/** Everything `socket` receives until its peer half-closes (or the socket closes). */
+async function drain (socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  await Promise.race([once(socket, 'end'), once(socket, 'close')])
+  return Buffer.concat(chunks)
+}
+
+describe('splicer', () => {
+  it('joins the two sockets of a pair: bytes cross both ways byte-exact, and a half-close passes', async () => {
+    const splicer = await startSplicer(OPTIONS)
+    try {
+      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
+      const a = await present(splicer.port, ta)
+      const b = await present(splicer.port, tb)
+      const toB = random(4 * 1024 * 1024)
+      const toA = random(1024 * 1024)
+      const atB = drain(b)
+      const atA = drain(a)
+      a.end(toB)
+      assert.equal(sha256(await atB), sha256(toB), 'a to b, then a\'s FIN')
+      b.end(toA)
+      assert.equal(sha256(await atA), sha256(toA), 'b to a after a half-closed')
+      assert.equal(splicer.copied(), toA.byteLength + toB.byteLength)
+      a.destroy(); b.destroy()
+    } finally {
+      await splicer.close()
+    }
+  })
+
+  it('drops a socket with an unknown token, and a token used once cannot be used again', async () => {
+    const splicer = await startSplicer(OPTIONS)
+    try {
+      const stranger = await present(splicer.port, random(TOKEN_BYTES))
+      await droppedByRelay(stranger)
+      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
+      const a = await present(splicer.port, ta)
+      const b = await present(splicer.port, tb)
+      await new Promise(resolve => setImmediate(resolve))
+      const again = await present(splicer.port, ta)
+      await droppedByRelay(again)
+      const hello = Buffer.from('hello')
+      const heard = once(b, 'data')
+      a.write(hello)
+      assert.deepEqual((await heard)[0], hello, 'the first pair still works')
+      a.destroy(); b.destroy()
+    } finally {
+      await splicer.close()
+    }
+  })
+
+  it('drops a token\'s socket when its partner does not come within the pairing time', async () => {
+    const splicer = await startSplicer({ ...OPTIONS, pairTimeoutMs: 200 })
+    try {
+      const [ta] = splicer.pair() ?? assert.fail('no pair')
+      const a = await present(splicer.port, ta)
+      const started = Date.now()
+      await droppedByRelay(a)
+      assert.ok(Date.now() - started >= 150, 'closed before the pairing time')
+      assert.equal(splicer.active(), 0)
+    } finally {
+      await splicer.close()
+    }
+  })
+
+  it('cuts a pair past its byte limit, and hands out no more pairs than allowed', async () => {
+    const splicer = await startSplicer({ ...OPTIONS, maxBytesPerPair: 1024 * 1024, maxPairs: 1 })
+    try {
+      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
+      assert.equal(splicer.pair(), undefined, 'a second pair beyond maxPairs')
+      const a = await present(splicer.port, ta)
+      const b = await present(splicer.port, tb)
+      a.on('error', () => {})
+      b.on('error', () => {})
+      a.write(random(4 * 1024 * 1024))
+      await droppedByRelay(b)
+      assert.ok(splicer.copied() < 4 * 1024 * 1024, `copied ${splicer.copied()} bytes of a pair limited to 1 MiB`)
+    } finally {
+      await splicer.close()
+    }
+  })
+
+  it('closes sockets past the cap on unpaired ones at once', async () => {
+    const splicer = await startSplicer({ ...OPTIONS, maxUnpaired: 2 })
+    try {
+      const quiet = [await present(splicer.port, new Uint8Array()), await present(splicer.port, new Uint8Array())]
+      const third = await present(splicer.port, new Uint8Array())
+      await droppedByRelay(third)
+      assert.equal(quiet.filter(s => !s.destroyed && s.readyState === 'open').length, 2, 'the first two still wait')
+      quiet.forEach(s => s.destroy())
+    } finally {
+      await splicer.close()
+    }
+  })
+})
