@@ -4,7 +4,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig } from './config.ts'
 import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
@@ -336,7 +336,12 @@ class Runner implements PunchgateNode {
         maxDurationMs: this.config.relay.maxDurationMs,
         maxUnpaired: 2 * this.config.relay.maxReservations
       })
-      await serveSplices(this.swarm, splicer)
+      // The relay's own rules: the peer asked for holds a reservation here, and with
+      // --relay-allow allowed both ends are on the allow list.
+      const relay = (this.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
+      const allowed = new Set(this.config.allow)
+      const onList = (peer: PeerId): boolean => this.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
+      await serveSplices(this.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to))
       this.onStop(async () => splicer.close())
       return
     }

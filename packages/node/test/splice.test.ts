@@ -4,7 +4,9 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PeerId } from '@libp2p/interface'
 import { startSplicer } from '../src/splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from '../src/splice/service.ts'
 import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
@@ -14,7 +16,8 @@ describe('splice (spike)', () => {
     const echo = await echoServer()
     const relay = await testNode()
     const splicer = await startSplicer({ host: '127.0.0.1', port: 0, pairTimeoutMs: 5_000, maxPairs: 4, maxBytesPerPair: 2 ** 32, maxDurationMs: 60_000, maxUnpaired: 8 })
-    await serveSplices(relay.swarm, splicer)
+    const reservations = (relay.swarm.services as unknown as { relay: { reservations: { has: (peer: PeerId) => boolean } } }).relay.reservations
+    await serveSplices(relay.swarm, splicer, (_from, to) => reservations.has(to))
     const relayAddr = tcpAddr(relay)
     const provider = await testNode({ listen: ['none'], bootstrap: [relayAddr], expose: [`echo=127.0.0.1:${echo.port}`] })
     await acceptSplices(provider.swarm, peer => peer.equals(relay.swarm.peerId))
@@ -22,6 +25,12 @@ describe('splice (spike)', () => {
     const consumer = await testNode({ listen: ['none'], bootstrap: [relayAddr], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
     try {
       assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
+      // A peer without a reservation on the relay is not spliced to; one that does not take
+      // splices (the consumer here runs no acceptSplices) refuses.
+      const stranger = await generateKeyPair('Ed25519')
+      await assert.rejects(spliceTo(consumer.swarm, relay.swarm.peerId, peerIdFromPrivateKey(stranger)), /not-allowed/)
+      await assert.rejects(spliceTo(provider.swarm, relay.swarm.peerId, peerIdFromString(consumer.peerId)), /refused/)
+      assert.equal(splicer.active(), 0)
       const spliced = await spliceTo(consumer.swarm, relay.swarm.peerId, peerIdFromString(provider.peerId))
       t.diagnostic(`spliced connection ${spliced.remoteAddr.toString()} limits=${JSON.stringify(spliced.limits)}`)
       assert.equal(spliced.limits, undefined)

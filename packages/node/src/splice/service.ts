@@ -56,15 +56,18 @@ async function dialSplice (host: string, port: number, token: Buffer): Promise<S
   return socket
 }
 
-/** On a public node: answer splice requests by pairing the requester with a peer connected to us. */
-export async function serveSplices (node: Libp2p, splicer: Splicer, timeoutMs = 10_000): Promise<void> {
+/**
+ * On a public node: answer splice requests by pairing the requester with the peer it asks
+ * for, when `mayPair` agrees (the relay's own rules: a reservation, `--relay-allow`).
+ */
+export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (from: PeerId, to: PeerId) => boolean, timeoutMs = 10_000): Promise<void> {
   await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
     try {
       const request = await receive(stream, signal)
       const target = peerIdFromString(String(request.peer))
-      if (node.getConnections(target).length === 0) {
-        await send(stream, { accepted: false, reason: 'not-connected' }, signal)
+      if (!mayPair(connection.remotePeer, target) || node.getConnections(target).length === 0) {
+        await send(stream, { accepted: false, reason: 'not-allowed' }, signal)
         return
       }
       const tokens = splicer.pair()
@@ -73,10 +76,15 @@ export async function serveSplices (node: Libp2p, splicer: Splicer, timeoutMs = 
         return
       }
       const [forRequester, forTarget] = tokens
-      const offer = await node.dialProtocol(target, SPLICE_PROTOCOL, { signal })
-      await send(offer, { from: connection.remotePeer.toString(), token: forTarget.toString('hex'), port: splicer.port }, signal)
-      const answer = await receive(offer, signal)
-      await offer.close()
+      let answer: Record<string, unknown> = {}
+      try {
+        const offer = await node.dialProtocol(target, SPLICE_PROTOCOL, { signal })
+        await send(offer, { from: connection.remotePeer.toString(), token: forTarget.toString('hex'), port: splicer.port }, signal)
+        answer = await receive(offer, signal)
+        await offer.close()
+      } catch {
+        // The peer does not speak the protocol (not Punchgate, or an older one), or went away.
+      }
       if (answer.accepted !== true) {
         await send(stream, { accepted: false, reason: 'refused' }, signal)
         return
