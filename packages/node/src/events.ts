@@ -62,13 +62,16 @@ export interface EventMap {
   'holepunch.started': { peer: string, attempt: number, method: string, role: PunchRole, candidates: string[] }
   'holepunch.succeeded': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, addr: string }
   'holepunch.failed': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, error: string }
+  /** A relayed connection got a spliced twin: bytes through `relay` that it only copies. */
+  'splice.opened': { peer: string, relay: string, addr: string, ms: number }
+  'splice.failed': { peer: string, relay: string, ms: number, error: string }
 }
 
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
-  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed'
+  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

@@ -353,7 +353,11 @@ class Runner implements PunchgateNode {
       const at = ids.findIndex(c => c.name === 'p2p-circuit')
       const relay = at > 0 ? ids[at - 1]?.value : undefined
       if (relay == null) return
-      spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer).catch(() => {})
+      const peer = connection.remotePeer.toString()
+      const started = Date.now()
+      spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer).then(
+        spliced => this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started }),
+        (err: Error) => this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message }))
     })
   }
 
