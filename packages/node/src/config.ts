@@ -103,6 +103,8 @@ export interface NodeConfig {
   relayMode: RelayMode
   /** Whom a public node relays for: anyone, or only peers on the `--allow` list. */
   relayAllow: 'any' | 'allowed'
+  /** Where a public node takes spliced connections (docs/splice.md); undefined: circuits only. */
+  relaySplice?: HostPort
   /** A libp2p private-network key (@libp2p/pnet file contents): peers without it cannot connect. */
   swarmKey?: Uint8Array
   /** A UDP session with no datagram either way for this long is closed. */
@@ -113,6 +115,15 @@ export interface NodeConfig {
 export const DEFAULT_UDP_IDLE_MS = 120_000
 
 export const DEFAULT_RTT_INTERVAL_MS = 30_000
+
+/** By default a public node takes spliced connections where it listens for TCP, on a port the OS picks (docs/splice.md). */
+function tcpListenHost (listen: string[]): string {
+  for (const addr of listen) {
+    const match = /^\/ip([46])\/([^/]+)\/tcp\//.exec(addr)
+    if (match != null) return match[1] === '6' ? `[${match[2]}]` : match[2]!
+  }
+  return '0.0.0.0'
+}
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0']
 
@@ -275,6 +286,8 @@ export interface RawConfig {
   relayMaxReservations?: string | number
   relayMaxBytes?: string
   relayMaxDuration?: string
+  /** Where a public node takes spliced connections (HOST:PORT), or 'off'. */
+  relaySplice?: string
   /** The swarm key file's contents (see swarm-key.ts: readSwarmKey checks and loads it). */
   swarmKey?: Uint8Array
   udpIdleTimeout?: string
@@ -283,7 +296,7 @@ export interface RawConfig {
 /** Flags that configure a relay server, which only a public node runs. */
 const RELAY_SERVER_FLAGS = [
   ['relay-max-reservations', 'relayMaxReservations'], ['relay-max-bytes', 'relayMaxBytes'],
-  ['relay-max-duration', 'relayMaxDuration'], ['relay-allow', 'relayAllow']
+  ['relay-max-duration', 'relayMaxDuration'], ['relay-allow', 'relayAllow'], ['relay-splice', 'relaySplice']
 ] as const
 
 /** @libp2p/pnet protects only connections that go through the libp2p upgrader; QUIC has its own handshake and skips it. */
@@ -377,6 +390,9 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     ...(raw.relayMaxDuration != null ? { maxDurationMs: parseDuration('relay-max-duration', raw.relayMaxDuration) } : {})
   }
 
+  const spliceSpec = raw.relaySplice ?? `${tcpListenHost(listen)}:0`
+  const relaySplice = spliceSpec === 'off' ? undefined : parseHostPort('relay-splice', spliceSpec, spliceSpec, true)
+
   const limits: SessionLimits = {
     ...(raw.maxSessions != null ? { maxSessions: parseCount('max-sessions', raw.maxSessions) } : {}),
     ...(raw.maxSessionsPerPeer != null ? { maxSessionsPerPeer: parseCount('max-sessions-per-peer', raw.maxSessionsPerPeer) } : {})
@@ -397,6 +413,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     limits,
     relayMode,
     relayAllow,
+    ...(bootstrap.length === 0 && relaySplice != null ? { relaySplice } : {}),
     ...(swarmKey != null ? { swarmKey } : {}),
     udpIdleMs,
     ...(metrics != null ? { metrics } : {}),

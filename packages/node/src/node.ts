@@ -287,7 +287,7 @@ class Runner implements PunchgateNode {
     }
 
     this.startedAt = new Date()
-    if (process.env.PUNCHGATE_SPLICE === '1') await this.startSplicing()
+    await this.startSplicing()
     if (this.config.rttIntervalMs > 0) {
       const rtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
       this.rtt = rtt
@@ -324,12 +324,14 @@ class Runner implements PunchgateNode {
     return this.stopping
   }
 
-  /** Spike: a public node splices for its peers; a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
+  /** A public node splices for its peers (--relay-splice); a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
   private async startSplicing (): Promise<void> {
     if (this.config.bootstrap.length === 0) {
+      const listen = this.config.relaySplice
+      if (listen == null) return
       const splicer = await startSplicer({
-        host: '0.0.0.0',
-        port: 0,
+        host: listen.host,
+        port: listen.port,
         pairTimeoutMs: 10_000,
         maxPairs: this.config.relay.maxReservations,
         maxBytesPerPair: Number(this.config.relay.maxBytes),

@@ -38,6 +38,7 @@ export interface RunArgs {
   'relay-max-reservations'?: string
   'relay-max-bytes'?: string
   'relay-max-duration'?: string
+  'relay-splice'?: string
   'swarm-key'?: string
   'udp-idle-timeout'?: string
   'drain-timeout'?: string
@@ -69,6 +70,7 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'relay-max-reservations': 'string',
   'relay-max-bytes': 'string',
   'relay-max-duration': 'string',
+  'relay-splice': 'string',
   'swarm-key': 'string',
   'udp-idle-timeout': 'string',
   'drain-timeout': 'string'
@@ -115,6 +117,7 @@ export const runOptions = {
   'relay-max-reservations': single('public node: relay slots held at once', '128'),
   'relay-max-bytes': single('public node: bytes per relayed connection (e.g. 4GiB)', '4GiB'),
   'relay-max-duration': single('public node: lifetime of a relayed connection (e.g. 24h)', '24h'),
+  'relay-splice': single('public node: HOST:PORT where relayed peers\' spliced connections come in (port 0: any), or off', 'the TCP listen address, any port'),
   'drain-timeout': single('on SIGINT/SIGTERM, how long open tunnel connections get to finish (0: cut at once); a second signal exits at once', '8s'),
   'udp-idle-timeout': single('close a UDP session after this long without a datagram either way', '2m'),
   'log-level': {
@@ -190,6 +193,7 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     relayMaxReservations: options['relay-max-reservations'],
     relayMaxBytes: options['relay-max-bytes'],
     relayMaxDuration: options['relay-max-duration'],
+    relaySplice: options['relay-splice'],
     udpIdleTimeout: options['udp-idle-timeout'],
     ...(swarmKey != null ? { swarmKey: readSwarmKey(swarmKey) } : {})
   })
