@@ -116,13 +116,20 @@ export const DEFAULT_UDP_IDLE_MS = 120_000
 
 export const DEFAULT_RTT_INTERVAL_MS = 30_000
 
-/** By default a public node takes spliced connections where it listens for TCP, on a port the OS picks (docs/splice.md). */
-function tcpListenHost (listen: string[]): string {
+/**
+ * Where a public node takes spliced connections unless `--relay-splice` says (docs/splice.md):
+ * its first TCP listen address's host, on that port + 1 when the port is fixed (4001: 4002),
+ * else on a port the OS picks. With no TCP listen address: off.
+ */
+export function defaultRelaySplice (listen: string[]): string {
   for (const addr of listen) {
-    const match = /^\/ip([46])\/([^/]+)\/tcp\//.exec(addr)
-    if (match != null) return match[1] === '6' ? `[${match[2]}]` : match[2]!
+    const match = /^\/ip([46])\/([^/]+)\/tcp\/(\d+)$/.exec(addr)
+    if (match == null) continue
+    const port = Number(match[3])
+    const host = match[1] === '6' ? `[${match[2]}]` : match[2]!
+    return `${host}:${port > 0 && port < 65535 ? port + 1 : 0}`
   }
-  return '0.0.0.0'
+  return 'off'
 }
 
 export const DEFAULT_LISTEN = ['/ip4/0.0.0.0/udp/0/quic-v1', '/ip4/0.0.0.0/tcp/0']
@@ -390,7 +397,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     ...(raw.relayMaxDuration != null ? { maxDurationMs: parseDuration('relay-max-duration', raw.relayMaxDuration) } : {})
   }
 
-  const spliceSpec = raw.relaySplice ?? `${tcpListenHost(listen)}:0`
+  const spliceSpec = raw.relaySplice ?? defaultRelaySplice(listen)
   const relaySplice = spliceSpec === 'off' ? undefined : parseHostPort('relay-splice', spliceSpec, spliceSpec, true)
 
   const limits: SessionLimits = {

@@ -86,3 +86,12 @@ export const UDP_QUEUE_DATAGRAMS = 64
 
 /** A sender whose session was refused has its datagrams dropped this long, instead of a new request per datagram. */
 export const UDP_REJECT_HOLD_MS = 5_000
+
+/** Splice relay: the relay hands out one-time tokens over this protocol (docs/splice.md). */
+export const SPLICE_PROTOCOL = '/punchgate/splice/1.0.0'
+
+/** One splice request, from ask to upgraded connection; on failure the tunnel stays on the circuit. */
+export const SPLICE_TIMEOUT_MS = 10_000
+
+/** How long a splice token waits for its socket, and that socket for its partner's. */
+export const SPLICE_PAIR_TIMEOUT_MS = 10_000

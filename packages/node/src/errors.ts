@@ -68,8 +68,8 @@ export class ListenError extends PunchgateError {
   static readonly NAME = 'ListenError'
   readonly kind = 'runtime'
 
-  constructor (addrs: string[], reason: string) {
-    super(`--listen ${addrs.map(a => JSON.stringify(a)).join(' ')}: ${reason}`)
+  constructor (addrs: string[], reason: string, flag = 'listen') {
+    super(`--${flag} ${addrs.map(a => JSON.stringify(a)).join(' ')}: ${reason}`)
     this.name = ListenError.NAME
   }
 }

@@ -6,13 +6,13 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig } from './config.ts'
-import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, pathOf } from './protocol/expose.ts'
-import { startSplicer } from './splice/splicer.ts'
+import { startSplicer, type Splicer } from './splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from './splice/service.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
 import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
@@ -112,6 +112,8 @@ export interface NodeStatus {
   /** Addresses peers saw us at (identify), confirmed or not: what a NAT maps us to. */
   observedAddrs: string[]
   relay: { state: State['relay'], addrs: string[] }
+  /** A public node's splice listener (docs/splice.md): where, pairs copying now, bytes copied both ways. */
+  splice?: { addr: string, active: number, copied: number }
   peers: ConnectedPeer[]
   services: Array<{ name: string, target: string }>
   tunnels: TunnelInfo[]
@@ -155,6 +157,7 @@ class Runner implements PunchgateNode {
   private readonly bootstrapPeers = new Map<string, string>()
   private readonly shutdown = new AbortController()
   private readonly puncher: HolePuncher
+  private splicer?: Splicer
   /** Tunnel connections this node serves to peers (the expose side), open right now. */
   private readonly served = new InFlight()
   private stopping?: Promise<void>
@@ -231,6 +234,7 @@ class Runner implements PunchgateNode {
       announcedAddrs: this.addrs(),
       observedAddrs: this.swarm.services.internals.addressManager.getObservedAddrs().map(a => a.toString()),
       relay: { state: this.state.relay, addrs: this.relayAddrs() },
+      ...(this.splicer != null ? { splice: { addr: this.splicer.address, active: this.splicer.active(), copied: this.splicer.copied() } } : {}),
       peers: [...peers.values()],
       services: describeServices(this.config),
       tunnels: this.tunnels(),
@@ -329,22 +333,28 @@ class Runner implements PunchgateNode {
     if (this.config.bootstrap.length === 0) {
       const listen = this.config.relaySplice
       if (listen == null) return
-      const splicer = await startSplicer({
-        host: listen.host,
-        port: listen.port,
-        pairTimeoutMs: 10_000,
-        maxPairs: this.config.relay.maxReservations,
-        maxBytesPerPair: Number(this.config.relay.maxBytes),
-        maxDurationMs: this.config.relay.maxDurationMs,
-        maxUnpaired: 2 * this.config.relay.maxReservations
-      })
+      const relayConfig = this.config.relay
+      try {
+        this.splicer = await startSplicer({
+          host: listen.host,
+          port: listen.port,
+          pairTimeoutMs: SPLICE_PAIR_TIMEOUT_MS,
+          maxPairs: relayConfig.maxReservations,
+          maxBytesPerPair: Number(relayConfig.maxBytes),
+          maxDurationMs: relayConfig.maxDurationMs,
+          maxUnpaired: 2 * relayConfig.maxReservations
+        })
+      } catch (err) {
+        throw new ListenError([`${listen.host}:${listen.port}`], `${(err as Error).message} (choose another with --relay-splice HOST:PORT, or off)`, 'relay-splice')
+      }
+      const splicer = this.splicer
+      this.onStop(async () => splicer.close())
       // The relay's own rules: the peer asked for holds a reservation here, and with
       // --relay-allow allowed both ends are on the allow list.
       const relay = (this.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
       const allowed = new Set(this.config.allow)
       const onList = (peer: PeerId): boolean => this.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
       await serveSplices(this.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to))
-      this.onStop(async () => splicer.close())
       return
     }
     await acceptSplices(this.swarm, peer => this.bootstrapPeers.has(peer.toString()))
@@ -357,9 +367,11 @@ class Runner implements PunchgateNode {
       if (relay == null) return
       const peer = connection.remotePeer.toString()
       const started = Date.now()
-      spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer).then(
+      spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer, this.signal(SPLICE_TIMEOUT_MS)).then(
         spliced => this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started }),
-        (err: Error) => this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message }))
+        (err: Error) => {
+          if (this.running) this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message })
+        })
     })
   }
 

@@ -54,6 +54,19 @@ describe('validateConfig', () => {
     assert.throws(() => validateConfig({ listen: ['none', '/ip4/0.0.0.0/tcp/0'], bootstrap: [boot] }), /cannot be combined/)
   })
 
+  it('splices on a public node by default: the TCP listen host, port + 1 when fixed; off on request or without TCP', () => {
+    assert.deepEqual(validateConfig({}).relaySplice, { host: '0.0.0.0', port: 0 })
+    assert.deepEqual(validateConfig({ listen: ['/ip4/0.0.0.0/udp/4001/quic-v1', '/ip4/0.0.0.0/tcp/4001'] }).relaySplice, { host: '0.0.0.0', port: 4002 })
+    assert.deepEqual(validateConfig({ listen: ['/ip6/::/tcp/4001'] }).relaySplice, { host: '::', port: 4002 })
+    assert.equal(validateConfig({ listen: ['/ip4/0.0.0.0/udp/4001/quic-v1'] }).relaySplice, undefined)
+    assert.equal(validateConfig({ relaySplice: 'off' }).relaySplice, undefined)
+    assert.deepEqual(validateConfig({ relaySplice: '11.0.0.2:7000' }).relaySplice, { host: '11.0.0.2', port: 7000 })
+    assert.throws(() => validateConfig({ relaySplice: '7000' }), /--relay-splice "7000": expected HOST:PORT/)
+    const boot = `/ip4/11.0.0.2/tcp/4001/p2p/${PEER}`
+    assert.equal(validateConfig({ bootstrap: [boot] }).relaySplice, undefined, 'a private node runs no splicer')
+    assert.throws(() => validateConfig({ bootstrap: [boot], relaySplice: '0.0.0.0:4002' }), /only a public node/)
+  })
+
   it('rejects a bootstrap address without /p2p', () => {
     assert.throws(() => validateConfig({ bootstrap: ['/ip4/11.0.0.2/tcp/4001'] }), /\/p2p/)
   })

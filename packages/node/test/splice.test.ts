@@ -1,53 +1,112 @@
 /**
- * Spike: a spliced path through a public node. The relay pairs two TCP sockets by token
- * and copies bytes; the ends run libp2p (TLS, yamux) end to end over them.
+ * Splice relay (docs/splice.md): a public node pairs two TCP sockets by token and copies
+ * bytes; the ends run libp2p (TLS, yamux) end to end over them. Through the runner, with
+ * its defaults; then the fallback to the circuit, and the relay's checks one by one.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
+import { SPLICE_PROTOCOL } from '../src/constants.ts'
 import { startSplicer } from '../src/splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from '../src/splice/service.ts'
+import type { PunchgateNode } from '../src/index.ts'
 import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
 
-describe('splice (spike)', () => {
-  it('gives two private peers a connection through the relay that the relay only copies', { timeout: 60_000 }, async (t) => {
+function bindOf (node: PunchgateNode): number {
+  return portOf(node.tunnels()[0]?.bind ?? '')
+}
+
+describe('splice relay', () => {
+  it('by default a public node splices two private peers, and their tunnel carries its bytes over the splice', { timeout: 60_000 }, async () => {
     const echo = await echoServer()
     const relay = await testNode()
-    const splicer = await startSplicer({ host: '127.0.0.1', port: 0, pairTimeoutMs: 5_000, maxPairs: 4, maxBytesPerPair: 2 ** 32, maxDurationMs: 60_000, maxUnpaired: 8 })
+    const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
+    try {
+      await event(provider, 'service.published')
+      const consumer = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+      try {
+        const spliced = event(consumer, 'splice.opened')
+        assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
+        const opened = await spliced
+        assert.equal(opened.peer, provider.peerId)
+        assert.equal(opened.relay, relay.peerId)
+        assert.match(opened.addr, new RegExp(`/p2p/${relay.peerId}/p2p-circuit/p2p/${provider.peerId}$`))
+
+        const data = random(8 * 1024 * 1024)
+        assert.equal(sha256(await roundTrip(bindOf(consumer), data)), sha256(data))
+        const splice = relay.status().splice ?? assert.fail('the relay reports no splicer')
+        assert.ok(splice.copied >= 2 * data.byteLength, `the relay copied ${splice.copied} bytes: the tunnel did not take the splice`)
+        assert.equal(splice.active, 1)
+        // Still a relayed path to the user: status and the tunnel say so.
+        assert.equal(consumer.status().peers.find(p => p.peer === provider.peerId)?.path, 'relay')
+        assert.equal(consumer.tunnels()[0]?.status, 'relayed')
+      } finally {
+        await consumer.stop({ drainMs: 0 })
+      }
+    } finally {
+      await provider.stop({ drainMs: 0 })
+      await relay.stop({ drainMs: 0 })
+      await echo.close()
+    }
+  })
+
+  it('with a relay that does not splice (--relay-splice off), the tunnel carries on over the circuit', { timeout: 60_000 }, async () => {
+    const echo = await echoServer()
+    const relay = await testNode({ relaySplice: 'off' })
+    assert.equal(relay.status().splice, undefined)
+    const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
+    try {
+      await event(provider, 'service.published')
+      const consumer = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+      try {
+        const failed = event(consumer, 'splice.failed')
+        assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
+        assert.equal((await failed).peer, provider.peerId)
+        const data = random(2 * 1024 * 1024)
+        assert.equal(sha256(await roundTrip(bindOf(consumer), data)), sha256(data))
+        const connections = consumer.swarm.getConnections(peerIdFromString(provider.peerId))
+        assert.ok(connections.length > 0 && connections.every(c => c.limits != null), 'only the circuit carries the tunnel')
+      } finally {
+        await consumer.stop({ drainMs: 0 })
+      }
+    } finally {
+      await provider.stop({ drainMs: 0 })
+      await relay.stop({ drainMs: 0 })
+      await echo.close()
+    }
+  })
+
+  it('splices only to a peer with a reservation that takes the offer; a refusal frees its slot at once; pairs are capped', { timeout: 60_000 }, async () => {
+    // The relay's runner does not splice here: the test serves the protocol with a splicer
+    // of one pair, so that "busy" and a freed slot can be seen.
+    const relay = await testNode({ relaySplice: 'off' })
+    const splicer = await startSplicer({ host: '127.0.0.1', port: 0, pairTimeoutMs: 5_000, maxPairs: 1, maxBytesPerPair: 2 ** 32, maxDurationMs: 60_000, maxUnpaired: 8 })
     const reservations = (relay.swarm.services as unknown as { relay: { reservations: { has: (peer: PeerId) => boolean } } }).relay.reservations
     await serveSplices(relay.swarm, splicer, (_from, to) => reservations.has(to))
-    const relayAddr = tcpAddr(relay)
-    const provider = await testNode({ listen: ['none'], bootstrap: [relayAddr], expose: [`echo=127.0.0.1:${echo.port}`] })
-    await acceptSplices(provider.swarm, peer => peer.equals(relay.swarm.peerId))
-    await event(provider, 'service.published')
-    const consumer = await testNode({ listen: ['none'], bootstrap: [relayAddr], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+    const a = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)] })
+    const b = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)] })
     try {
-      assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
-      // A peer without a reservation on the relay is not spliced to; one that does not take
-      // splices (the consumer here runs no acceptSplices) refuses.
-      const stranger = await generateKeyPair('Ed25519')
-      await assert.rejects(spliceTo(consumer.swarm, relay.swarm.peerId, peerIdFromPrivateKey(stranger)), /not-allowed/)
-      await assert.rejects(spliceTo(provider.swarm, relay.swarm.peerId, peerIdFromString(consumer.peerId)), /refused/)
-      assert.equal(splicer.active(), 0)
-      const spliced = await spliceTo(consumer.swarm, relay.swarm.peerId, peerIdFromString(provider.peerId))
-      t.diagnostic(`spliced connection ${spliced.remoteAddr.toString()} limits=${JSON.stringify(spliced.limits)}`)
-      assert.equal(spliced.limits, undefined)
+      await Promise.all([event(a, 'relay.reserved'), event(b, 'relay.reserved')])
+      const relayId = relay.swarm.peerId
+      const stranger = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+      await assert.rejects(spliceTo(a.swarm, relayId, stranger), /not-allowed/, 'a peer without a reservation')
+
+      await b.swarm.unhandle(SPLICE_PROTOCOL)
+      await assert.rejects(spliceTo(a.swarm, relayId, peerIdFromString(b.peerId)), /refused/, 'a peer that does not take splices')
+      await assert.rejects(spliceTo(a.swarm, relayId, peerIdFromString(b.peerId)), /refused/, 'the refused pair still holds the only slot')
+
+      await acceptSplices(b.swarm, peer => peer.equals(relayId))
+      const connection = await spliceTo(a.swarm, relayId, peerIdFromString(b.peerId))
+      assert.equal(connection.limits, undefined)
+      assert.equal(connection.remotePeer.toString(), b.peerId)
       assert.equal(splicer.active(), 1)
-      const data = random(8 * 1024 * 1024)
-      const echoed = await roundTrip(portOf(consumer.tunnels()[0]?.bind ?? ''), data)
-      assert.equal(sha256(echoed), sha256(data))
-      t.diagnostic(`the splicer copied ${splicer.copied()} bytes`)
-      assert.ok(splicer.copied() > 2 * data.byteLength, 'the tunnel did not take the spliced connection')
-      const conns = consumer.swarm.getConnections(peerIdFromString(provider.peerId))
-      t.diagnostic(`connections: ${conns.map(c => `${c.remoteAddr.toString()} streams=${c.streams.length} limited=${c.limits != null}`).join('; ')}`)
-      t.diagnostic(`tunnel: ${JSON.stringify(consumer.tunnels()[0])}`)
+      await assert.rejects(spliceTo(b.swarm, relayId, peerIdFromString(a.peerId)), /busy/, 'a second pair beyond maxPairs')
     } finally {
-      await Promise.all([consumer.stop({ drainMs: 0 }), provider.stop({ drainMs: 0 })])
+      await Promise.all([a.stop({ drainMs: 0 }), b.stop({ drainMs: 0 })])
       await relay.stop({ drainMs: 0 })
       await splicer.close()
-      await echo.close()
     }
   })
 })

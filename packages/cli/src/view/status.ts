@@ -34,8 +34,9 @@ export function renderStatus (report: StatusReport, now: Date = new Date()): str
     ])
   }
   const s = daemon.status
+  const splice = s.splice != null ? `; splicing on ${s.splice.addr}: ${s.splice.active} pairs, ${formatBytes(s.splice.copied)} copied` : ''
   const relay = s.role === 'public'
-    ? 'serving (public node)'
+    ? `serving (public node)${splice}`
     : s.relay.state === 'reserved' ? `reserved ${list(s.relay.addrs)}` : s.relay.state
   let out = fields([
     ['service', serviceLine(report.service)],

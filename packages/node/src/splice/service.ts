@@ -1,5 +1,5 @@
 /**
- * `/punchgate/splice/1.0.0` (a spike, not wired into the node): how two private peers get
+ * `/punchgate/splice/1.0.0` (docs/splice.md): how two private peers get
  * a spliced TCP path through a public node that copies bytes without opening them.
  *
  *   A -> relay   { peer: B }
@@ -18,16 +18,15 @@ import type { Connection, PeerId, Stream, Upgrader } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import { SocketConnection } from './socket-connection.ts'
 import type { Splicer } from './splicer.ts'
+import { MAX_FRAME_BYTES, SPLICE_PROTOCOL, SPLICE_TIMEOUT_MS } from '../constants.ts'
 
-export const SPLICE_PROTOCOL = '/punchgate/splice/1.0.0'
-const MAX_FRAME = 4096
 
 async function send (stream: Stream, value: unknown, signal: AbortSignal): Promise<void> {
-  await lpStream(stream, { maxDataLength: MAX_FRAME }).write(new TextEncoder().encode(JSON.stringify(value)), { signal })
+  await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).write(new TextEncoder().encode(JSON.stringify(value)), { signal })
 }
 
 async function receive (stream: Stream, signal: AbortSignal): Promise<Record<string, unknown>> {
-  const lp = lpStream(stream, { maxDataLength: MAX_FRAME })
+  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
   const value: unknown = JSON.parse(new TextDecoder().decode((await lp.read({ signal })).subarray()))
   lp.unwrap()
   if (typeof value !== 'object' || value == null) throw new Error('splice: frame is not an object')
@@ -49,9 +48,15 @@ function hostOf (connection: Connection): string {
   return ipOf(connection.remoteAddr).host
 }
 
-async function dialSplice (host: string, port: number, token: Buffer): Promise<Socket> {
+/** Connects to the relay's splice port and presents the token; gives up (and closes) when `signal` aborts. */
+async function dialSplice (host: string, port: number, token: Buffer, signal: AbortSignal): Promise<Socket> {
   const socket = connect({ host, port, noDelay: true })
-  await once(socket, 'connect')
+  try {
+    await once(socket, 'connect', { signal })
+  } catch (err) {
+    socket.destroy()
+    throw signal.aborted ? new Error(`splice: no TCP connection to ${host}:${port} in time`) : err
+  }
   socket.write(token)
   return socket
 }
@@ -60,7 +65,7 @@ async function dialSplice (host: string, port: number, token: Buffer): Promise<S
  * On a public node: answer splice requests by pairing the requester with the peer it asks
  * for, when `mayPair` agrees (the relay's own rules: a reservation, `--relay-allow`).
  */
-export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (from: PeerId, to: PeerId) => boolean, timeoutMs = 10_000): Promise<void> {
+export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (from: PeerId, to: PeerId) => boolean, timeoutMs = SPLICE_TIMEOUT_MS): Promise<void> {
   await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
     try {
@@ -86,6 +91,7 @@ export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (fr
         // The peer does not speak the protocol (not Punchgate, or an older one), or went away.
       }
       if (answer.accepted !== true) {
+        splicer.release(tokens)
         await send(stream, { accepted: false, reason: 'refused' }, signal)
         return
       }
@@ -98,7 +104,7 @@ export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (fr
 }
 
 /** On a private node: take offers from our relays and turn each spliced socket into an inbound connection. */
-export async function acceptSplices (node: Libp2p, isRelay: (peer: PeerId) => boolean, timeoutMs = 10_000): Promise<void> {
+export async function acceptSplices (node: Libp2p, isRelay: (peer: PeerId) => boolean, timeoutMs = SPLICE_TIMEOUT_MS): Promise<void> {
   await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
     const relay = connection.remotePeer
@@ -109,7 +115,7 @@ export async function acceptSplices (node: Libp2p, isRelay: (peer: PeerId) => bo
       const token = Buffer.from(String(offer.token), 'hex')
       await send(stream, { accepted: true }, signal)
       await stream.close()
-      const socket = await dialSplice(hostOf(connection), Number(offer.port), token)
+      const socket = await dialSplice(hostOf(connection), Number(offer.port), token, signal)
       const remoteAddr = spliceAddr(connection.remoteAddr, Number(offer.port), relay, from)
       const maConn = new SocketConnection(socket, remoteAddr, 'inbound', node.logger.forComponent('punchgate:splice'))
       await upgraderOf(node).upgradeInbound(maConn, { signal })
@@ -126,8 +132,7 @@ function spliceAddr (relayAddr: Multiaddr, port: number, relay: PeerId, peer: Pe
 }
 
 /** On a private node: ask `relay` for a spliced path to `peer` and upgrade it as an outbound connection. */
-export async function spliceTo (node: Libp2p, relay: PeerId, peer: PeerId, timeoutMs = 10_000): Promise<Connection> {
-  const signal = AbortSignal.timeout(timeoutMs)
+export async function spliceTo (node: Libp2p, relay: PeerId, peer: PeerId, signal: AbortSignal = AbortSignal.timeout(SPLICE_TIMEOUT_MS)): Promise<Connection> {
   const stream = await node.dialProtocol(relay, SPLICE_PROTOCOL, { signal })
   const relayConnection = node.getConnections(relay)[0]
   if (relayConnection == null) throw new Error('splice: no connection to the relay')
@@ -136,7 +141,7 @@ export async function spliceTo (node: Libp2p, relay: PeerId, peer: PeerId, timeo
   await stream.close()
   if (answer.accepted !== true) throw new Error(`splice refused: ${String(answer.reason)}`)
   const port = Number(answer.port)
-  const socket = await dialSplice(hostOf(relayConnection), port, Buffer.from(String(answer.token), 'hex'))
+  const socket = await dialSplice(hostOf(relayConnection), port, Buffer.from(String(answer.token), 'hex'), signal)
   const remoteAddr = spliceAddr(relayConnection.remoteAddr, port, relay, peer)
   const maConn = new SocketConnection(socket, remoteAddr, 'outbound', node.logger.forComponent('punchgate:splice'))
   return upgraderOf(node).upgradeOutbound(maConn, { signal })

@@ -32,8 +32,12 @@ export interface SplicerOptions {
 
 export interface Splicer {
   readonly port: number
+  /** HOST:PORT it listens on. */
+  readonly address: string
   /** Two fresh tokens, one per end, each valid for one connection; undefined when `maxPairs` are in use. */
   pair: () => [Buffer, Buffer] | undefined
+  /** Gives back a pair that will not be used (the far end refused): its slot is free at once. */
+  release: (tokens: [Buffer, Buffer]) => void
   /** Pairs spliced and copying now. */
   active: () => number
   /** Bytes copied so far, both ways. */
@@ -114,6 +118,7 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
 
   return {
     port: (server.address() as AddressInfo).port,
+    address: formatAddress(server.address() as AddressInfo),
     pair: () => {
       if (active + pending.size / 2 >= options.maxPairs) return undefined
       const a = randomBytes(TOKEN_BYTES)
@@ -127,6 +132,13 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
       pending.set(kb, { partner: ka, timer: expire(kb) })
       return [a, b]
     },
+    release: tokens => {
+      for (const token of tokens) {
+        const key = token.toString('hex')
+        pending.get(key)?.socket?.destroy()
+        forget(key)
+      }
+    },
     active: () => active,
     copied: () => copied,
     close: async () => {
@@ -135,4 +147,8 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }
+}
+
+function formatAddress (info: AddressInfo): string {
+  return info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`
 }
