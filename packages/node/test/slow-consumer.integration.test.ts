@@ -37,16 +37,23 @@ function expectedDigest (): string {
   return hash.digest('hex')
 }
 
-/** `relayed`: neither end listens, so the tunnel can only run through the bootstrap as relay. */
-async function tunnelOver (listen: string[], relayed = false): Promise<{ nodes: PunchgateNode[], port: number, path: Path, source: Awaited<ReturnType<typeof firehose>> }> {
+/**
+ * `circuit` and `splice`: neither end listens, so the tunnel can only run through the
+ * bootstrap as relay; over its circuit (splicing off), or over a splice (docs/splice.md).
+ */
+type Relayed = 'circuit' | 'splice' | undefined
+
+async function tunnelOver (listen: string[], relayed?: Relayed): Promise<{ nodes: PunchgateNode[], port: number, path: Path, source: Awaited<ReturnType<typeof firehose>> }> {
   const source = await firehose()
-  const bootstrap = await testNode({ listen })
+  const bootstrap = await testNode({ listen, ...(relayed === 'circuit' ? { relaySplice: 'off' } : {}) })
   const boot = bootstrap.addrs()[0] ?? ''
-  const ends = relayed ? ['none'] : listen
+  const ends = relayed != null ? ['none'] : listen
   const provider = await testNode({ listen: ends, bootstrap: [boot], expose: [`data=127.0.0.1:${source.port}`] })
   await event(provider, 'service.published')
   const consumer = await testNode({ listen: ends, bootstrap: [boot], tunnel: [`${provider.peerId}:data@127.0.0.1:0`] })
+  const spliced = relayed === 'splice' ? event(consumer, 'splice.opened') : undefined
   const { path } = await event(consumer, 'tunnel.activated')
+  await spliced
   const bind = consumer.tunnels()[0]?.bind ?? ''
   return { nodes: [consumer, provider, bootstrap], port: Number(bind.slice(bind.lastIndexOf(':') + 1)), path, source }
 }
@@ -56,16 +63,19 @@ describe('a slow local reader behind a tunnel', () => {
   // @chainsafe/libp2p-quic 2.1 read everything and the stream was reset at 32 MiB).
   // Relayed: the relay reads its two streams as fast as they come; the inner connection's
   // flow control (yamux windows between the two ends) must hold the far service back.
-  const transports: Array<[string, string, boolean]> = [
-    ['TCP', '/ip4/127.0.0.1/tcp/0', false],
-    ['QUIC', '/ip4/127.0.0.1/udp/0/quic-v1', false],
-    ['a relay (TCP)', '/ip4/127.0.0.1/tcp/0', true]
+  // Spliced: the relay copies between two sockets with pipe(), which pauses one when the
+  // other's kernel buffer is full.
+  const transports: Array<[string, string, Relayed]> = [
+    ['TCP', '/ip4/127.0.0.1/tcp/0', undefined],
+    ['QUIC', '/ip4/127.0.0.1/udp/0/quic-v1', undefined],
+    ['a circuit relay (TCP)', '/ip4/127.0.0.1/tcp/0', 'circuit'],
+    ['a splice relay', '/ip4/127.0.0.1/tcp/0', 'splice']
   ]
   for (const [name, listen, relayed] of transports) {
     it(`over ${name}: the far service is held back, nothing is reset, every byte arrives in order`, { timeout: 120_000 }, async () => {
       const { nodes, port, path, source } = await tunnelOver([listen], relayed)
       try {
-        assert.equal(path, relayed ? 'relay' : 'direct')
+        assert.equal(path, relayed != null ? 'relay' : 'direct')
         const client = await connectTo(port)
         client.pause()
         const held = await plateau(source.sent, TOTAL)
