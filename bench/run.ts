@@ -47,6 +47,7 @@ const { values: flags } = parseArgs({
     'daemon-node-options': { type: 'string', default: '' },
     'daemon-env': { type: 'string', default: '' },
     'keep-logs': { type: 'boolean', default: false },
+    circuit: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
@@ -54,7 +55,8 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
        [--steps throughput1,throughput8,latency,open,concurrent]
-       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]`)
+       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
+       [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
   process.exit(0)
 }
 
@@ -76,7 +78,8 @@ const dir = mkdtempSync(join(tmpdir(), 'punchgate-bench-'))
 const ctx: Context = { dir, logs, targetPort: 0, transports, procs: [],
   cpuProfileDir: flags['cpu-prof'] ? join(resultsDir, 'profiles') : undefined,
   daemonNodeOptions: flags['daemon-node-options'].split(' ').filter(o => o !== ''),
-  daemonEnv: environment(flags['daemon-env'].split(' ').filter(o => o !== ''))
+  daemonEnv: environment(flags['daemon-env'].split(' ').filter(o => o !== '')),
+  circuit: flags.circuit
 }
 if (ctx.cpuProfileDir != null) mkdirSync(ctx.cpuProfileDir, { recursive: true })
 

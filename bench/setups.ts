@@ -55,6 +55,8 @@ export interface Context {
   daemonNodeOptions: string[]
   /** Extra environment for the daemons (e.g. MALLOC_ARENA_MAX=8), for experiments. */
   daemonEnv: Record<string, string>
+  /** The relayed tunnel over the circuit only: the bootstrap does not splice (docs/splice.md). */
+  circuit: boolean
 }
 
 function spawnProc (ctx: Context, name: string, command: string, args: string[], env?: NodeJS.ProcessEnv): Proc {
@@ -186,7 +188,9 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
   const bootPort = await freePort()
   const bootListen = ['--listen', `/ip4/127.0.0.1/tcp/${bootPort}`]
   if (ctx.transports !== 'tcp') bootListen.push('--listen', `/ip4/127.0.0.1/udp/${bootPort}/quic-v1`)
-  const bootstrap = daemon(ctx, 'bootstrap', ['--identity', boot.key, ...bootListen])
+  // Splices on any free port: the default (TCP port + 1) may be one the bench picked for something else.
+  const splice = ['--relay-splice', ctx.circuit ? 'off' : '127.0.0.1:0']
+  const bootstrap = daemon(ctx, 'bootstrap', ['--identity', boot.key, ...bootListen, ...splice])
   await bootstrap.waitForEvent('node.started', READY_MS)
   const bootAddr = ctx.transports === 'quic'
     ? `/ip4/127.0.0.1/udp/${bootPort}/quic-v1/p2p/${boot.id}`
@@ -211,12 +215,17 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
       throw new Error(`the ${kind} tunnel went live on path ${String(activated.path)}; see ${c.logFile}`)
     }
     const connected = await c.waitForEvent('peer.connected', READY_MS, r => r.peer === provider.id)
+    if (kind === 'relay' && !ctx.circuit) {
+      // Connections opened before the splice would stay on the circuit: measure the splice.
+      await c.waitForEvent('splice.opened', READY_MS, r => r.peer === provider.id)
+    }
     const roots = kind === 'relay' ? [c.pid, p.pid, bootstrap.pid] : [c.pid, p.pid]
     const path = kind === 'relay' ? 'relayed' : 'direct'
     const changed = (sinceMs: number): string | undefined => {
       const moved = c.records().find(r => r.event === 'tunnel.state' && r.from === path && Date.parse(String(r.time)) >= sinceMs)
       return moved == null ? undefined : `the tunnel went from ${path} to ${String(moved.to)} at ${String(moved.time)}`
     }
-    return { name: kind, port, roots, detail: transportOf(connected.addr), changed }
+    const detail = kind === 'relay' ? (ctx.circuit ? 'circuit relay' : 'spliced through the relay') : transportOf(connected.addr)
+    return { name: kind, port, roots, detail, changed }
   }))
 }

@@ -103,8 +103,12 @@ export interface NodeConfig {
   relayMode: RelayMode
   /** Whom a public node relays for: anyone, or only peers on the `--allow` list. */
   relayAllow: 'any' | 'allowed'
-  /** Where a public node takes spliced connections (docs/splice.md); undefined: circuits only. */
-  relaySplice?: HostPort
+  /**
+   * Where a public node takes spliced connections (docs/splice.md); undefined: circuits only.
+   * `explicit`: given with --relay-splice, so a port that cannot be bound stops the node;
+   * the default one only turns splicing off.
+   */
+  relaySplice?: { at: HostPort, explicit: boolean }
   /** A libp2p private-network key (@libp2p/pnet file contents): peers without it cannot connect. */
   swarmKey?: Uint8Array
   /** A UDP session with no datagram either way for this long is closed. */
@@ -398,7 +402,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
   }
 
   const spliceSpec = raw.relaySplice ?? defaultRelaySplice(listen)
-  const relaySplice = spliceSpec === 'off' ? undefined : parseHostPort('relay-splice', spliceSpec, spliceSpec, true)
+  const relaySplice = spliceSpec === 'off' ? undefined : { at: parseHostPort('relay-splice', spliceSpec, spliceSpec, true), explicit: raw.relaySplice != null }
 
   const limits: SessionLimits = {
     ...(raw.maxSessions != null ? { maxSessions: parseCount('max-sessions', raw.maxSessions) } : {}),

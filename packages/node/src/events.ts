@@ -65,13 +65,15 @@ export interface EventMap {
   /** A relayed connection got a spliced twin: bytes through `relay` that it only copies. */
   'splice.opened': { peer: string, relay: string, addr: string, ms: number }
   'splice.failed': { peer: string, relay: string, ms: number, error: string }
+  /** A public node could not listen for splices on its default port: it relays over circuits only. */
+  'splice.unavailable': { addr: string, error: string }
 }
 
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
-  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed'
+  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

@@ -284,6 +284,13 @@ class Runner implements PunchgateNode {
     }
 
     try {
+      // Bound before the swarm starts, like tunnel listeners: a clash on an explicit port fails fast.
+      await this.bindSplicer()
+    } catch (err) {
+      await Promise.all([...this.listeners.values()].map(async l => l.close()))
+      throw err
+    }
+    try {
       await this.swarm.start()
     } catch (err) {
       await Promise.all([...this.listeners.values()].map(async l => l.close()))
@@ -328,27 +335,39 @@ class Runner implements PunchgateNode {
     return this.stopping
   }
 
-  /** A public node splices for its peers (--relay-splice); a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
+  /** A public node's splice listener (--relay-splice), when it has one. */
+  private async bindSplicer (): Promise<void> {
+    const splice = this.config.relaySplice
+    if (this.config.bootstrap.length > 0 || splice == null) return
+    const { host, port } = splice.at
+    const relayConfig = this.config.relay
+    try {
+      this.splicer = await startSplicer({
+        host,
+        port,
+        pairTimeoutMs: SPLICE_PAIR_TIMEOUT_MS,
+        maxPairs: relayConfig.maxReservations,
+        maxBytesPerPair: Number(relayConfig.maxBytes),
+        maxDurationMs: relayConfig.maxDurationMs,
+        maxUnpaired: 2 * relayConfig.maxReservations
+      })
+    } catch (err) {
+      const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+      const reason = `${(err as Error).message} (choose another with --relay-splice HOST:PORT, or off)`
+      if (splice.explicit) throw new ListenError([addr], reason, 'relay-splice')
+      // The default port (TCP listen port + 1) is taken: relay over circuits only, and say so.
+      this.events.emitEvent('splice.unavailable', { addr, error: reason })
+      return
+    }
+    const splicer = this.splicer
+    this.onStop(async () => splicer.close())
+  }
+
+  /** A public node splices for its peers (bindSplicer); a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
   private async startSplicing (): Promise<void> {
     if (this.config.bootstrap.length === 0) {
-      const listen = this.config.relaySplice
-      if (listen == null) return
-      const relayConfig = this.config.relay
-      try {
-        this.splicer = await startSplicer({
-          host: listen.host,
-          port: listen.port,
-          pairTimeoutMs: SPLICE_PAIR_TIMEOUT_MS,
-          maxPairs: relayConfig.maxReservations,
-          maxBytesPerPair: Number(relayConfig.maxBytes),
-          maxDurationMs: relayConfig.maxDurationMs,
-          maxUnpaired: 2 * relayConfig.maxReservations
-        })
-      } catch (err) {
-        throw new ListenError([`${listen.host}:${listen.port}`], `${(err as Error).message} (choose another with --relay-splice HOST:PORT, or off)`, 'relay-splice')
-      }
       const splicer = this.splicer
-      this.onStop(async () => splicer.close())
+      if (splicer == null) return
       // The relay's own rules: the peer asked for holds a reservation here, and with
       // --relay-allow allowed both ends are on the allow list.
       const relay = (this.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay

@@ -55,12 +55,12 @@ describe('validateConfig', () => {
   })
 
   it('splices on a public node by default: the TCP listen host, port + 1 when fixed; off on request or without TCP', () => {
-    assert.deepEqual(validateConfig({}).relaySplice, { host: '0.0.0.0', port: 0 })
-    assert.deepEqual(validateConfig({ listen: ['/ip4/0.0.0.0/udp/4001/quic-v1', '/ip4/0.0.0.0/tcp/4001'] }).relaySplice, { host: '0.0.0.0', port: 4002 })
-    assert.deepEqual(validateConfig({ listen: ['/ip6/::/tcp/4001'] }).relaySplice, { host: '::', port: 4002 })
+    assert.deepEqual(validateConfig({}).relaySplice, { at: { host: '0.0.0.0', port: 0 }, explicit: false })
+    assert.deepEqual(validateConfig({ listen: ['/ip4/0.0.0.0/udp/4001/quic-v1', '/ip4/0.0.0.0/tcp/4001'] }).relaySplice, { at: { host: '0.0.0.0', port: 4002 }, explicit: false })
+    assert.deepEqual(validateConfig({ listen: ['/ip6/::/tcp/4001'] }).relaySplice?.at, { host: '::', port: 4002 })
     assert.equal(validateConfig({ listen: ['/ip4/0.0.0.0/udp/4001/quic-v1'] }).relaySplice, undefined)
     assert.equal(validateConfig({ relaySplice: 'off' }).relaySplice, undefined)
-    assert.deepEqual(validateConfig({ relaySplice: '11.0.0.2:7000' }).relaySplice, { host: '11.0.0.2', port: 7000 })
+    assert.deepEqual(validateConfig({ relaySplice: '11.0.0.2:7000' }).relaySplice, { at: { host: '11.0.0.2', port: 7000 }, explicit: true })
     assert.throws(() => validateConfig({ relaySplice: '7000' }), /--relay-splice "7000": expected HOST:PORT/)
     const boot = `/ip4/11.0.0.2/tcp/4001/p2p/${PEER}`
     assert.equal(validateConfig({ bootstrap: [boot] }).relaySplice, undefined, 'a private node runs no splicer')

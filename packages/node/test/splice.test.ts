@@ -5,6 +5,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createServer, type AddressInfo } from 'node:net'
+import { once } from 'node:events'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PeerId } from '@libp2p/interface'
@@ -75,6 +77,26 @@ describe('splice relay', () => {
       await provider.stop({ drainMs: 0 })
       await relay.stop({ drainMs: 0 })
       await echo.close()
+    }
+  })
+
+  it('a taken default splice port leaves the node running on circuits; a taken explicit one stops it with a ListenError', { timeout: 30_000 }, async () => {
+    const taken = createServer()
+    taken.listen(0, '127.0.0.1')
+    await once(taken, 'listening')
+    const port = (taken.address() as AddressInfo).port
+    try {
+      // The default is the TCP listen port + 1: listen one below the taken port.
+      const node = await testNode({ listen: [`/ip4/127.0.0.1/tcp/${port - 1}`] })
+      try {
+        assert.equal(node.status().splice, undefined)
+        assert.ok(node.addrs().some(a => a.includes(`/tcp/${port - 1}/`)), 'the node listens where it was told')
+      } finally {
+        await node.stop({ drainMs: 0 })
+      }
+      await assert.rejects(testNode({ relaySplice: `127.0.0.1:${port}` }), (err: Error) => err.name === 'ListenError' && /--relay-splice "127.0.0.1:\d+": .*EADDRINUSE/.test(err.message))
+    } finally {
+      taken.close()
     }
   })
 
