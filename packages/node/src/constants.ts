@@ -95,3 +95,6 @@ export const SPLICE_TIMEOUT_MS = 10_000
 
 /** How long a splice token waits for its socket, and that socket for its partner's. */
 export const SPLICE_PAIR_TIMEOUT_MS = 10_000
+
+/** With a direct connection to a peer, how often a spliced one still carrying tunnel streams is looked at again, to be closed once idle. */
+export const SPLICE_RETIRE_CHECK_MS = 30_000

@@ -6,7 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig } from './config.ts'
-import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
@@ -387,11 +387,34 @@ class Runner implements PunchgateNode {
       const peer = connection.remotePeer.toString()
       const started = Date.now()
       spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer, this.signal(SPLICE_TIMEOUT_MS)).then(
-        spliced => this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started }),
+        spliced => {
+          this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started })
+          this.retireSplices(connection.remotePeer)
+        },
         (err: Error) => {
           if (this.running) this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message })
         })
     })
+    this.swarm.addEventListener('connection:open', evt => {
+      if (pathOf(evt.detail) === 'direct') this.retireSplices(evt.detail.remotePeer)
+    })
+  }
+
+  /**
+   * Once a peer is direct, a spliced connection to it only holds a pair on the relay:
+   * close it as soon as no tunnel stream uses it (checked again every SPLICE_RETIRE_CHECK_MS).
+   */
+  private retireSplices (peer: PeerId): void {
+    if (!this.running) return
+    const open = this.swarm.getConnections(peer).filter(c => c.status === 'open')
+    if (!open.some(c => pathOf(c) === 'direct')) return
+    for (const connection of open.filter(c => pathOf(c) === 'relay' && c.limits == null)) {
+      if (connection.streams.some(s => s.protocol === TUNNEL_PROTOCOL || s.protocol === UDP_PROTOCOL)) {
+        setTimeout(() => this.retireSplices(peer), SPLICE_RETIRE_CHECK_MS).unref()
+        return
+      }
+      connection.close().catch(() => {})
+    }
   }
 
   /** Wraps a stream handler so a graceful stop can wait for the connections it serves. */

@@ -5,19 +5,40 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo } from 'node:net'
+import { createServer, type AddressInfo, type Server } from 'node:net'
 import { once } from 'node:events'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import { SPLICE_PROTOCOL } from '../src/constants.ts'
 import { startSplicer } from '../src/splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from '../src/splice/service.ts'
 import type { PunchgateNode } from '../src/index.ts'
-import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
+import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, until } from './fixtures.ts'
 
 function bindOf (node: PunchgateNode): number {
   return portOf(node.tunnels()[0]?.bind ?? '')
+}
+
+/** A listening server on `port`, with `port - 1` free (as far as a probe can tell). */
+async function takenAboveFree (): Promise<{ taken: Server, port: number }> {
+  for (;;) {
+    const taken = createServer()
+    taken.listen(0, '127.0.0.1')
+    await once(taken, 'listening')
+    const port = (taken.address() as AddressInfo).port
+    const probe = createServer()
+    const free = await new Promise<boolean>(resolve => {
+      probe.once('error', () => resolve(false))
+      probe.listen(port - 1, '127.0.0.1', () => resolve(true))
+    })
+    if (free) {
+      await new Promise(resolve => probe.close(resolve))
+      return { taken, port }
+    }
+    taken.close()
+  }
 }
 
 describe('splice relay', () => {
@@ -80,11 +101,35 @@ describe('splice relay', () => {
     }
   })
 
+  it('closes a spliced connection once the peers have a direct one, which frees the pair on the relay', { timeout: 60_000 }, async () => {
+    const relay = await testNode()
+    // Both ends listen, so they can also connect directly; the circuit is dialled by hand first.
+    const provider = await testNode({ bootstrap: [tcpAddr(relay)] })
+    const consumer = await testNode({ bootstrap: [tcpAddr(relay)] })
+    try {
+      await event(provider, 'relay.reserved')
+      const providerId = peerIdFromString(provider.peerId)
+      const spliced = event(consumer, 'splice.opened')
+      await consumer.swarm.dial(multiaddr(`${tcpAddr(relay)}/p2p-circuit/p2p/${provider.peerId}`))
+      await spliced
+      assert.equal(relay.status().splice?.active, 1)
+      const splice = consumer.swarm.getConnections(providerId).find(c => c.limits == null) ?? assert.fail('no spliced connection')
+      const closed = new Promise<void>(resolve => {
+        consumer.swarm.addEventListener('connection:close', evt => { if (evt.detail.id === splice.id) resolve() })
+      })
+      await consumer.swarm.dial(multiaddr(tcpAddr(provider)))
+      await closed
+      assert.ok(consumer.swarm.getConnections(providerId).some(c => c.status === 'open' && !c.remoteAddr.toString().includes('/p2p-circuit')), 'the direct connection stays')
+      // The relay learns of it from its two sockets closing: no event of ours to wait for.
+      await until(() => relay.status().splice?.active === 0)
+    } finally {
+      await Promise.all([consumer.stop({ drainMs: 0 }), provider.stop({ drainMs: 0 })])
+      await relay.stop({ drainMs: 0 })
+    }
+  })
+
   it('a taken default splice port leaves the node running on circuits; a taken explicit one stops it with a ListenError', { timeout: 30_000 }, async () => {
-    const taken = createServer()
-    taken.listen(0, '127.0.0.1')
-    await once(taken, 'listening')
-    const port = (taken.address() as AddressInfo).port
+    const { taken, port } = await takenAboveFree()
     try {
       // The default is the TCP listen port + 1: listen one below the taken port.
       const node = await testNode({ listen: [`/ip4/127.0.0.1/tcp/${port - 1}`] })
