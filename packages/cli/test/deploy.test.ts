@@ -83,15 +83,17 @@ function labConstant (script: string, name: string): string {
 }
 
 describe('compose.yaml', () => {
-  it('runs by default only the VPS bootstrap: public, TCP and QUIC on port 4001, identity on a volume', () => {
+  it('runs by default only the VPS bootstrap: public, TCP and QUIC on port 4001, splices on 4002, identity on a volume', () => {
     const always = Object.entries(compose.services).filter(([, service]) => service.profiles == null).map(([name]) => name)
     assert.deepEqual(always, ['bootstrap'])
     const bootstrap = compose.services.bootstrap as Service
-    assert.deepEqual(bootstrap.ports, ['4001:4001/tcp', '4001:4001/udp'])
+    assert.deepEqual(bootstrap.ports, ['4001:4001/tcp', '4001:4001/udp', '4002:4002/tcp'])
     assert.deepEqual(bootstrap.volumes, ['punchgate-data:/data'])
     const settings = daemonSettings({}, serviceEnv('bootstrap'))
     assert.deepEqual(settings.config.listen, ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/udp/4001/quic-v1'])
     assert.deepEqual(settings.config.bootstrap, [])
+    // The published 4002 is where the node takes splices by default (docs/splice.md).
+    assert.deepEqual(settings.config.relaySplice?.at, { host: '0.0.0.0', port: 4002 })
     assert.deepEqual(settings.config.announce, [])
     assert.equal(settings.identityPath, '/data/identity.key')
   })
