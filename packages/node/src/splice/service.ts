@@ -20,7 +20,6 @@ import { SocketConnection } from './socket-connection.ts'
 import type { Splicer } from './splicer.ts'
 import { MAX_FRAME_BYTES, SPLICE_PROTOCOL, SPLICE_TIMEOUT_MS } from '../constants.ts'
 
-
 async function send (stream: Stream, value: unknown, signal: AbortSignal): Promise<void> {
   await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).write(new TextEncoder().encode(JSON.stringify(value)), { signal })
 }
