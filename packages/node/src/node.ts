@@ -11,7 +11,7 @@ import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
-import { createExposeHandler, pathOf } from './protocol/expose.ts'
+import { createExposeHandler, formatHostPort, pathOf } from './protocol/expose.ts'
 import { startSplicer, type Splicer } from './splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from './splice/service.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
@@ -339,12 +339,11 @@ class Runner implements PunchgateNode {
   private async bindSplicer (): Promise<void> {
     const splice = this.config.relaySplice
     if (this.config.bootstrap.length > 0 || splice == null) return
-    const { host, port } = splice.at
     const relayConfig = this.config.relay
     try {
       this.splicer = await startSplicer({
-        host,
-        port,
+        host: splice.at.host,
+        port: splice.at.port,
         pairTimeoutMs: SPLICE_PAIR_TIMEOUT_MS,
         maxPairs: relayConfig.maxReservations,
         maxBytesPerPair: Number(relayConfig.maxBytes),
@@ -352,7 +351,7 @@ class Runner implements PunchgateNode {
         maxUnpaired: 2 * relayConfig.maxReservations
       })
     } catch (err) {
-      const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+      const addr = formatHostPort(splice.at)
       const reason = `${(err as Error).message} (choose another with --relay-splice HOST:PORT, or off)`
       if (splice.explicit) throw new ListenError([addr], reason, 'relay-splice')
       // The default port (TCP listen port + 1) is taken: relay over circuits only, and say so.
@@ -379,25 +378,27 @@ class Runner implements PunchgateNode {
     await acceptSplices(this.swarm, peer => this.bootstrapPeers.has(peer.toString()))
     this.swarm.addEventListener('connection:open', evt => {
       const connection = evt.detail
-      if (connection.limits == null || connection.direction !== 'outbound') return
-      const ids = connection.remoteAddr.getComponents()
-      const at = ids.findIndex(c => c.name === 'p2p-circuit')
-      const relay = at > 0 ? ids[at - 1]?.value : undefined
-      if (relay == null) return
-      const peer = connection.remotePeer.toString()
-      const started = Date.now()
-      spliceTo(this.swarm, peerIdFromString(relay), connection.remotePeer, this.signal(SPLICE_TIMEOUT_MS)).then(
-        spliced => {
-          this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started })
-          this.retireSplices(connection.remotePeer)
-        },
-        (err: Error) => {
-          if (this.running) this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message })
-        })
+      if (pathOf(connection) === 'direct') this.retireSplices(connection.remotePeer)
+      else if (connection.limits != null && connection.direction === 'outbound') this.askForSplice(connection)
     })
-    this.swarm.addEventListener('connection:open', evt => {
-      if (pathOf(evt.detail) === 'direct') this.retireSplices(evt.detail.remotePeer)
-    })
+  }
+
+  /** Asks the relay of a circuit we dialled for a spliced twin of it; on failure the circuit carries on. */
+  private askForSplice (circuit: Connection): void {
+    const ids = circuit.remoteAddr.getComponents()
+    const at = ids.findIndex(c => c.name === 'p2p-circuit')
+    const relay = at > 0 ? ids[at - 1]?.value : undefined
+    if (relay == null) return
+    const peer = circuit.remotePeer.toString()
+    const started = Date.now()
+    spliceTo(this.swarm, peerIdFromString(relay), circuit.remotePeer, this.signal(SPLICE_TIMEOUT_MS)).then(
+      spliced => {
+        this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started })
+        this.retireSplices(circuit.remotePeer)
+      },
+      (err: Error) => {
+        if (this.running) this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message })
+      })
   }
 
   /**

@@ -14,7 +14,7 @@ import type { PeerId } from '@libp2p/interface'
 import { SPLICE_PROTOCOL } from '../src/constants.ts'
 import { startSplicer } from '../src/splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from '../src/splice/service.ts'
-import type { PunchgateNode } from '../src/index.ts'
+import type { PunchgateNode, RawConfig } from '../src/index.ts'
 import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, until } from './fixtures.ts'
 
 function bindOf (node: PunchgateNode): number {
@@ -41,64 +41,65 @@ async function takenAboveFree (): Promise<{ taken: Server, port: number }> {
   }
 }
 
+/**
+ * A public node (`relayConfig`), an echo service exposed by a private node and a private
+ * consumer tunnelling to it; neither private node listens, so they meet only through the
+ * relay. `body` runs as soon as the consumer has started.
+ */
+async function relayedTunnel (
+  relayConfig: RawConfig,
+  body: (nodes: { relay: PunchgateNode, provider: PunchgateNode, consumer: PunchgateNode }) => Promise<void>
+): Promise<void> {
+  const echo = await echoServer()
+  const relay = await testNode(relayConfig)
+  const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
+  try {
+    await event(provider, 'service.published')
+    const consumer = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+    try {
+      await body({ relay, provider, consumer })
+    } finally {
+      await consumer.stop({ drainMs: 0 })
+    }
+  } finally {
+    await provider.stop({ drainMs: 0 })
+    await relay.stop({ drainMs: 0 })
+    await echo.close()
+  }
+}
+
 describe('splice relay', () => {
   it('by default a public node splices two private peers, and their tunnel carries its bytes over the splice', { timeout: 60_000 }, async () => {
-    const echo = await echoServer()
-    const relay = await testNode()
-    const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
-    try {
-      await event(provider, 'service.published')
-      const consumer = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
-      try {
-        const spliced = event(consumer, 'splice.opened')
-        assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
-        const opened = await spliced
-        assert.equal(opened.peer, provider.peerId)
-        assert.equal(opened.relay, relay.peerId)
-        assert.match(opened.addr, new RegExp(`/p2p/${relay.peerId}/p2p-circuit/p2p/${provider.peerId}$`))
+    await relayedTunnel({}, async ({ relay, provider, consumer }) => {
+      const spliced = event(consumer, 'splice.opened')
+      assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
+      const opened = await spliced
+      assert.equal(opened.peer, provider.peerId)
+      assert.equal(opened.relay, relay.peerId)
+      assert.match(opened.addr, new RegExp(`/p2p/${relay.peerId}/p2p-circuit/p2p/${provider.peerId}$`))
 
-        const data = random(8 * 1024 * 1024)
-        assert.equal(sha256(await roundTrip(bindOf(consumer), data)), sha256(data))
-        const splice = relay.status().splice ?? assert.fail('the relay reports no splicer')
-        assert.ok(splice.copied >= 2 * data.byteLength, `the relay copied ${splice.copied} bytes: the tunnel did not take the splice`)
-        assert.equal(splice.active, 1)
-        // Still a relayed path to the user: status and the tunnel say so.
-        assert.equal(consumer.status().peers.find(p => p.peer === provider.peerId)?.path, 'relay')
-        assert.equal(consumer.tunnels()[0]?.status, 'relayed')
-      } finally {
-        await consumer.stop({ drainMs: 0 })
-      }
-    } finally {
-      await provider.stop({ drainMs: 0 })
-      await relay.stop({ drainMs: 0 })
-      await echo.close()
-    }
+      const data = random(8 * 1024 * 1024)
+      assert.equal(sha256(await roundTrip(bindOf(consumer), data)), sha256(data))
+      const splice = relay.status().splice ?? assert.fail('the relay reports no splicer')
+      assert.ok(splice.copied >= 2 * data.byteLength, `the relay copied ${splice.copied} bytes: the tunnel did not take the splice`)
+      assert.equal(splice.active, 1)
+      // Still a relayed path to the user: status and the tunnel say so.
+      assert.equal(consumer.status().peers.find(p => p.peer === provider.peerId)?.path, 'relay')
+      assert.equal(consumer.tunnels()[0]?.status, 'relayed')
+    })
   })
 
   it('with a relay that does not splice (--relay-splice off), the tunnel carries on over the circuit', { timeout: 60_000 }, async () => {
-    const echo = await echoServer()
-    const relay = await testNode({ relaySplice: 'off' })
-    assert.equal(relay.status().splice, undefined)
-    const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
-    try {
-      await event(provider, 'service.published')
-      const consumer = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
-      try {
-        const failed = event(consumer, 'splice.failed')
-        assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
-        assert.equal((await failed).peer, provider.peerId)
-        const data = random(2 * 1024 * 1024)
-        assert.equal(sha256(await roundTrip(bindOf(consumer), data)), sha256(data))
-        const connections = consumer.swarm.getConnections(peerIdFromString(provider.peerId))
-        assert.ok(connections.length > 0 && connections.every(c => c.limits != null), 'only the circuit carries the tunnel')
-      } finally {
-        await consumer.stop({ drainMs: 0 })
-      }
-    } finally {
-      await provider.stop({ drainMs: 0 })
-      await relay.stop({ drainMs: 0 })
-      await echo.close()
-    }
+    await relayedTunnel({ relaySplice: 'off' }, async ({ relay, provider, consumer }) => {
+      assert.equal(relay.status().splice, undefined)
+      const failed = event(consumer, 'splice.failed')
+      assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
+      assert.equal((await failed).peer, provider.peerId)
+      const data = random(2 * 1024 * 1024)
+      assert.equal(sha256(await roundTrip(bindOf(consumer), data)), sha256(data))
+      const connections = consumer.swarm.getConnections(peerIdFromString(provider.peerId))
+      assert.ok(connections.length > 0 && connections.every(c => c.limits != null), 'only the circuit carries the tunnel')
+    })
   })
 
   it('closes a spliced connection once the peers have a direct one, which frees the pair on the relay', { timeout: 60_000 }, async () => {

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { startSplicer, TOKEN_BYTES, type SplicerOptions } from '../src/splice/splicer.ts'
+import { startSplicer, TOKEN_BYTES, type Splicer, type SplicerOptions } from '../src/splice/splicer.ts'
 import { random, sha256 } from './fixtures.ts'
 
 const OPTIONS: SplicerOptions = { host: '127.0.0.1', port: 0, pairTimeoutMs: 2_000, maxPairs: 4, maxBytesPerPair: 64 * 1024 * 1024, maxDurationMs: 60_000, maxUnpaired: 8 }
@@ -32,13 +32,17 @@ async function drain (socket: Socket): Promise<Buffer> {
   return Buffer.concat(chunks)
 }
 
+/** Both sockets of a fresh pair, each having shown its token; `tokens` for a second use. */
+async function presentPair (splicer: Splicer): Promise<{ a: Socket, b: Socket, tokens: [Buffer, Buffer] }> {
+  const tokens = splicer.pair() ?? assert.fail('no pair')
+  return { a: await present(splicer.port, tokens[0]), b: await present(splicer.port, tokens[1]), tokens }
+}
+
 describe('splicer', () => {
   it('joins the two sockets of a pair: bytes cross both ways byte-exact, and a half-close passes', async () => {
     const splicer = await startSplicer(OPTIONS)
     try {
-      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
-      const a = await present(splicer.port, ta)
-      const b = await present(splicer.port, tb)
+      const { a, b } = await presentPair(splicer)
       const toB = random(4 * 1024 * 1024)
       const toA = random(1024 * 1024)
       const atB = drain(b)
@@ -57,9 +61,7 @@ describe('splicer', () => {
   it('passes small writes on at once: a request in two pieces is answered without waiting for a delayed ACK', async () => {
     const splicer = await startSplicer(OPTIONS)
     try {
-      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
-      const a = await present(splicer.port, ta)
-      const b = await present(splicer.port, tb)
+      const { a, b } = await presentPair(splicer)
       a.setNoDelay(true)
       b.setNoDelay(true)
       // b answers once a whole request (two 100-byte pieces, 2 ms apart) is in. With Nagle
@@ -92,11 +94,9 @@ describe('splicer', () => {
     try {
       const stranger = await present(splicer.port, random(TOKEN_BYTES))
       await droppedByRelay(stranger)
-      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
-      const a = await present(splicer.port, ta)
-      const b = await present(splicer.port, tb)
+      const { a, b, tokens } = await presentPair(splicer)
       await new Promise(resolve => setImmediate(resolve))
-      const again = await present(splicer.port, ta)
+      const again = await present(splicer.port, tokens[0])
       await droppedByRelay(again)
       const hello = Buffer.from('hello')
       const heard = once(b, 'data')

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
+import { formatHostPort } from '../protocol/expose.ts'
 
 export const TOKEN_BYTES = 32
 
@@ -118,9 +119,10 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
   server.listen(options.port, options.host)
   await new Promise<void>((resolve, reject) => { server.once('listening', resolve); server.once('error', reject) })
 
+  const bound = server.address() as AddressInfo
   return {
-    port: (server.address() as AddressInfo).port,
-    address: formatAddress(server.address() as AddressInfo),
+    port: bound.port,
+    address: formatHostPort({ host: bound.address, port: bound.port }),
     pair: () => {
       if (active + pending.size / 2 >= options.maxPairs) return undefined
       const a = randomBytes(TOKEN_BYTES)
@@ -149,8 +151,4 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
   }
-}
-
-function formatAddress (info: AddressInfo): string {
-  return info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`
 }
