@@ -7,30 +7,30 @@ import { readFileSync } from 'node:fs'
 import { ConfigError } from './errors.ts'
 import { parsePeerId } from './specs.ts'
 
-export function parseAllowFile (path: string, text: string): string[] {
+export function parseAllowFile (path: string, text: string, flag = 'allow-file'): string[] {
   const ids: string[] = []
   for (const [i, line] of text.split(/\r?\n/).entries()) {
     const id = line.replace(/#.*/, '').trim()
     if (id === '') continue
     if (/\s/.test(id)) {
-      throw new ConfigError('allow-file', path, `line ${i + 1}: one peer id per line, got ${JSON.stringify(id)}`)
+      throw new ConfigError(flag, path, `line ${i + 1}: one peer id per line, got ${JSON.stringify(id)}`)
     }
     try {
-      ids.push(parsePeerId('allow-file', path, id))
+      ids.push(parsePeerId(flag, path, id))
     } catch {
-      throw new ConfigError('allow-file', path, `line ${i + 1}: ${JSON.stringify(id)} is not a peer id`)
+      throw new ConfigError(flag, path, `line ${i + 1}: ${JSON.stringify(id)} is not a peer id`)
     }
   }
   return ids
 }
 
 /** Read once at start (synchronously: it is part of validating the configuration). */
-export function readAllowFile (path: string): string[] {
+export function readAllowFile (path: string, flag = 'allow-file'): string[] {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
-    throw new ConfigError('allow-file', path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    throw new ConfigError(flag, path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
-  return parseAllowFile(path, text)
+  return parseAllowFile(path, text, flag)
 }

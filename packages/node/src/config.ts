@@ -8,7 +8,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { ConfigError } from './errors.ts'
 import {
   parseBytes, parseCidr, parseCount, parseDestination, parseDuration, parsePeerId, parsePorts,
-  splitSpecOptions, splitTransport, type Cidr, type PortRange
+  splitPeerOption, splitSpecOptions, splitTransport, type Cidr, type PortRange
 } from './specs.ts'
 
 export interface HostPort {
@@ -49,6 +49,8 @@ export interface TunnelSpec {
   transport?: 'udp'
   /** `>HOST:PORT`: the destination asked of an `--expose-net` service. */
   destination?: HostPort
+  /** By-name only, `?peer=ID,...`: the only providers this tunnel trusts (beats `--trust` and the pin). */
+  trust?: string[]
 }
 
 /**
@@ -113,6 +115,10 @@ export interface NodeConfig {
   swarmKey?: Uint8Array
   /** A UDP session with no datagram either way for this long is closed. */
   udpIdleMs: number
+  /** `--trust`/`--trust-file`: the providers by-name tunnels without `?peer=` trust; empty: the pin, else first use. */
+  trust: string[]
+  /** The known-providers file (provider pins); undefined keeps pins in memory for the node's life. */
+  knownProviders?: string
 }
 
 /** Long enough for WireGuard (25 s keepalives) and DNS retries, short enough to free streams of one-off senders. */
@@ -221,6 +227,9 @@ function parseTunnelTarget (flag: string, value: string, text: string): Pick<Tun
 }
 
 export function parseTunnel (value: string): TunnelSpec {
+  if (value.includes('?peer=')) {
+    throw new ConfigError('tunnel', value, '?peer= is for --tunnel-by-name; --tunnel already names its peer')
+  }
   const at = value.lastIndexOf('@')
   const colon = value.indexOf(':')
   if (at < 0 || colon < 0 || colon > at) {
@@ -237,12 +246,13 @@ export function parseTunnel (value: string): TunnelSpec {
 }
 
 export function parseTunnelByName (value: string): TunnelSpec {
-  const at = value.indexOf('@')
+  const { body, peer } = splitPeerOption('tunnel-by-name', value)
+  const at = body.indexOf('@')
   if (at < 0) {
-    throw new ConfigError('tunnel-by-name', value, 'expected SERVICE@HOST:PORT[/udp][>DEST_IP:PORT]')
+    throw new ConfigError('tunnel-by-name', value, 'expected SERVICE@HOST:PORT[/udp][>DEST_IP:PORT][?peer=PEER_ID,...]')
   }
-  const service = parseServiceName('tunnel-by-name', value, value.slice(0, at))
-  return { id: value, service, ...parseTunnelTarget('tunnel-by-name', value, value.slice(at + 1)) }
+  const service = parseServiceName('tunnel-by-name', value, body.slice(0, at))
+  return { id: value, service, ...parseTunnelTarget('tunnel-by-name', value, body.slice(at + 1)), ...(peer != null ? { trust: peer } : {}) }
 }
 
 /** `auto`, `off`, or the multiaddr of the one relay to use (ending in /p2p/<id>). */
@@ -302,6 +312,10 @@ export interface RawConfig {
   /** The swarm key file's contents (see swarm-key.ts: readSwarmKey checks and loads it). */
   swarmKey?: Uint8Array
   udpIdleTimeout?: string
+  /** Peer ids (from --trust and --trust-file). */
+  trust?: string[]
+  /** The known-providers file's path. */
+  knownProviders?: string
 }
 
 /** Flags that configure a relay server, which only a public node runs. */
@@ -428,6 +442,8 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     ...(swarmKey != null ? { swarmKey } : {}),
     udpIdleMs,
     ...(metrics != null ? { metrics } : {}),
-    rttIntervalMs
+    rttIntervalMs,
+    trust: [...new Set((raw.trust ?? []).map(id => parsePeerId('trust', id, id.trim())))],
+    ...(raw.knownProviders != null ? { knownProviders: raw.knownProviders } : {})
   }
 }

@@ -75,6 +75,12 @@ export const DRAIN_TIMEOUT_MS = 8_000
 export const MAX_PROVIDERS = 8
 
 /**
+ * Provider records one lookup reads at most while it looks for a trusted provider past
+ * MAX_PROVIDERS (sybils must not hide it; a flood of records must not keep it reading).
+ */
+export const MAX_PROVIDER_RECORDS = 64
+
+/**
  * UDP sessions (local senders) one UDP tunnel keeps at once. Each holds a stream, and
  * streams per connection are capped at MAX_TUNNEL_STREAMS; a resolver that uses a new
  * source port per query would otherwise exhaust them. The least recently active goes first.

@@ -6,7 +6,7 @@ import { CID } from 'multiformats/cid'
 import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { Libp2p, PeerInfo } from '@libp2p/interface'
-import { MAX_PROVIDERS } from './constants.ts'
+import { MAX_PROVIDER_RECORDS, MAX_PROVIDERS } from './constants.ts'
 
 /** The DHT key of a service: a CIDv1 (raw) over sha256("/punchgate/svc/" + name). */
 export async function serviceKey (name: string): Promise<CID> {
@@ -20,19 +20,26 @@ export async function publishService (libp2p: Libp2p, name: string, signal: Abor
 /**
  * Collects up to MAX_PROVIDERS providers, this node excluded, connected peers first
  * (they are the cheapest to use and most likely alive). Their addresses go to the peer store.
+ * With `trusted`, those come first, and the lookup reads on past MAX_PROVIDERS until it has
+ * seen one of them (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide them.
  */
-export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal): Promise<string[]> {
+export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal, trusted?: ReadonlySet<string>): Promise<string[]> {
   const self = libp2p.peerId.toString()
   const found = new Map<string, PeerInfo>()
+  let records = 0
+  let trustedSeen = trusted == null
   for await (const provider of libp2p.contentRouting.findProviders(await serviceKey(name), { signal })) {
     const id = provider.id.toString()
+    if (++records > MAX_PROVIDER_RECORDS) break
     if (id === self || found.has(id)) continue
+    if (trusted?.has(id) === true) trustedSeen = true
     found.set(id, provider)
     if (provider.multiaddrs.length > 0) {
       await libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs })
     }
-    if (found.size >= MAX_PROVIDERS) break
+    if (found.size >= MAX_PROVIDERS && trustedSeen) break
   }
   const connected = new Set(libp2p.getPeers().map(p => p.toString()))
-  return [...found.keys()].sort((a, b) => Number(connected.has(b)) - Number(connected.has(a)))
+  const rank = (id: string): number => (trusted?.has(id) === true ? 2 : 0) + (connected.has(id) ? 1 : 0)
+  return [...found.keys()].sort((a, b) => rank(b) - rank(a))
 }

@@ -171,3 +171,31 @@ export class PunchError extends Error {
     this.name = PunchError.NAME
   }
 }
+
+/** The known-providers file (provider pins, docs/access-control.md) cannot be read, parsed or written. */
+export class KnownProvidersError extends PunchgateError {
+  static readonly NAME = 'KnownProvidersError'
+  readonly kind = 'usage'
+  readonly path: string
+
+  constructor (path: string, reason: string) {
+    super(`--known-providers ${JSON.stringify(path)}: ${reason}`)
+    this.name = KnownProvidersError.NAME
+    this.path = path
+  }
+}
+
+/** `connect` found providers of the service, none of them trusted (docs/access-control.md). */
+export class NoTrustedProviderError extends PunchgateError {
+  static readonly NAME = 'NoTrustedProviderError'
+  readonly kind = 'runtime'
+  readonly service: string
+  readonly untrusted: string[]
+
+  constructor (service: string, untrusted: string[], reason: string) {
+    super(`service ${JSON.stringify(service)}: ${reason} (untrusted: ${untrusted.join(', ')})`)
+    this.name = NoTrustedProviderError.NAME
+    this.service = service
+    this.untrusted = untrusted
+  }
+}

@@ -67,13 +67,22 @@ export interface EventMap {
   'splice.failed': { peer: string, relay: string, ms: number, error: string }
   /** A public node could not listen for splices on its default port: it relays over circuits only. */
   'splice.unavailable': { addr: string, error: string }
+  /** A provider of a by-name tunnel's service that the tunnel does not trust: skipped (once per tunnel and peer). `tunnel` is absent for `connect`. */
+  'provider.untrusted': { tunnel?: string, service: string, peer: string }
+  /** Trust on first use: the provider a tunnel (or `connect`) first went live with is now the only one trusted for the service. */
+  'provider.pinned': { tunnel?: string, service: string, peer: string, file?: string }
+  /** The pin could not be written to the known-providers file: it holds in memory until the node stops. */
+  'provider.pin-failed': { service: string, peer: string, file: string, error: string }
+  /** Every provider found is untrusted: the tunnel stays down and retries (once per stretch of such lookups). */
+  'tunnel.no-trusted-provider': { tunnel: string, service: string, untrusted: string[], reason: string }
 }
 
 export type EventName = keyof EventMap
 
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
-  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable'
+  'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable',
+  'provider.untrusted', 'provider.pin-failed', 'tunnel.no-trusted-provider'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

@@ -14,3 +14,4 @@ export {
 export { ControlServer } from './control/server.ts'
 export { defaultControlPath, requestConnect, requestStatus, DaemonError, type ControlSession, type DaemonStatus } from './control/client.ts'
 export type { ConnectTotals } from './control/protocol.ts'
+export * from './trust.ts'

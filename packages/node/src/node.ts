@@ -5,9 +5,9 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
-import type { NodeConfig } from './config.ts'
+import type { NodeConfig, TunnelSpec } from './config.ts'
 import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
-import { ListenError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
+import { ListenError, NoTrustedProviderError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
@@ -28,8 +28,10 @@ import { relaysFor } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
+import { KnownProviders, noTrustedProviderReason, splitProviders, trustRule, type TrustRule } from './trust.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
+const UNTRUSTED_WARNED_MAX = 4096
 const PUBLISH_TIMEOUT_MS = 30_000
 
 export interface StartOptions {
@@ -78,6 +80,10 @@ export interface TunnelInfo extends ListenerTotals {
   path?: Path
   /** TCP connections (UDP: senders with a session) open right now. */
   connections: number
+  /** By-name tunnels: providers of the service the last lookup found and skipped as untrusted. */
+  untrusted?: string[]
+  /** Why the tunnel is down, when every provider found is untrusted. */
+  reason?: string
 }
 
 export interface OpenTunnelOptions {
@@ -165,6 +171,12 @@ class Runner implements PunchgateNode {
   private startedAt = new Date(0)
   private rtt?: RttReporter
   metricsUrl?: string
+  /** Provider pins (trust on first use); read again whenever the file changes. */
+  private readonly known: KnownProviders
+  /** By-name tunnels' untrusted providers (last lookup) and, while none is trusted, why it stays down. */
+  private readonly trustNotes = new Map<string, { untrusted: string[], reason?: string }>()
+  /** `tunnel|service|peer` already warned about as untrusted; bounded (UNTRUSTED_WARNED_MAX). */
+  private readonly warnedUntrusted = new Set<string>()
 
   constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
     this.config = config
@@ -172,6 +184,7 @@ class Runner implements PunchgateNode {
     this.events = new NodeEvents(options.logger)
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
     this.handshakeTimeoutMs = options.handshakeTimeoutMs
+    this.known = new KnownProviders(config.knownProviders)
     this.services = new ServiceTable(config)
     this.state = initialState({
       bootstraps: config.bootstrap,
@@ -206,7 +219,8 @@ class Runner implements PunchgateNode {
         ...(t?.peer != null ? { peer: t.peer } : {}),
         ...(path != null ? { path } : {}),
         connections: listener.connections,
-        ...listener.totals
+        ...listener.totals,
+        ...this.trustInfo(id)
       }
     })
   }
@@ -243,6 +257,8 @@ class Runner implements PunchgateNode {
   }
 
   async start (): Promise<void> {
+    // A broken known-providers file stops the node before it binds anything.
+    this.known.refresh()
     for (const spec of this.config.tunnels) {
       const listener = createLocalListener({
         spec,
@@ -447,12 +463,14 @@ class Runner implements PunchgateNode {
       // A private node finds nothing in the DHT before it has joined through a bootstrap.
       await waitForEvent(this.events, 'phase.changed', e => e.to !== 'joining', signal)
     }
-    const peers = options.peer != null ? [options.peer] : await this.candidatesFor(service, signal)
+    const { peers, rule } = options.peer != null ? { peers: [options.peer], rule: undefined } : await this.candidatesFor(service, signal)
     if (peers.length === 0) throw new ServiceNotFoundError(service)
     const errors: string[] = []
     for (const peer of peers) {
       try {
-        return await this.openOn(peer, service, signal)
+        const opened = await this.openOn(peer, service, signal)
+        if (rule?.source === 'first-use') await this.pinFirstUse(undefined, service, peer)
+        return opened
       } catch (err) {
         const reason = err instanceof TunnelRejectedError ? `refused (${err.reason})` : (err as Error).message
         errors.push(peers.length > 1 ? `${peer}: ${reason}` : reason)
@@ -462,19 +480,66 @@ class Runner implements PunchgateNode {
     throw new TunnelOpenError(service, errors)
   }
 
-  /** Peers of live tunnels to `service` first (their connections are up), then the DHT's providers. */
-  private async candidatesFor (service: string, signal: AbortSignal): Promise<string[]> {
+  /**
+   * Peers of live tunnels to `service` first (their connections are up), then the DHT's
+   * providers; only those `--trust` or the pin trusts (docs/access-control.md).
+   */
+  private async candidatesFor (service: string, signal: AbortSignal): Promise<{ peers: string[], rule: TrustRule }> {
+    const rule = this.trustFor(service)
     const live = Object.values(this.state.tunnels)
       .filter(t => t.service === service && t.peer != null && (t.status === 'direct' || t.status === 'relayed' || t.status === 'punching'))
       .map(t => t.peer ?? '')
     let providers: string[] = []
     try {
-      providers = await findServiceProviders(this.swarm, service, signal)
+      providers = await findServiceProviders(this.swarm, service, signal, rule.trusted)
       this.events.emitEvent('service.resolved', { name: service, providers })
     } catch (err) {
       if (live.length === 0) throw err
     }
-    return [...new Set([...live, ...providers])]
+    const { trusted, untrusted } = splitProviders([...new Set([...live, ...providers])], rule)
+    for (const peer of untrusted) this.warnUntrusted(undefined, service, peer)
+    if (trusted.length === 0 && untrusted.length > 0) {
+      throw new NoTrustedProviderError(service, untrusted, noTrustedProviderReason(service, rule.source))
+    }
+    return { peers: trusted, rule }
+  }
+
+  /** The trust rule for a lookup of `service`: the tunnel's `?peer=`, else `--trust`, else the pin, else first use. */
+  private trustFor (service: string, peer?: string[]): TrustRule {
+    return trustRule(service, { ...(peer != null ? { peer } : {}), trust: this.config.trust }, this.known)
+  }
+
+  private trustInfo (tunnel: string): Pick<TunnelInfo, 'untrusted' | 'reason'> {
+    const note = this.trustNotes.get(tunnel)
+    if (note == null) return {}
+    return {
+      ...(note.untrusted.length > 0 ? { untrusted: note.untrusted } : {}),
+      ...(note.reason != null ? { reason: note.reason } : {})
+    }
+  }
+
+  /** One warning per tunnel (or `connect`) and peer, not one per retry. */
+  private warnUntrusted (tunnel: string | undefined, service: string, peer: string): void {
+    const key = `${tunnel ?? ''}|${service}|${peer}`
+    if (this.warnedUntrusted.has(key)) return
+    // A stream of fresh sybil ids must not grow this without end; forgetting means warning again.
+    if (this.warnedUntrusted.size >= UNTRUSTED_WARNED_MAX) this.warnedUntrusted.clear()
+    this.warnedUntrusted.add(key)
+    this.events.emitEvent('provider.untrusted', { ...(tunnel != null ? { tunnel } : {}), service, peer })
+  }
+
+  /** Trust on first use: pins `peer` unless another was pinned meanwhile; false then. */
+  private async pinFirstUse (tunnel: string | undefined, service: string, peer: string): Promise<boolean> {
+    const file = this.known.path
+    try {
+      const pinned = await this.known.pin(service, peer)
+      if (pinned !== peer) return false
+      this.events.emitEvent('provider.pinned', { ...(tunnel != null ? { tunnel } : {}), service, peer, ...(file != null ? { file } : {}) })
+    } catch (err) {
+      // Kept in memory by KnownProviders: trust still holds for this run.
+      this.events.emitEvent('provider.pin-failed', { service, peer, file: file ?? '', error: (err as Error).message })
+    }
+    return true
   }
 
   private async openOn (peer: string, service: string, signal: AbortSignal): Promise<TunnelStream> {
@@ -625,10 +690,14 @@ class Runner implements PunchgateNode {
 
   private async resolve (tunnel: string, service: string, attempt: number): Promise<void> {
     try {
-      const providers = await findServiceProviders(this.swarm, service, this.signal(LOOKUP_TIMEOUT_MS))
+      const rule = this.trustFor(service, this.tunnelSpec(tunnel)?.trust)
+      const providers = await findServiceProviders(this.swarm, service, this.signal(LOOKUP_TIMEOUT_MS), rule.trusted)
       if (!this.running) return
       this.events.emitEvent('service.resolved', { name: service, providers })
-      this.dispatch({ type: 'resolved', tunnel, providers })
+      // Filtered before the machine sees them: it only ever dials trusted providers.
+      const { trusted, untrusted } = splitProviders(providers, rule)
+      this.noteTrust(tunnel, service, rule, trusted, untrusted)
+      this.dispatch({ type: 'resolved', tunnel, providers: trusted })
     } catch (err) {
       if (!this.running) return
       this.dispatch({ type: 'resolve-failed', tunnel, error: (err as Error).message })
@@ -636,6 +705,22 @@ class Runner implements PunchgateNode {
         name: service, attempt, retryInMs: this.timerDelay(`retry:${tunnel}`), error: (err as Error).message
       })
     }
+  }
+
+  private tunnelSpec (tunnel: string): TunnelSpec | undefined {
+    return this.config.tunnels.find(t => t.id === tunnel)
+  }
+
+  private noteTrust (tunnel: string, service: string, rule: TrustRule, trusted: string[], untrusted: string[]): void {
+    for (const peer of untrusted) this.warnUntrusted(tunnel, service, peer)
+    const before = this.trustNotes.get(tunnel)
+    if (trusted.length > 0 || untrusted.length === 0) {
+      this.trustNotes.set(tunnel, { untrusted })
+      return
+    }
+    const reason = noTrustedProviderReason(service, rule.source)
+    this.trustNotes.set(tunnel, { untrusted, reason })
+    if (before?.reason !== reason) this.events.emitEvent('tunnel.no-trusted-provider', { tunnel, service, untrusted, reason })
   }
 
   /** Dials by peer id (known or DHT-found addresses), else through each connected bootstrap's relay. */
@@ -691,6 +776,22 @@ class Runner implements PunchgateNode {
   private activate (tunnel: string, peer: string, path: Path): void {
     const listener = this.listeners.get(tunnel)
     if (listener == null) return
+    const spec = this.tunnelSpec(tunnel)
+    const byName = spec != null && spec.peer == null
+    const rule = byName ? this.trustFor(spec.service, spec.trust) : undefined
+    if (rule?.trusted != null && !rule.trusted.has(peer)) {
+      // Pinned (or forgotten and re-pinned) to another provider since the lookup: look again.
+      this.warnUntrusted(tunnel, spec?.service ?? '', peer)
+      queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: 'provider no longer trusted' }))
+      return
+    }
+    if (rule?.source === 'first-use' && spec != null) {
+      void this.pinFirstUse(tunnel, spec.service, peer).then(pinned => {
+        if (!pinned && this.running) this.dispatch({ type: 'stream-failed', tunnel, error: 'another provider was pinned' })
+      })
+    }
+    const note = this.trustNotes.get(tunnel)
+    if (note?.reason != null) this.trustNotes.set(tunnel, { untrusted: note.untrusted })
     listener.activate(this.routeTo(peer))
     this.events.emitEvent('tunnel.activated', { tunnel, peer, service: this.state.tunnels[tunnel]?.service ?? '', path })
   }

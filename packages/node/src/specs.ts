@@ -141,3 +141,22 @@ export function parseCount (flag: string, text: string | number): number {
   }
   return value
 }
+
+/**
+ * Splits `BODY?peer=ID1,ID2` (`--tunnel-by-name`): the providers this tunnel trusts.
+ * An empty list is an error, like `?allow=`.
+ */
+export function splitPeerOption (flag: string, spec: string): { body: string, peer?: string[] } {
+  const q = spec.indexOf('?')
+  if (q < 0) return { body: spec }
+  const query = spec.slice(q + 1)
+  if (!query.startsWith('peer=')) {
+    const key = query.split('=')[0] ?? ''
+    throw new ConfigError(flag, spec, `unknown option ${JSON.stringify(key)} (the only one is ?peer=PEER_ID,...)`)
+  }
+  const ids = query.slice('peer='.length).split(',').map(id => id.trim())
+  if (ids.some(id => id === '')) {
+    throw new ConfigError(flag, spec, '?peer= needs a comma-separated list of peer ids')
+  }
+  return { body: spec.slice(0, q), peer: [...new Set(ids.map(id => parsePeerId(flag, spec, id)))] }
+}
