@@ -15,6 +15,7 @@ import { keygenCommand } from './commands/keygen.ts'
 import { swarmKeyCommand } from './commands/swarm-key.ts'
 import { runCommand } from './commands/run.ts'
 import { statusCommand } from './commands/status.ts'
+import { trustCommand } from './commands/trust.ts'
 import { upCommand } from './commands/up.ts'
 import { reportError, UsageError } from './errors.ts'
 import { declareDaemonBooleans } from './service/daemon-flags.ts'
@@ -67,6 +68,7 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
   cli = register(cli, logsCommand)
   cli = register(cli, keygenCommand)
   cli = register(cli, swarmKeyCommand)
+  cli = register(cli, trustCommand)
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {

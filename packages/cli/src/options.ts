@@ -1,5 +1,7 @@
 /** Option definitions more than one command shares. */
+import { join, resolve } from 'node:path'
 import type { Options } from 'yargs'
+import { defaultIdentityPath, defaultStateDir } from '@punchgate/node'
 
 /**
  * yargs turns a repeated single-value flag into an array. The last one wins, so a
@@ -42,4 +44,22 @@ export function outputOptions (describe: string) {
     },
     force: { type: 'boolean', describe: 'replace the file if it exists', defaultDescription: 'false' }
   } as const satisfies Record<string, Options>
+}
+
+export const knownProvidersOption = {
+  type: 'string',
+  requiresArg: true,
+  coerce: (path: string | string[]) => lastWins(path),
+  describe: 'file of provider pins: the provider each by-name service trusts (trust on first use)',
+  defaultDescription: 'known-providers in the state directory; with a non-default --identity FILE, FILE.known-providers'
+} as const satisfies Options
+
+/**
+ * Like the control socket: the default identity keeps its pins in the state directory, a
+ * daemon with an identity of its own keeps them next to its key file.
+ */
+export function knownProvidersPathFor (identityPath: string, env: NodeJS.ProcessEnv): string {
+  return resolve(identityPath) === resolve(defaultIdentityPath(env))
+    ? join(defaultStateDir(env), 'known-providers')
+    : `${resolve(identityPath)}.known-providers`
 }

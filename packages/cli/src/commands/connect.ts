@@ -8,7 +8,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
   ControlServer, DaemonNotRunningError, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity, parseServiceName,
@@ -19,7 +19,7 @@ import type { Command, Io } from '../command.ts'
 import { withEnv, type EnvKind } from '../env.ts'
 import { RuntimeError, UsageError } from '../errors.ts'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.ts'
-import { controlOption, identityOption, lastWins } from '../options.ts'
+import { controlOption, identityOption, knownProvidersOption, knownProvidersPathFor, lastWins } from '../options.ts'
 
 export interface ConnectArgs {
   target: string
@@ -29,6 +29,8 @@ export interface ConnectArgs {
   mdns?: boolean
   control?: string
   'log-level'?: LogLevel
+  trust?: string[]
+  'known-providers'?: string
 }
 
 /** Only the flags a short-lived node needs: PUNCHGATE_EXPOSE or _TUNNEL in the environment must not make it bind anything. */
@@ -38,7 +40,9 @@ const ENV_KINDS: { [K in Exclude<keyof ConnectArgs, 'target'>]-?: EnvKind } = {
   bootstrap: 'list',
   mdns: 'boolean',
   control: 'string',
-  'log-level': LOG_LEVELS
+  'log-level': LOG_LEVELS,
+  trust: 'list',
+  'known-providers': 'string'
 }
 
 export interface ConnectTarget {
@@ -80,7 +84,14 @@ export function connectSettings (args: ConnectArgs, env: NodeJS.ProcessEnv): Con
     target: parseConnectTarget(args.target),
     controlPath: options.control ?? defaultControlPath(env),
     // No periodic pings: the node lives for one connection.
-    config: validateConfig({ listen: options.listen, bootstrap: options.bootstrap, mdns: options.mdns, rttIntervalMs: 0 }),
+    config: validateConfig({
+      listen: options.listen,
+      bootstrap: options.bootstrap,
+      mdns: options.mdns,
+      rttIntervalMs: 0,
+      trust: options.trust,
+      knownProviders: resolve(options['known-providers'] ?? knownProvidersPathFor(options.identity ?? defaultIdentityPath(env), env))
+    }),
     identityPath: options.identity ?? defaultIdentityPath(env),
     // The one error line says what failed; warnings would repeat it on the user's terminal.
     logLevel: options['log-level'] ?? 'error'
@@ -102,6 +113,8 @@ export const connectCommand: Command<ConnectArgs> = {
       bootstrap: repeatable('without a running daemon: bootstrap peer multiaddr for a short-lived node'),
       listen: repeatable('without a running daemon: multiaddr the short-lived node listens on'),
       mdns: { type: 'boolean', describe: 'without a running daemon: find peers on the local network by mDNS' },
+      trust: repeatable('without a running daemon: use only this provider of SVC (else the pinned one, else the first, pinned)'),
+      'known-providers': knownProvidersOption,
       'log-level': {
         choices: LOG_LEVELS,
         requiresArg: true,

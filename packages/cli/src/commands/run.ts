@@ -7,12 +7,12 @@ import { resolve } from 'node:path'
 import type { Options } from 'yargs'
 import {
   ControlServer, DEFAULT_LISTEN, DRAIN_TIMEOUT_MS, parseDuration, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity,
-  readAllowFile, readSwarmKey, startNode, validateConfig, type NodeConfig
+  readAllowFile, readSwarmKey, readTrustFile, startNode, validateConfig, type NodeConfig
 } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { withEnv, type EnvKind } from '../env.ts'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.ts'
-import { controlOption, identityOption, lastWins } from '../options.ts'
+import { controlOption, identityOption, knownProvidersOption, knownProvidersPathFor, lastWins } from '../options.ts'
 
 export interface RunArgs {
   identity?: string
@@ -42,6 +42,9 @@ export interface RunArgs {
   'swarm-key'?: string
   'udp-idle-timeout'?: string
   'drain-timeout'?: string
+  trust?: string[]
+  'trust-file'?: string
+  'known-providers'?: string
 }
 
 const RELAY_ALLOW = ['any', 'allowed'] as const
@@ -73,7 +76,10 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'relay-splice': 'string',
   'swarm-key': 'string',
   'udp-idle-timeout': 'string',
-  'drain-timeout': 'string'
+  'drain-timeout': 'string',
+  trust: 'list',
+  'trust-file': 'string',
+  'known-providers': 'string'
 }
 
 function repeatable (describe: string) {
@@ -100,7 +106,10 @@ export const runOptions = {
   expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...]'),
   'expose-net': repeatable('let peers choose the destination, inside these networks and ports: NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=PEER_ID,...]'),
   tunnel: repeatable('listen on BIND (HOST:PORT[/udp]) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND[>DEST_IP:PORT]'),
-  'tunnel-by-name': repeatable('listen on BIND and tunnel to whichever peer publishes SVC, as SVC@BIND[/udp][>DEST_IP:PORT]'),
+  'tunnel-by-name': repeatable('listen on BIND and tunnel to a peer that publishes SVC and is trusted (--trust, ?peer=, else the first one, pinned), as SVC@BIND[/udp][>DEST_IP:PORT][?peer=PEER_ID,...]'),
+  trust: repeatable('by-name tunnels (and connect) use only this provider; without --trust, ?peer= or a pin, the first provider used is pinned'),
+  'trust-file': single('file of trusted provider ids, one per line, # comments (like --allow-file); adds to --trust'),
+  'known-providers': knownProvidersOption,
   allow: repeatable('only this peer id may use services that have no ?allow= list of their own'),
   'allow-file': single('file of allowed peer ids, one per line, # comments; adds to --allow'),
   'max-sessions': single('tunnelled connections and UDP sessions this node serves at once', 'no limit'),
@@ -172,6 +181,7 @@ export interface DaemonSettings {
 export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings {
   const options = withEnv(args, ENV_KINDS, env)
   const allowFile = options['allow-file']
+  const trustFile = options['trust-file']
   const swarmKey = options['swarm-key']
   const config = validateConfig({
     listen: options.listen,
@@ -195,6 +205,8 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     relayMaxDuration: options['relay-max-duration'],
     relaySplice: options['relay-splice'],
     udpIdleTimeout: options['udp-idle-timeout'],
+    trust: [...options.trust ?? [], ...(trustFile != null ? readTrustFile(trustFile) : [])],
+    knownProviders: resolve(options['known-providers'] ?? knownProvidersPathFor(options.identity ?? defaultIdentityPath(env), env)),
     ...(swarmKey != null ? { swarmKey: readSwarmKey(swarmKey) } : {})
   })
   const identityPath = resolve(options.identity ?? defaultIdentityPath(env))

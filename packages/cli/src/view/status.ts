@@ -71,6 +71,14 @@ export function renderStatus (report: StatusReport, now: Date = new Date()): str
     formatBytes(t.bytesOut)
   ]))
 
+  const distrusted = s.tunnels.filter(t => (t.untrusted ?? []).length > 0 || t.reason != null)
+  if (distrusted.length > 0) {
+    out += '\nuntrusted providers (skipped; docs/access-control.md)\n'
+    out += table(['TUNNEL', 'UNTRUSTED', 'WHY DOWN'], distrusted.map(t => [
+      shortTunnel(t.tunnel), (t.untrusted ?? []).map(shortPeer).join(', ') || '-', t.reason ?? '-'
+    ]))
+  }
+
   const c = daemon.connects
   out += `\nconnect sessions: ${c.open} open, ${c.opened} total, ${c.failed} failed, ` +
     `in ${formatBytes(c.bytesIn)}, out ${formatBytes(c.bytesOut)}\n`
