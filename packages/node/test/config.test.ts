@@ -80,3 +80,36 @@ describe('validateConfig', () => {
     assert.equal(validateConfig({ tunnelByName: ['a@127.0.0.1:0', 'b@127.0.0.1:0'] }).tunnels.length, 2)
   })
 })
+
+describe('provider trust: ?peer= and --trust', () => {
+  const OTHER = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
+
+  it('?peer= on a by-name tunnel lists the providers it trusts, deduplicated', () => {
+    const spec = parseTunnelByName(`ssh@127.0.0.1:2222?peer=${PEER},${OTHER},${PEER}`)
+    assert.deepEqual(spec, {
+      id: `ssh@127.0.0.1:2222?peer=${PEER},${OTHER},${PEER}`, service: 'ssh', bind: { host: '127.0.0.1', port: 2222 }, trust: [PEER, OTHER]
+    })
+    assert.deepEqual(parseTunnelByName(`dns@127.0.0.1:53/udp?peer=${PEER}`).transport, 'udp')
+  })
+
+  const bad: Array<[string, string, RegExp]> = [
+    ['an empty ?peer= list', 'ssh@127.0.0.1:2222?peer=', /needs a comma-separated list/],
+    ['a bad id in ?peer=', 'ssh@127.0.0.1:2222?peer=nope', /"nope" is not a peer id/],
+    ['an unknown option', `ssh@127.0.0.1:2222?allow=${PEER}`, /unknown option "allow" \(the only one is \?peer=/]
+  ]
+  for (const [what, spec, message] of bad) {
+    it(`refuses ${what}`, () => {
+      assert.throws(() => parseTunnelByName(spec), (err: Error) => err.name === 'ConfigError' && message.test(err.message) && err.message.includes('--tunnel-by-name'))
+    })
+  }
+
+  it('refuses ?peer= on --tunnel, which names its peer already', () => {
+    assert.throws(() => parseTunnel(`${PEER}:ssh@127.0.0.1:2222?peer=${OTHER}`), /--tunnel already names its peer/)
+  })
+
+  it('--trust takes canonical peer ids, deduplicated; a bad one names the flag', () => {
+    assert.deepEqual(validateConfig({ trust: [PEER, ` ${OTHER} `, PEER] }).trust, [PEER, OTHER])
+    assert.deepEqual(validateConfig({}).trust, [])
+    assert.throws(() => validateConfig({ trust: ['nope'] }), (err: Error) => err instanceof ConfigError && /^--trust "nope"/.test(err.message))
+  })
+})
