@@ -4,6 +4,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KnownProviders } from '@punchgate/node'
 import { daemonSettings } from '../src/commands/run.ts'
+import { renderStatus } from '../src/view/status.ts'
 import { assertUsageError, cli, lines, tempDir } from './fixtures.ts'
 
 const A = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
@@ -81,5 +82,30 @@ describe('the daemon\'s trust flags', () => {
     await assertUsageError(['--trust-file', empty], ['--trust-file', empty, 'holds no peer id'], dir)
     await assertUsageError(['--trust', 'nope'], ['--trust "nope"', 'not a peer id'], dir)
     await assertUsageError(['--tunnel-by-name', 'echo@127.0.0.1:0?peer='], ['--tunnel-by-name', '?peer= needs'], dir)
+  })
+})
+
+describe('status with untrusted providers', () => {
+  it('lists each tunnel\'s untrusted providers and why it is down', () => {
+    const tunnel = { service: 'echo', bind: '127.0.0.1:2222', connections: 0, opened: 0, rejected: 0, bytesIn: 0, bytesOut: 0 }
+    const out = renderStatus({
+      control: '/run/x.sock',
+      service: { manager: 'none', state: 'unavailable' },
+      daemon: {
+        status: {
+          peerId: A, role: 'private', phase: 'ready', startedAt: new Date(0).toISOString(), listenAddrs: [], announcedAddrs: [], observedAddrs: [],
+          relay: { state: 'reserved', addrs: [] }, peers: [], services: [],
+          tunnels: [
+            { ...tunnel, tunnel: 'echo@127.0.0.1:2222', status: 'failed', untrusted: [B], reason: 'no trusted provider; `punchgate trust forget echo` to accept another' },
+            { ...tunnel, tunnel: 'ok@127.0.0.1:2223', status: 'direct', peer: A }
+          ]
+        },
+        connects: { open: 0, opened: 0, failed: 0, bytesIn: 0, bytesOut: 0 }
+      }
+    }, new Date(1000))
+    const section = out.slice(out.indexOf('untrusted providers'))
+    assert.match(section, /echo@127\.0\.0\.1:2222\s+12D3Ko…rRJsNK\s+no trusted provider; `punchgate trust forget echo` to accept another/)
+    assert.doesNotMatch(section, /ok@/)
+    assert.doesNotMatch(renderStatus({ control: '', service: { manager: 'none', state: 'unavailable' } }), /untrusted/)
   })
 })
