@@ -533,8 +533,8 @@ class Runner implements PunchgateNode {
     const file = this.known.path
     try {
       const pinned = await this.known.pin(service, peer)
-      if (pinned !== peer) return false
-      this.events.emitEvent('provider.pinned', { ...(tunnel != null ? { tunnel } : {}), service, peer, ...(file != null ? { file } : {}) })
+      if (pinned.peer !== peer) return false
+      if (pinned.added) this.events.emitEvent('provider.pinned', { ...(tunnel != null ? { tunnel } : {}), service, peer, ...(file != null ? { file } : {}) })
     } catch (err) {
       // Kept in memory by KnownProviders: trust still holds for this run.
       this.events.emitEvent('provider.pin-failed', { service, peer, file: file ?? '', error: (err as Error).message })
@@ -777,8 +777,14 @@ class Runner implements PunchgateNode {
     const listener = this.listeners.get(tunnel)
     if (listener == null) return
     const spec = this.tunnelSpec(tunnel)
-    const byName = spec != null && spec.peer == null
-    const rule = byName ? this.trustFor(spec.service, spec.trust) : undefined
+    let rule: TrustRule | undefined
+    try {
+      rule = spec != null && spec.peer == null ? this.trustFor(spec.service, spec.trust) : undefined
+    } catch (err) {
+      // The known-providers file broke since the lookup: trust nothing until it is fixed.
+      queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: (err as Error).message }))
+      return
+    }
     if (rule?.trusted != null && !rule.trusted.has(peer)) {
       // Pinned (or forgotten and re-pinned) to another provider since the lookup: look again.
       this.warnUntrusted(tunnel, spec?.service ?? '', peer)

@@ -119,12 +119,12 @@ export class KnownProviders {
     return [...this.pins.values()]
   }
 
-  /** Pins `peer` for `service` unless one is pinned already; returns the pinned peer either way. */
-  async pin (service: string, peer: string, now = new Date()): Promise<string> {
+  /** Pins `peer` for `service` unless one is pinned already; `added` says whether this call pinned it. */
+  async pin (service: string, peer: string, now = new Date()): Promise<{ peer: string, added: boolean }> {
     return this.serially(async () => {
       this.refresh()
       const existing = this.pins.get(service) ?? this.unsaved.get(service)
-      if (existing != null) return existing.peer
+      if (existing != null) return { peer: existing.peer, added: false }
       const entry = { service, peer, firstSeen: now.toISOString() }
       try {
         await this.write(new Map(this.pins).set(service, entry))
@@ -132,7 +132,7 @@ export class KnownProviders {
         this.unsaved.set(service, entry)
         throw err
       }
-      return peer
+      return { peer, added: true }
     })
   }
 

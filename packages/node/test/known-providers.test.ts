@@ -42,8 +42,8 @@ describe('the known-providers file', () => {
     const path = join(await tempDir(t), 'state', 'known-providers')
     const known = new KnownProviders(path)
     assert.equal(known.pinned('echo'), undefined, 'a missing file has no pins')
-    assert.equal(await known.pin('echo', A, new Date('2026-12-04T10:00:00Z')), A)
-    assert.equal(await known.pin('echo', B), A, 'a second provider does not replace the pin')
+    assert.deepEqual(await known.pin('echo', A, new Date('2026-12-04T10:00:00Z')), { peer: A, added: true })
+    assert.deepEqual(await known.pin('echo', B), { peer: A, added: false }, 'a second provider does not replace the pin')
     assert.equal((await stat(path)).mode & 0o777, 0o600)
     assert.match(await readFile(path, 'utf8'), new RegExp(`^echo ${A}  # first seen 2026-12-04T10:00:00.000Z$`, 'm'))
     assert.deepEqual(new KnownProviders(path).list(), [{ service: 'echo', peer: A, firstSeen: '2026-12-04T10:00:00.000Z' }])
@@ -56,8 +56,9 @@ describe('the known-providers file', () => {
   it('two pins at once: exactly one wins', async (t) => {
     const known = new KnownProviders(join(await tempDir(t), 'known-providers'))
     const [first, second] = await Promise.all([known.pin('echo', A), known.pin('echo', B)])
-    assert.equal(first, second)
-    assert.equal(known.pinned('echo'), first)
+    assert.equal(first.peer, second.peer)
+    assert.equal([first, second].filter(p => p.added).length, 1)
+    assert.equal(known.pinned('echo'), first.peer)
   })
 
   it('sees another process\'s change (a forget) without being told', async (t) => {
