@@ -199,3 +199,13 @@ export class NoTrustedProviderError extends PunchgateError {
     this.untrusted = untrusted
   }
 }
+
+/** A public node keeps no more provider records for a peer, or in all (provider-caps.ts). */
+export class ProviderCapError extends Error {
+  static readonly NAME = 'ProviderCapError'
+
+  constructor (message: string) {
+    super(message)
+    this.name = ProviderCapError.NAME
+  }
+}

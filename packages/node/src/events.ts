@@ -75,6 +75,10 @@ export interface EventMap {
   'provider.pin-failed': { service: string, peer: string, file: string, error: string }
   /** Every provider found is untrusted: the tunnel stays down and retries (once per stretch of such lookups). */
   'tunnel.no-trusted-provider': { tunnel: string, service: string, untrusted: string[], reason: string }
+  /** A public node refused provider records over its caps; `refused`: how many since the last such event (one a minute at most). */
+  'provider.refused': { peer: string, reason: 'peer-cap' | 'total-cap', refused: number }
+  /** `--metrics` listens beyond loopback: whoever reaches it reads peer ids and traffic figures. */
+  'metrics.exposed': { addr: string }
 }
 
 export type EventName = keyof EventMap
@@ -82,7 +86,8 @@ export type EventName = keyof EventMap
 const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
   'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable',
-  'provider.untrusted', 'provider.pin-failed', 'tunnel.no-trusted-provider'
+  'provider.untrusted', 'provider.pin-failed', 'tunnel.no-trusted-provider',
+  'provider.refused', 'metrics.exposed'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

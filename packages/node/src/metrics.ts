@@ -26,6 +26,11 @@ const HOLEPUNCH_OUTCOMES = ['succeeded', 'failed'] as const
 
 const TUNNEL_STATUSES = ['resolving', 'connecting', 'punching', 'direct', 'relayed', 'failed'] as const
 
+/** The address actually bound (a host name resolved): 127/8, ::1, or 127/8 mapped into IPv6. */
+function isLoopback (ip: string): boolean {
+  return /^(::ffff:)?127\./i.test(ip) || ip === '::1'
+}
+
 /** The registry the endpoint serves; libp2p's own metrics are fed into it too. */
 export function createRegistry (): Registry {
   return new Registry()
@@ -69,6 +74,8 @@ export class MetricsServer {
     const port = bound != null && typeof bound === 'object' ? bound.port : addr.port
     const url = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${port}/metrics`
     this.node.events.emitEvent('metrics.listening', { url })
+    const host = bound != null && typeof bound === 'object' ? bound.address : addr.host
+    if (!isLoopback(host)) this.node.events.emitEvent('metrics.exposed', { addr: spec })
     return url
   }
 

@@ -3,10 +3,10 @@
  * events, executes the machine's commands, and logs each transition.
  */
 import { multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from './config.ts'
-import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_PROVIDER_RECORDS, MAX_PROVIDER_RECORDS_PER_PEER, MAX_TUNNEL_STREAMS, PROVIDER_REFUSED_LOG_MS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, NoTrustedProviderError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
@@ -29,6 +29,7 @@ import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
 import { KnownProviders, noTrustedProviderReason, splitProviders, trustRule, type TrustRule } from './trust.ts'
+import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
 const UNTRUSTED_WARNED_MAX = 4096
@@ -41,6 +42,8 @@ export interface StartOptions {
   timing?: Partial<Timing>
   /** Server-side handshake timeout (default HANDSHAKE_TIMEOUT_MS), so a hostile-peer test need not wait 10 s. */
   handshakeTimeoutMs?: number
+  /** A public node's provider record caps (default MAX_PROVIDER_RECORDS_PER_PEER, MAX_PROVIDER_RECORDS), smaller in tests. */
+  providerCaps?: ProviderCaps
 }
 
 export interface PunchgateNode {
@@ -131,7 +134,11 @@ export async function startNode (config: NodeConfig, options: StartOptions): Pro
   // --metrics only: the endpoint's modules (an HTTP server, prom-client) are loaded when asked for.
   const metricsModule = config.metrics != null ? await import('./metrics.ts') : undefined
   const registry = metricsModule?.createRegistry()
-  const runner = new Runner(config, options, await createSwarm(config, options.privateKey, registry))
+  const providers = config.bootstrap.length === 0
+    ? new CappedProviderStore({ self: peerIdFromPrivateKey(options.privateKey).toString(), ...(options.providerCaps ?? { perPeer: MAX_PROVIDER_RECORDS_PER_PEER, total: MAX_PROVIDER_RECORDS }) })
+    : undefined
+  const runner = new Runner(config, options, await createSwarm(config, options.privateKey, registry, providers))
+  if (providers != null) providers.onRefused = refusalReporter(refusal => runner.events.emitEvent('provider.refused', refusal), PROVIDER_REFUSED_LOG_MS)
   if (config.metrics != null && metricsModule != null && registry != null) {
     const metrics = new metricsModule.MetricsServer({ registry, node: runner })
     // Bound before the node starts, like tunnel listeners: a port clash fails fast.

@@ -15,6 +15,7 @@ import type { Registry } from 'prom-client'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import type { PrivateKey } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
@@ -61,8 +62,11 @@ function explicitAddrs (listen: string[]): string[] {
   return listen.filter(addr => !/^\/ip[46]\/(0\.0\.0\.0|::)\//.test(addr) && !/\/(tcp|udp)\/0(\/|$)/.test(addr))
 }
 
-/** `registry`, when given, receives libp2p's own metrics (the `--metrics` endpoint serves it). */
-export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, registry?: Registry): Promise<Swarm> {
+/**
+ * `registry`, when given, receives libp2p's own metrics (the `--metrics` endpoint serves it).
+ * `datastore`: where the DHT keeps records (a public node's caps them: provider-caps.ts).
+ */
+export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, registry?: Registry, datastore?: Datastore): Promise<Swarm> {
   const isPublic = config.bootstrap.length === 0
   const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
@@ -121,6 +125,7 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
     })],
     peerDiscovery: discovery,
     ...(metrics != null ? { metrics } : {}),
+    ...(datastore != null ? { datastore } : {}),
     services
   }) as unknown as Promise<Swarm>
 }
