@@ -13,7 +13,7 @@ import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
 import { createExposeHandler, formatHostPort, pathOf } from './protocol/expose.ts'
 import { startSplicer, type Splicer } from './splice/splicer.ts'
-import { acceptSplices, serveSplices, spliceTo } from './splice/service.ts'
+import { acceptSplices, isSpliced, serveSplices, spliceTo } from './splice/service.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
 import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
 import { describeServices, ServiceTable } from './protocol/services.ts'
@@ -24,7 +24,7 @@ import { InFlight } from './in-flight.ts'
 import { startRttReporter, type RttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
-import { relaysFor } from './relay.ts'
+import { relaysFor, relayTrusted } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
@@ -395,14 +395,16 @@ class Runner implements PunchgateNode {
       const relay = (this.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
       const allowed = new Set(this.config.allow)
       const onList = (peer: PeerId): boolean => this.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
-      await serveSplices(this.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to))
+      const trusted = relayTrusted(this.config)
+      await serveSplices(this.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to),
+        (from, to) => trusted(from) && trusted(to))
       return
     }
     await acceptSplices(this.swarm, peer => this.bootstrapPeers.has(peer.toString()))
     this.swarm.addEventListener('connection:open', evt => {
       const connection = evt.detail
       if (pathOf(connection) === 'direct') this.retireSplices(connection.remotePeer)
-      else if (connection.limits != null && connection.direction === 'outbound') this.askForSplice(connection)
+      else if (!isSpliced(connection) && connection.direction === 'outbound') this.askForSplice(connection)
     })
   }
 
@@ -432,7 +434,7 @@ class Runner implements PunchgateNode {
     if (!this.running) return
     const open = this.swarm.getConnections(peer).filter(c => c.status === 'open')
     if (!open.some(c => pathOf(c) === 'direct')) return
-    for (const connection of open.filter(c => pathOf(c) === 'relay' && c.limits == null)) {
+    for (const connection of open.filter(c => isSpliced(c))) {
       if (connection.streams.some(s => s.protocol === TUNNEL_PROTOCOL || s.protocol === UDP_PROTOCOL)) {
         setTimeout(() => this.retireSplices(peer), SPLICE_RETIRE_CHECK_MS).unref()
         return
@@ -854,7 +856,7 @@ class Runner implements PunchgateNode {
   }
 }
 
-/** Direct beats relayed; among relayed, a spliced connection (no limits) beats a circuit. */
+/** Direct beats relayed; among relayed, a spliced connection beats a circuit. */
 function rank (connection: Connection): number {
-  return (pathOf(connection) === 'direct' ? 2 : 0) + (connection.limits == null ? 1 : 0)
+  return (pathOf(connection) === 'direct' ? 2 : 0) + (isSpliced(connection) ? 1 : 0)
 }

@@ -3,6 +3,7 @@
  * Pure helpers: the runner asks which relays to use, the swarm gets the gater.
  */
 import type { ConnectionGater, PeerId } from '@libp2p/interface'
+import type { Limit } from '@libp2p/circuit-relay-v2'
 import type { NodeConfig, RelayMode } from './config.ts'
 
 /**
@@ -33,4 +34,25 @@ export function relayGater (config: Pick<NodeConfig, 'relayAllow' | 'allow'>): C
     denyInboundRelayReservation: async (source: PeerId) => denied(source),
     denyOutboundRelayedConnection: async (source: PeerId, destination: PeerId) => denied(source) || denied(destination)
   }
+}
+
+/**
+ * Whom a public node relays without a byte or duration cap: every peer in a private mesh
+ * (only holders of the swarm key can connect at all) and the peers on its `--allow` list.
+ * Everyone else is a stranger and keeps `--relay-max-bytes` / `--relay-max-duration`.
+ */
+export function relayTrusted (config: Pick<NodeConfig, 'allow' | 'swarmKey'>): (peer: PeerId) => boolean {
+  if (config.swarmKey != null) return () => true
+  const allowed = new Set(config.allow)
+  return peer => allowed.has(peer.toString())
+}
+
+/**
+ * The circuit relay server's limit for one relayed connection (a patch of ours,
+ * patches/README.md): none when both ends are trusted, else the reservation's (the
+ * `--relay-max-*` limits). One stranger end is enough for the cap: it could pump
+ * bytes through the relay towards any peer that answers it.
+ */
+export function relayConnectionLimit (trusted: (peer: PeerId) => boolean): (source: PeerId, destination: PeerId, limit?: Limit) => Limit | undefined {
+  return (source, destination, limit) => trusted(source) && trusted(destination) ? undefined : limit
 }

@@ -19,7 +19,7 @@ import type { Datastore } from 'interface-datastore'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import type { NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
-import { relayGater } from './relay.ts'
+import { relayConnectionLimit, relayGater, relayTrusted } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
 import { socketTls } from './socket-tls.ts'
 import { lazyNoise } from './lazy-noise.ts'
@@ -91,7 +91,9 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
         maxReservations: config.relay.maxReservations,
         defaultDataLimit: config.relay.maxBytes,
         defaultDurationLimit: config.relay.maxDurationMs
-      }
+      },
+      // Mesh members and allowed peers relay without a byte or duration cap (relay.ts).
+      connectionLimit: relayConnectionLimit(relayTrusted(config))
     })
   }
   // Optional services are loaded only when asked for: each module costs memory (docs/performance.md).

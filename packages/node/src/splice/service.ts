@@ -32,6 +32,18 @@ async function receive (stream: Stream, signal: AbortSignal): Promise<Record<str
   return value as Record<string, unknown>
 }
 
+/**
+ * Connections made over a splice, known by their timeline: libp2p's Connection takes its
+ * socket connection's timeline object as it is, before 'connection:open' fires. A circuit
+ * between two trusted peers carries no limits either (relay.ts), so `limits == null` does
+ * not tell a splice from a circuit.
+ */
+const spliced = new WeakSet<object>()
+
+export function isSpliced (connection: Connection): boolean {
+  return spliced.has(connection.timeline)
+}
+
 function upgraderOf (node: Libp2p): Upgrader {
   return (node as unknown as { components: { upgrader: Upgrader } }).components.upgrader
 }
@@ -62,9 +74,13 @@ async function dialSplice (host: string, port: number, token: Buffer, signal: Ab
 
 /**
  * On a public node: answer splice requests by pairing the requester with the peer it asks
- * for, when `mayPair` agrees (the relay's own rules: a reservation, `--relay-allow`).
+ * for, when `mayPair` agrees (the relay's own rules: a reservation, `--relay-allow`);
+ * without the splicer's byte and duration caps when `uncapped` says both ends are trusted.
  */
-export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (from: PeerId, to: PeerId) => boolean, timeoutMs = SPLICE_TIMEOUT_MS): Promise<void> {
+export async function serveSplices (
+  node: Libp2p, splicer: Splicer, mayPair: (from: PeerId, to: PeerId) => boolean,
+  uncapped: (from: PeerId, to: PeerId) => boolean = () => false, timeoutMs = SPLICE_TIMEOUT_MS
+): Promise<void> {
   await node.handle(SPLICE_PROTOCOL, async (stream, connection) => {
     const signal = AbortSignal.timeout(timeoutMs)
     try {
@@ -74,7 +90,7 @@ export async function serveSplices (node: Libp2p, splicer: Splicer, mayPair: (fr
         await send(stream, { accepted: false, reason: 'not-allowed' }, signal)
         return
       }
-      const tokens = splicer.pair()
+      const tokens = splicer.pair({ uncapped: uncapped(connection.remotePeer, target) })
       if (tokens == null) {
         await send(stream, { accepted: false, reason: 'busy' }, signal)
         return
@@ -117,6 +133,7 @@ export async function acceptSplices (node: Libp2p, isRelay: (peer: PeerId) => bo
       const socket = await dialSplice(hostOf(connection), Number(offer.port), token, signal)
       const remoteAddr = spliceAddr(connection.remoteAddr, Number(offer.port), relay, from)
       const maConn = new SocketConnection(socket, remoteAddr, 'inbound', node.logger.forComponent('punchgate:splice'))
+      spliced.add(maConn.timeline)
       await upgraderOf(node).upgradeInbound(maConn, { signal })
     } catch (err) {
       stream.abort(err as Error)
@@ -143,5 +160,6 @@ export async function spliceTo (node: Libp2p, relay: PeerId, peer: PeerId, signa
   const socket = await dialSplice(hostOf(relayConnection), port, Buffer.from(String(answer.token), 'hex'), signal)
   const remoteAddr = spliceAddr(relayConnection.remoteAddr, port, relay, peer)
   const maConn = new SocketConnection(socket, remoteAddr, 'outbound', node.logger.forComponent('punchgate:splice'))
+  spliced.add(maConn.timeline)
   return upgraderOf(node).upgradeOutbound(maConn, { signal })
 }

@@ -12,6 +12,8 @@ export const TOKEN_BYTES = 32
 interface Pending {
   /** The pair's other token. */
   partner: string
+  /** Both ends trusted: not cut at maxBytesPerPair / maxDurationMs. */
+  uncapped: boolean
   socket?: Socket
   timer: NodeJS.Timeout
 }
@@ -23,9 +25,9 @@ export interface SplicerOptions {
   pairTimeoutMs: number
   /** Pairs handed out and not yet closed, at most. */
   maxPairs: number
-  /** Bytes one pair may carry, both ways together; then both sockets are cut. */
+  /** Bytes one pair may carry, both ways together; then both sockets are cut (unless the pair is uncapped). */
   maxBytesPerPair: number
-  /** How long one pair may last; then both sockets are cut. */
+  /** How long one pair may last; then both sockets are cut (unless the pair is uncapped). */
   maxDurationMs: number
   /** Sockets connected that have not yet been paired, at most; more are closed at once. */
   maxUnpaired: number
@@ -35,8 +37,11 @@ export interface Splicer {
   readonly port: number
   /** HOST:PORT it listens on. */
   readonly address: string
-  /** Two fresh tokens, one per end, each valid for one connection; undefined when `maxPairs` are in use. */
-  pair: () => [Buffer, Buffer] | undefined
+  /**
+   * Two fresh tokens, one per end, each valid for one connection; undefined when `maxPairs`
+   * are in use. `uncapped`: both ends are trusted, no byte or duration cap.
+   */
+  pair: (options?: { uncapped?: boolean }) => [Buffer, Buffer] | undefined
   /** Gives back a pair that will not be used (the far end refused): its slot is free at once. */
   release: (tokens: [Buffer, Buffer]) => void
   /** Pairs spliced and copying now. */
@@ -60,18 +65,19 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
     pending.delete(token)
   }
 
-  const join = (a: Socket, b: Socket): void => {
+  const join = (a: Socket, b: Socket, uncapped: boolean): void => {
     active++
     let carried = 0
     const cut = (): void => { a.destroy(); b.destroy() }
-    const lifetime = setTimeout(cut, options.maxDurationMs)
+    const maxBytes = uncapped ? Infinity : options.maxBytesPerPair
+    const lifetime = uncapped ? undefined : setTimeout(cut, options.maxDurationMs)
     let closed = 0
     for (const [from, to] of [[a, b], [b, a]] as const) {
       joined.add(from)
       from.on('data', (chunk: Buffer) => {
         copied += chunk.byteLength
         carried += chunk.byteLength
-        if (carried > options.maxBytesPerPair) cut()
+        if (carried > maxBytes) cut()
       })
       from.pipe(to)
       from.on('error', cut)
@@ -111,7 +117,7 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
       forget(entry.partner)
       unpaired.delete(socket)
       unpaired.delete(partner.socket)
-      join(partner.socket, socket)
+      join(partner.socket, socket, entry.uncapped)
     }
     socket.on('data', onData)
     socket.on('close', () => { clearTimeout(giveUp); unpaired.delete(socket) })
@@ -123,7 +129,7 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
   return {
     port: bound.port,
     address: formatHostPort({ host: bound.address, port: bound.port }),
-    pair: () => {
+    pair: ({ uncapped = false } = {}) => {
       if (active + pending.size / 2 >= options.maxPairs) return undefined
       const a = randomBytes(TOKEN_BYTES)
       const b = randomBytes(TOKEN_BYTES)
@@ -132,8 +138,8 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
         pending.get(token)?.socket?.destroy()
         forget(token)
       }, options.pairTimeoutMs)
-      pending.set(ka, { partner: kb, timer: expire(ka) })
-      pending.set(kb, { partner: ka, timer: expire(kb) })
+      pending.set(ka, { partner: kb, uncapped, timer: expire(ka) })
+      pending.set(kb, { partner: ka, uncapped, timer: expire(kb) })
       return [a, b]
     },
     release: tokens => {
