@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { initialState, transition } from '../src/phase/machine.ts'
-import { relayGater, relaysFor } from '../src/relay.ts'
+import { relayConnectionLimit, relayGater, relaysFor, relayTrusted } from '../src/relay.ts'
 
 const BOOT = '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 const A = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
@@ -34,5 +34,16 @@ describe('relay choice', () => {
     assert.equal(await gater.denyOutboundRelayedConnection?.(a, a), false)
     assert.equal(await gater.denyOutboundRelayedConnection?.(b, a), true)
     assert.equal(await gater.denyOutboundRelayedConnection?.(a, b), true)
+  })
+
+  it('relay caps: none between two trusted peers (allow list, or anyone in a swarm-key mesh), the reservation\'s otherwise', () => {
+    const [a, b] = [peerIdFromString(A), peerIdFromString(B)]
+    const strangerLimit = { data: 1024n, duration: 60_000 }
+    const byList = relayConnectionLimit(relayTrusted({ allow: [A] }))
+    assert.equal(byList(a, a, strangerLimit), undefined)
+    assert.deepEqual(byList(a, b, strangerLimit), strangerLimit)
+    assert.deepEqual(byList(b, a, strangerLimit), strangerLimit)
+    const mesh = relayConnectionLimit(relayTrusted({ allow: [], swarmKey: new Uint8Array(32) }))
+    assert.equal(mesh(a, b, strangerLimit), undefined)
   })
 })

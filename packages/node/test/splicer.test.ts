@@ -139,6 +139,24 @@ describe('splicer', () => {
     }
   })
 
+  it('lets an uncapped pair (both ends trusted) carry past the byte limit and the duration limit', async () => {
+    const splicer = await startSplicer({ ...OPTIONS, maxBytesPerPair: 1024 * 1024, maxDurationMs: 200 })
+    try {
+      const tokens = splicer.pair({ uncapped: true }) ?? assert.fail('no pair')
+      const a = await present(splicer.port, tokens[0])
+      const b = await present(splicer.port, tokens[1])
+      const data = random(4 * 1024 * 1024)
+      const atB = drain(b)
+      // Past the 200 ms lifetime a capped pair would have: the first bytes go after it.
+      await new Promise(resolve => setTimeout(resolve, 400))
+      a.end(data)
+      assert.equal(sha256(await atB), sha256(data), 'all 4 MiB through a pair capped at 1 MiB for strangers')
+      a.destroy(); b.destroy()
+    } finally {
+      await splicer.close()
+    }
+  })
+
   it('closes sockets past the cap on unpaired ones at once', async () => {
     const splicer = await startSplicer({ ...OPTIONS, maxUnpaired: 2 })
     try {
