@@ -83,7 +83,7 @@ try {
 
   // Image paths in the environment (the identity on a volume) point into the temp root.
   for (const [name, value] of Object.entries(env)) {
-    if (volumes.some(volume => value.startsWith(`${volume}/`))) env[name] = inRoot(value)
+    if (volumes.some(volume => value === volume || value.startsWith(`${volume}/`))) env[name] = inRoot(value)
   }
   env.PATH = `${inRoot('usr/local/bin')}:${inRoot('usr/bin')}:${dirname(process.execPath)}`
   // Loopback and free ports, as the image would listen on 0.0.0.0:4001 with compose's settings.

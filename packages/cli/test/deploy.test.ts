@@ -28,6 +28,10 @@ interface Service {
   network_mode?: string
   depends_on?: string[]
   networks?: Record<string, { ipv4_address: string }>
+  cap_drop?: string[]
+  security_opt?: string[]
+  read_only?: boolean
+  tmpfs?: string[]
 }
 
 interface Compose {
@@ -96,6 +100,27 @@ describe('compose.yaml', () => {
     assert.deepEqual(settings.config.relaySplice?.at, { host: '0.0.0.0', port: 4002 })
     assert.deepEqual(settings.config.announce, [])
     assert.equal(settings.identityPath, '/data/identity.key')
+  })
+
+  it('runs every punchgate service with no capabilities, no privilege gain and a read-only root; each daemon writes only to its /data volume and /tmp', () => {
+    const images = Object.entries(compose.services).filter(([, service]) => service.image === 'punchgate:latest')
+    assert.deepEqual(images.map(([name]) => name), ['bootstrap', 'lab-boot', 'client', 'workhorse', 'echo'])
+    for (const [name, service] of images) {
+      assert.deepEqual(service.cap_drop, ['ALL'], name)
+      assert.ok(service.security_opt?.includes('no-new-privileges:true'), `${name}: security_opt ${JSON.stringify(service.security_opt)}`)
+      assert.equal(service.read_only, true, name)
+    }
+    for (const name of daemonServices()) {
+      const service = compose.services[name] as Service
+      const mounts = (service.volumes ?? []).map(volume => volume.split(':'))
+      // A named volume (not a host path) on /data: the image's /data, owned by its user, is copied into it.
+      assert.ok(mounts.some(([source, target, mode]) => target === '/data' && !/^[./]/.test(source ?? '') && mode !== 'ro'), `${name}: no named volume on /data`)
+      const writable = [...mounts.filter(([, , mode]) => mode !== 'ro').map(([, target]) => target), ...(service.tmpfs ?? [])]
+      const env = serviceEnv(name)
+      for (const path of [env.PUNCHGATE_IDENTITY, env.PUNCHGATE_CONTROL, env.XDG_STATE_HOME]) {
+        assert.ok(path != null && writable.some(dir => path === dir || path.startsWith(`${dir}/`)), `${name}: ${path} is on the read-only root`)
+      }
+    }
   })
 
   it('passes PUNCHGATE_ANNOUNCE from the shell or .env to the bootstrap', () => {
