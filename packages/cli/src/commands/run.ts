@@ -124,8 +124,8 @@ export const runOptions = {
     defaultDescription: 'any'
   },
   'relay-max-reservations': single('public node: relay slots held at once', '128'),
-  'relay-max-bytes': single('public node: bytes per relayed connection (e.g. 4GiB)', '4GiB'),
-  'relay-max-duration': single('public node: lifetime of a relayed connection (e.g. 24h)', '24h'),
+  'relay-max-bytes': single('public node: bytes per relayed connection with a stranger (peers on --allow and swarm-key members: no cap)', '4GiB'),
+  'relay-max-duration': single('public node: lifetime of a relayed connection with a stranger (peers on --allow and swarm-key members: no cap)', '24h'),
   'relay-splice': single('public node: HOST:PORT where the two ends of a relayed connection meet to be spliced (port 0: any), or off (circuits only)', 'the TCP listen host, its port + 1 (4001: 4002; any when the TCP port is 0)'),
   'drain-timeout': single('on SIGINT/SIGTERM, how long open tunnel connections get to finish (0: cut at once); a second signal exits at once', '8s'),
   'udp-idle-timeout': single('close a UDP session after this long without a datagram either way', '2m'),
