@@ -79,6 +79,8 @@ try {
   const bundled = await readdir(dist, { recursive: true })
   const texts = await Promise.all(bundled.filter(file => file.endsWith('.js')).map(file => readFile(join(dist, file), 'utf8')))
   if (!texts.some(text => text.includes('function joinStreams('))) fail('the image\'s bundle was built without patches/')
+  // The relay's per-connection limits (no caps between trusted peers) come from the same patch.
+  if (!texts.some(text => /\.connectionLimit ?= ?init\w*\.connectionLimit/.test(text))) fail('the image\'s bundle has no relay connectionLimit (patches/)')
   console.log(`check-image: none of the ${devOnly.length} dev-only packages installed; @punchgate/node links to packages/node`)
 
   // Image paths in the environment (the identity on a volume) point into the temp root.
