@@ -23,7 +23,8 @@ import { validateConfig, type RawConfig } from '../src/config.ts'
 import { serviceKey } from '../src/discovery.ts'
 import { DHT_PROTOCOL, MAX_PROVIDER_RECORDS_PER_PEER } from '../src/constants.ts'
 import type { ProviderCaps } from '../src/provider-caps.ts'
-import { ECHO, random, recordingLogger, sha256, tcpAddr } from './fixtures.ts'
+import { generateSwarmKey } from '../src/swarm-key.ts'
+import { ECHO, echoServer, event, portOf, random, recordingLogger, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
 
 async function publicNode (t: TestContext, raw: RawConfig = {}, providerCaps?: ProviderCaps): Promise<PunchgateNode & { records: Array<Record<string, unknown>> }> {
   const logger = recordingLogger()
@@ -172,6 +173,25 @@ describe('a public node against hostile peers', () => {
     const mixed = await echoThroughRelay(strangerDialer, relay, allowedListener, data)
     assert.equal(mixed.limited, true)
     assert.ok(mixed.back.byteLength < 256 * 1024, `${mixed.back.byteLength} bytes came back`)
+  })
+
+  it('in a swarm-key mesh, two members\' tunnel through the relay is spliced and not cut at --relay-max-bytes', { timeout: 120_000 }, async t => {
+    const swarmKey = generateSwarmKey()
+    const echo = await echoServer()
+    t.after(async () => echo.close())
+    const relay = await testNode({ swarmKey, relayMaxBytes: '256KiB' })
+    t.after(async () => relay.stop({ drainMs: 0 }))
+    const provider = await testNode({ swarmKey, listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
+    t.after(async () => provider.stop({ drainMs: 0 }))
+    await event(provider, 'service.published')
+    const consumer = await testNode({ swarmKey, listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
+    t.after(async () => consumer.stop({ drainMs: 0 }))
+    const spliced = event(consumer, 'splice.opened')
+    assert.equal((await event(consumer, 'tunnel.activated')).path, 'relay')
+    await spliced
+    const data = random(2 * 1024 * 1024)
+    assert.equal(sha256(await roundTrip(portOf(consumer.tunnels()[0]?.bind ?? ''), data)), sha256(data))
+    assert.ok((relay.status().splice?.copied ?? 0) >= 2 * data.byteLength, 'the tunnel took the splice')
   })
 
   it('warns at start when --metrics listens beyond loopback, and not on loopback', async t => {
