@@ -109,14 +109,14 @@ export const SPLICE_RETIRE_CHECK_MS = 30_000
  * Provider records a public node keeps for one publishing peer. A Punchgate node publishes
  * one record per service name it exposes, so 64 is far above honest use.
  */
-export const MAX_PROVIDER_RECORDS_PER_PEER = 64
+export const MAX_PROVIDER_RECORDS_KEPT_PER_PEER = 64
 
 /**
  * Provider records a public node keeps in all. Each costs about 400 bytes of heap in
  * libp2p's in-memory datastore (measured: 100,000 records, 40 MB), and every lookup scans
  * every key of that store (150 ms per lookup at 100,000): 10,000 is 4 MB and ~15 ms.
  */
-export const MAX_PROVIDER_RECORDS = 10_000
+export const MAX_PROVIDER_RECORDS_KEPT = 10_000
 
 /** Refused provider records are logged once per this interval, with a count, not once per record. */
 export const PROVIDER_REFUSED_LOG_MS = 60_000

@@ -6,7 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from './config.ts'
-import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_PROVIDER_RECORDS, MAX_PROVIDER_RECORDS_PER_PEER, MAX_TUNNEL_STREAMS, PROVIDER_REFUSED_LOG_MS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_PROVIDER_RECORDS_KEPT, MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_TUNNEL_STREAMS, PROVIDER_REFUSED_LOG_MS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, NoTrustedProviderError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
@@ -42,7 +42,7 @@ export interface StartOptions {
   timing?: Partial<Timing>
   /** Server-side handshake timeout (default HANDSHAKE_TIMEOUT_MS), so a hostile-peer test need not wait 10 s. */
   handshakeTimeoutMs?: number
-  /** A public node's provider record caps (default MAX_PROVIDER_RECORDS_PER_PEER, MAX_PROVIDER_RECORDS), smaller in tests. */
+  /** A public node's provider record caps (default MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_PROVIDER_RECORDS_KEPT), smaller in tests. */
   providerCaps?: ProviderCaps
 }
 
@@ -135,7 +135,7 @@ export async function startNode (config: NodeConfig, options: StartOptions): Pro
   const metricsModule = config.metrics != null ? await import('./metrics.ts') : undefined
   const registry = metricsModule?.createRegistry()
   const providers = config.bootstrap.length === 0
-    ? new CappedProviderStore({ self: peerIdFromPrivateKey(options.privateKey).toString(), ...(options.providerCaps ?? { perPeer: MAX_PROVIDER_RECORDS_PER_PEER, total: MAX_PROVIDER_RECORDS }) })
+    ? new CappedProviderStore({ self: peerIdFromPrivateKey(options.privateKey).toString(), ...(options.providerCaps ?? { perPeer: MAX_PROVIDER_RECORDS_KEPT_PER_PEER, total: MAX_PROVIDER_RECORDS_KEPT }) })
     : undefined
   const runner = new Runner(config, options, await createSwarm(config, options.privateKey, registry, providers))
   if (providers != null) providers.onRefused = refusalReporter(refusal => runner.events.emitEvent('provider.refused', refusal), PROVIDER_REFUSED_LOG_MS)

@@ -21,7 +21,7 @@ import type { PrivateKey, Stream } from '@libp2p/interface'
 import { startNode, type PunchgateNode } from '../src/node.ts'
 import { validateConfig, type RawConfig } from '../src/config.ts'
 import { serviceKey } from '../src/discovery.ts'
-import { DHT_PROTOCOL, MAX_PROVIDER_RECORDS_PER_PEER } from '../src/constants.ts'
+import { DHT_PROTOCOL, MAX_PROVIDER_RECORDS_KEPT_PER_PEER } from '../src/constants.ts'
 import type { ProviderCaps } from '../src/provider-caps.ts'
 import { generateSwarmKey } from '../src/swarm-key.ts'
 import { ECHO, echoServer, event, portOf, random, recordingLogger, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
@@ -123,9 +123,9 @@ describe('a public node against hostile peers', () => {
   it('keeps at most the per-peer cap of provider records from one publisher, refuses the rest, and says so once', { timeout: 120_000 }, async t => {
     const node = await publicNode(t)
     const attacker = await publisher(t)
-    const published = MAX_PROVIDER_RECORDS_PER_PEER + 6
+    const published = MAX_PROVIDER_RECORDS_KEPT_PER_PEER + 6
     await publish(attacker, node, 'flood', published)
-    assert.equal(await kept(node, attacker, 'flood', published), MAX_PROVIDER_RECORDS_PER_PEER)
+    assert.equal(await kept(node, attacker, 'flood', published), MAX_PROVIDER_RECORDS_KEPT_PER_PEER)
     const refused = eventsNamed(node.records, 'provider.refused')
     // One line for the first refusal; the other five wait for the next minute's line.
     assert.deepEqual(refused, [{ event: 'provider.refused', peer: attacker.peerId.toString(), reason: 'peer-cap', refused: 1 }])
