@@ -117,7 +117,8 @@ describe('compose.yaml', () => {
       assert.ok(mounts.some(([source, target, mode]) => target === '/data' && !/^[./]/.test(source ?? '') && mode !== 'ro'), `${name}: no named volume on /data`)
       const writable = [...mounts.filter(([, , mode]) => mode !== 'ro').map(([, target]) => target), ...(service.tmpfs ?? [])]
       const env = serviceEnv(name)
-      for (const path of [env.PUNCHGATE_IDENTITY, env.PUNCHGATE_CONTROL, env.XDG_STATE_HOME]) {
+      const { knownProviders } = daemonSettings({}, env).config
+      for (const path of [env.PUNCHGATE_IDENTITY, env.PUNCHGATE_CONTROL, env.XDG_STATE_HOME, knownProviders]) {
         assert.ok(path != null && writable.some(dir => path === dir || path.startsWith(`${dir}/`)), `${name}: ${path} is on the read-only root`)
       }
     }
