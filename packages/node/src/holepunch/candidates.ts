@@ -118,8 +118,9 @@ export function usableCandidate (addr: string, scope: CandidateScope): boolean {
   }
   const ip = ipOf(ma)
   if (ip == null || !usableIp(ip, scope)) return false
-  const own = new Set(scope.ownAddrs ?? [])
-  return !own.has(ma.decapsulate('/p2p').toString())
+  // Candidates are plain `/ipX/A/tcp/P` (wire.ts), like our own: compared in multiaddr's normal form.
+  const own = new Set([...scope.ownAddrs ?? []].map(a => multiaddr(a).toString()))
+  return !own.has(ma.toString())
 }
 
 export function usableCandidates (addrs: string[], scope: CandidateScope): string[] {
