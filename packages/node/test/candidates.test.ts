@@ -68,11 +68,19 @@ describe('candidate filter: what a peer can make us dial', () => {
       ['/ip4/11.0.0.11/tcp/1', '/ip4/192.168.1.4/tcp/1'])
   })
 
-  it('keeps a provider record\'s relay circuits and usable IP addresses, drops the rest', () => {
-    const relay = '/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA/p2p-circuit'
-    const kept = [relay, '/ip4/11.0.0.12/tcp/4001', '/ip4/127.0.0.1/tcp/22', '/ip4/10.0.0.1/tcp/1', '/dns4/localhost/tcp/22', '/ip4/192.168.1.5/udp/1/quic-v1']
+  it('keeps a provider record\'s usable IP addresses, drops the rest', () => {
+    const kept = ['/ip4/11.0.0.12/tcp/4001', '/ip4/127.0.0.1/tcp/22', '/ip4/10.0.0.1/tcp/1', '/dns4/localhost/tcp/22', '/ip4/192.168.1.5/udp/1/quic-v1']
       .filter(a => usableProviderAddr(multiaddr(a), HOME))
-    assert.deepEqual(kept, [relay, '/ip4/11.0.0.12/tcp/4001', '/ip4/192.168.1.5/udp/1/quic-v1'])
+    assert.deepEqual(kept, ['/ip4/11.0.0.12/tcp/4001', '/ip4/192.168.1.5/udp/1/quic-v1'])
+  })
+
+  it('keeps a provider\'s relay circuit through a relay we are connected to, or whose address passes the filter', () => {
+    const relay = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
+    const viaLoopback = multiaddr(`/ip4/127.0.0.1/tcp/22/p2p/${relay}/p2p-circuit`)
+    assert.equal(usableProviderAddr(viaLoopback, HOME), false, 'a circuit whose relay hop is our loopback')
+    assert.equal(usableProviderAddr(viaLoopback, HOME, peer => peer === relay), true, 'the relay is connected: its connection is reused')
+    assert.equal(usableProviderAddr(multiaddr(`/ip4/11.0.0.2/tcp/4001/p2p/${relay}/p2p-circuit`), HOME), true)
+    assert.equal(usableProviderAddr(multiaddr(`/p2p/${relay}/p2p-circuit`), HOME), true)
   })
 })
 

@@ -145,11 +145,19 @@ export function offerable (addrs: string[], scope: Pick<CandidateScope, 'allowLo
 }
 
 /**
- * A provider record's address: a relay circuit stays usable (the relay's own rules apply),
- * a plain IP address must pass the candidate filter, anything else (DNS names) is dropped.
+ * A provider record's address: a plain IP address must pass the candidate filter; a relay
+ * circuit stays usable when its relay is one we are connected to (libp2p reuses that
+ * connection) or its relay hop passes the filter too, else it would aim a dial as well.
+ * Anything else (DNS names) is dropped.
  */
-export function usableProviderAddr (ma: Multiaddr, scope: CandidateScope): boolean {
-  if (ma.getComponents().some(c => c.name === 'p2p-circuit')) return true
+export function usableProviderAddr (ma: Multiaddr, scope: CandidateScope, connected: (peer: string) => boolean = () => false): boolean {
+  const components = ma.getComponents()
+  const circuit = components.findIndex(c => c.name === 'p2p-circuit')
+  if (circuit >= 0) {
+    const relay = components.slice(0, circuit).findLast(c => c.name === 'p2p')?.value
+    if (relay != null && connected(relay)) return true
+    if (circuit === 1 && relay != null) return true // `/p2p/RELAY/p2p-circuit`: no address of the peer's choosing
+  }
   const ip = ipOf(ma)
   return ip != null && usableIp(ip, scope)
 }
