@@ -35,7 +35,7 @@ export async function findServiceProviders (libp2p: Libp2p, name: string, signal
     if (id === self || found.has(id)) continue
     if (trusted?.has(id) === true) trustedSeen = true
     found.set(id, provider)
-    // A record's addresses are the publisher's word: only those we may dial (a relay circuit, or an IP that passes candidates.ts).
+    // A record's addresses are the publisher's word: only those we may dial (candidates.ts usableProviderAddr).
     const multiaddrs = provider.multiaddrs.filter(ma => usableProviderAddr(ma, scope, relay => libp2p.getConnections().some(c => c.remotePeer.toString() === relay)))
     if (multiaddrs.length > 0) {
       await libp2p.peerStore.merge(provider.id, { multiaddrs })
