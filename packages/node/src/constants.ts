@@ -60,6 +60,17 @@ export const PUNCH_RETRY_MS = 5_000
 export const MAX_PUNCH_CANDIDATES = 8
 
 /**
+ * Punch rounds the responder answers per peer per minute; later ones are reset without
+ * dialing. A tunnel's initiator runs at most 3 rounds 5 s and 10 s apart, and 3 more after
+ * a lost direct connection: 10 never stops a real tunnel and caps what a peer can make us dial.
+ */
+export const PUNCH_ROUNDS_PER_MINUTE = 10
+
+/** Refused punch requests logged per peer per minute (and in all): the rest are counted silently. */
+export const PUNCH_REFUSALS_LOGGED_PER_MINUTE = 3
+export const PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE = 30
+
+/**
  * Tunnels open one stream per local TCP connection; libp2p's defaults (32 in, 64 out
  * per connection) would cap concurrent tunnelled connections far below what ssh/http need.
  */

@@ -7,6 +7,7 @@ import * as raw from 'multiformats/codecs/raw'
 import { sha256 } from 'multiformats/hashes/sha2'
 import type { Libp2p, PeerInfo } from '@libp2p/interface'
 import { MAX_PROVIDER_RECORDS, MAX_PROVIDERS } from './constants.ts'
+import { localScope, usableProviderAddr, type CandidateScope } from './holepunch/candidates.ts'
 
 /** The DHT key of a service: a CIDv1 (raw) over sha256("/punchgate/svc/" + name). */
 export async function serviceKey (name: string): Promise<CID> {
@@ -23,7 +24,7 @@ export async function publishService (libp2p: Libp2p, name: string, signal: Abor
  * With `trusted`, those come first, and the lookup reads on past MAX_PROVIDERS until it has
  * seen one of them (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide them.
  */
-export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal, trusted?: ReadonlySet<string>): Promise<string[]> {
+export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal, trusted?: ReadonlySet<string>, scope: CandidateScope = localScope()): Promise<string[]> {
   const self = libp2p.peerId.toString()
   const found = new Map<string, PeerInfo>()
   let records = 0
@@ -34,8 +35,10 @@ export async function findServiceProviders (libp2p: Libp2p, name: string, signal
     if (id === self || found.has(id)) continue
     if (trusted?.has(id) === true) trustedSeen = true
     found.set(id, provider)
-    if (provider.multiaddrs.length > 0) {
-      await libp2p.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs })
+    // A record's addresses are the publisher's word: only those we may dial (candidates.ts usableProviderAddr).
+    const multiaddrs = provider.multiaddrs.filter(ma => usableProviderAddr(ma, scope, relay => libp2p.getConnections().some(c => c.remotePeer.toString() === relay)))
+    if (multiaddrs.length > 0) {
+      await libp2p.peerStore.merge(provider.id, { multiaddrs })
     }
     if (found.size >= MAX_PROVIDERS && trustedSeen) break
   }

@@ -10,6 +10,8 @@ export type Path = 'direct' | 'relay'
 export type Side = 'client' | 'server'
 /** initiator: the side whose tunnel wants the direct path; responder: the side it punches to. */
 export type PunchRole = 'initiator' | 'responder'
+/** Why a punch request was reset unread: it came over a direct connection, from a peer we have no reason to meet, or past its rounds per minute. */
+export type PunchRefusal = 'not-relayed' | 'not-known' | 'too-many-rounds'
 
 /** A UDP session (one local sender) logs as a tunnel with these fields. */
 export type UdpCloser = 'idle' | 'evicted' | 'shutdown'
@@ -62,6 +64,8 @@ export interface EventMap {
   'holepunch.started': { peer: string, attempt: number, method: string, role: PunchRole, candidates: string[] }
   'holepunch.succeeded': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, addr: string }
   'holepunch.failed': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, error: string }
+  /** Logged a few per peer per minute: later refusals in the minute are not logged. */
+  'holepunch.refused': { peer: string, reason: PunchRefusal }
   /** A relayed connection got a spliced twin: bytes through `relay` that it only copies. */
   'splice.opened': { peer: string, relay: string, addr: string, ms: number }
   'splice.failed': { peer: string, relay: string, ms: number, error: string }
@@ -87,7 +91,8 @@ const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'bootstrap.dial-failed', 'relay.lost', 'relay.reserve-failed', 'service.unrestricted', 'service.publish-failed', 'service.resolve-failed',
   'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable',
   'provider.untrusted', 'provider.pin-failed', 'tunnel.no-trusted-provider',
-  'provider.refused', 'metrics.exposed'
+  'provider.refused', 'metrics.exposed',
+  'holepunch.refused'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])

@@ -30,6 +30,7 @@ import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
 import { KnownProviders, noTrustedProviderReason, splitProviders, trustRule, type TrustRule } from './trust.ts'
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
+import { localScope, type CandidateScope } from './holepunch/candidates.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
 const UNTRUSTED_WARNED_MAX = 4096
@@ -44,6 +45,11 @@ export interface StartOptions {
   handshakeTimeoutMs?: number
   /** A public node's provider record caps (default MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_PROVIDER_RECORDS_KEPT), smaller in tests. */
   providerCaps?: ProviderCaps
+  /**
+   * Tests only, for meshes on 127.0.0.1: loopback addresses count as dialable punch candidates
+   * and provider addresses (holepunch/candidates.ts). Never set by the daemon.
+   */
+  loopbackCandidates?: boolean
 }
 
 export interface PunchgateNode {
@@ -170,6 +176,9 @@ class Runner implements PunchgateNode {
   private readonly bootstrapPeers = new Map<string, string>()
   private readonly shutdown = new AbortController()
   private readonly puncher: HolePuncher
+  /** Peers an openTunnelStream() is asking or streaming to right now: punching with them is wanted. */
+  private readonly meetings = new Map<string, number>()
+  private readonly loopbackCandidates: boolean
   private splicer?: Splicer
   /** Tunnel connections this node serves to peers (the expose side), open right now. */
   private readonly served = new InFlight()
@@ -199,7 +208,14 @@ class Runner implements PunchgateNode {
       tunnels: config.tunnels,
       relayOff: config.relayMode.mode === 'off'
     })
-    this.puncher = new HolePuncher({ swarm, observed: new ObservedAddresses(swarm), events: this.events })
+    this.loopbackCandidates = options.loopbackCandidates === true
+    this.puncher = new HolePuncher({
+      swarm,
+      observed: new ObservedAddresses(swarm),
+      events: this.events,
+      mayPunchWith: peer => this.mayPunchWith(peer),
+      scope: ownAddrs => this.dialScope(ownAddrs)
+    })
     for (const addr of config.bootstrap) {
       const id = multiaddr(addr).getComponents().findLast(c => c.name === 'p2p')?.value
       if (id != null) this.bootstrapPeers.set(id, addr)
@@ -476,11 +492,14 @@ class Runner implements PunchgateNode {
     if (peers.length === 0) throw new ServiceNotFoundError(service)
     const errors: string[] = []
     for (const peer of peers) {
+      const done = this.meeting(peer)
       try {
         const opened = await this.openOn(peer, service, signal)
+        opened.stream.addEventListener('close', done, { once: true })
         if (rule?.source === 'first-use') await this.pinFirstUse(undefined, service, peer)
         return opened
       } catch (err) {
+        done()
         const reason = err instanceof TunnelRejectedError ? `refused (${err.reason})` : (err as Error).message
         errors.push(peers.length > 1 ? `${peer}: ${reason}` : reason)
         if (signal.aborted) break
@@ -500,7 +519,7 @@ class Runner implements PunchgateNode {
       .map(t => t.peer ?? '')
     let providers: string[] = []
     try {
-      providers = await findServiceProviders(this.swarm, service, signal, rule.trusted)
+      providers = await findServiceProviders(this.swarm, service, signal, rule.trusted, this.dialScope())
       this.events.emitEvent('service.resolved', { name: service, providers })
     } catch (err) {
       if (live.length === 0) throw err
@@ -549,6 +568,30 @@ class Runner implements PunchgateNode {
       this.events.emitEvent('provider.pin-failed', { service, peer, file: file ?? '', error: (err as Error).message })
     }
     return true
+  }
+
+  /** What a peer may make us dial (holepunch/candidates.ts), as this host stands now. */
+  private dialScope (ownAddrs: string[] = []): CandidateScope {
+    return localScope({ ownAddrs, allowLoopback: this.loopbackCandidates })
+  }
+
+  /** Punch requests are answered for peers we opened a tunnel to and peers that may use a service of ours. */
+  private mayPunchWith (peer: string): boolean {
+    return this.services.mayUseAny(peer) || this.meetings.has(peer) ||
+      Object.values(this.state.tunnels).some(t => t.peer === peer)
+  }
+
+  /** Marks `peer` as one we are opening a tunnel to, until the returned function is called (idempotent). */
+  private meeting (peer: string): () => void {
+    this.meetings.set(peer, (this.meetings.get(peer) ?? 0) + 1)
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const left = (this.meetings.get(peer) ?? 1) - 1
+      if (left > 0) this.meetings.set(peer, left)
+      else this.meetings.delete(peer)
+    }
   }
 
   private async openOn (peer: string, service: string, signal: AbortSignal): Promise<TunnelStream> {
@@ -700,7 +743,7 @@ class Runner implements PunchgateNode {
   private async resolve (tunnel: string, service: string, attempt: number): Promise<void> {
     try {
       const rule = this.trustFor(service, this.tunnelSpec(tunnel)?.trust)
-      const providers = await findServiceProviders(this.swarm, service, this.signal(LOOKUP_TIMEOUT_MS), rule.trusted)
+      const providers = await findServiceProviders(this.swarm, service, this.signal(LOOKUP_TIMEOUT_MS), rule.trusted, this.dialScope())
       if (!this.running) return
       this.events.emitEvent('service.resolved', { name: service, providers })
       // Filtered before the machine sees them: it only ever dials trusted providers.

@@ -22,6 +22,8 @@ export interface TestNodeOptions {
   logger?: Logger
   /** Server-side handshake timeout, shorter than production's for hostile-peer tests. */
   handshakeTimeoutMs?: number
+  /** Loopback counts as a dialable punch candidate (StartOptions.loopbackCandidates). */
+  loopbackCandidates?: boolean
 }
 
 export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = {}): Promise<PunchgateNode> {
@@ -30,6 +32,7 @@ export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = 
     privateKey: options.privateKey ?? await generateKeyPair('Ed25519'),
     logger: options.logger ?? (process.env.PUNCHGATE_TEST_LOG != null ? consoleLogger : silentLogger),
     handshakeTimeoutMs: options.handshakeTimeoutMs,
+    loopbackCandidates: options.loopbackCandidates,
     timing: { retryMinMs: 100, retryMaxMs: 1000, bootstrapRetryMinMs: 100, bootstrapRetryMaxMs: 1000, upgradeWaitMs: 500 }
   })
 }

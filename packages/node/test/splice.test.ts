@@ -10,7 +10,8 @@ import { once } from 'node:events'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { PeerId } from '@libp2p/interface'
+import type { PeerId, Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
 import { SPLICE_PROTOCOL } from '../src/constants.ts'
 import { startSplicer } from '../src/splice/splicer.ts'
 import { acceptSplices, serveSplices, spliceTo } from '../src/splice/service.ts'
@@ -175,6 +176,44 @@ describe('splice relay', () => {
       await Promise.all([a.stop({ drainMs: 0 }), b.stop({ drainMs: 0 })])
       await relay.stop({ drainMs: 0 })
       await splicer.close()
+    }
+  })
+
+  it('an offer or an answer whose token is not 64 hex characters or whose port is not 1-65535 connects nowhere', { timeout: 30_000 }, async () => {
+    const sink = await echoServer()
+    const relay = await testNode({ relaySplice: 'off' })
+    const a = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)] })
+    const b = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)] })
+    const frame = async (stream: Stream, value: unknown): Promise<void> => { await lpStream(stream).write(new TextEncoder().encode(JSON.stringify(value))) }
+    const offer = async (value: Record<string, unknown>): Promise<unknown> => {
+      const stream = await relay.swarm.dialProtocol(peerIdFromString(b.peerId), SPLICE_PROTOCOL)
+      await frame(stream, { from: a.peerId, ...value })
+      return JSON.parse(new TextDecoder().decode((await lpStream(stream).read()).subarray()))
+    }
+    try {
+      await Promise.all([event(a, 'relay.reserved'), event(b, 'relay.reserved')])
+      const token = 'ab'.repeat(32)
+      for (const bad of [{ token: 'ab'.repeat(31), port: sink.port }, { token: `${token}00`, port: sink.port }, { token: 'zz'.repeat(32), port: sink.port },
+        { token, port: 0 }, { token, port: 65_536 }, { token, port: String(sink.port) }]) {
+        assert.deepEqual(await offer(bad), { accepted: false, reason: 'bad-request' }, JSON.stringify(bad))
+      }
+      assert.equal(sink.connections(), 0, 'a bad offer made B connect')
+
+      // The relay answers A with a bad ticket: A gives up before connecting.
+      await relay.swarm.handle(SPLICE_PROTOCOL, async (stream) => {
+        await lpStream(stream).read()
+        await frame(stream, { accepted: true, token: 'ab', port: sink.port })
+      })
+      await assert.rejects(spliceTo(a.swarm, relay.swarm.peerId, peerIdFromString(b.peerId)), /no valid token/)
+      assert.equal(sink.connections(), 0, 'a bad answer made A connect')
+
+      // The same offer with a good ticket does connect: the check above is what held B back.
+      assert.deepEqual(await offer({ token, port: sink.port }), { accepted: true })
+      await until(() => sink.connections() === 1, 5_000, 20)
+    } finally {
+      await Promise.all([a.stop({ drainMs: 0 }), b.stop({ drainMs: 0 })])
+      await relay.stop({ drainMs: 0 })
+      await sink.close()
     }
   })
 })

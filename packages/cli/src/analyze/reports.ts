@@ -176,7 +176,7 @@ export function connections (records: LogRecord[]): Connections {
     const minutes = (end - start) / 60_000
     churn.push({ node, connects, disconnects, minutes, perMinute: minutes > 0 ? (connects + disconnects) / minutes : 0 })
   }
-  const punches = records.filter(r => r.event.startsWith('holepunch.'))
+  const punches = records.filter(r => r.event.startsWith('holepunch.') && r.event !== 'holepunch.refused')
   const holepunch = [...groupBy(punches, r => `${r.node}\n${str(r, 'peer')}`).entries()].map(([key, rs]) => {
     const [node = '', peer = ''] = key.split('\n')
     const succeeded = rs.filter(r => r.event === 'holepunch.succeeded')

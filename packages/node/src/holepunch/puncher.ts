@@ -15,17 +15,26 @@
  * once it succeeds, offers only AutoNAT-verified addresses, and in libp2p 3.3 its
  * `initiator: false` dial option is lost in the dial queue. We dial through the transport
  * manager, which keeps it.
+ *
+ * What a peer can make us dial (docs/nat-traversal.md): requests are answered only on relayed
+ * connections, only for peers `mayPunchWith` names (we opened a tunnel to them, or they may use
+ * one of our services), at most PUNCH_ROUNDS_PER_MINUTE rounds per peer; the peer's candidates
+ * pass candidates.ts before any dial, in both roles.
  */
 import { setTimeout as delay } from 'node:timers/promises'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
-import { MAX_FRAME_BYTES, PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_PROTOCOL } from '../constants.ts'
+import {
+  MAX_FRAME_BYTES, PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_PROTOCOL, PUNCH_REFUSALS_LOGGED_PER_MINUTE, PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE, PUNCH_ROUNDS_PER_MINUTE
+} from '../constants.ts'
 import { PunchError } from '../errors.ts'
-import type { NodeEvents } from '../events.ts'
+import type { NodeEvents, PunchRefusal } from '../events.ts'
 import type { Swarm } from '../swarm.ts'
 import type { ObservedAddresses } from './observed.ts'
+import { PeerBudget } from './budget.ts'
+import { localScope, offerable, usableCandidates, type CandidateScope } from './candidates.ts'
 import { decodePunch, encodePunch, type PunchMessage } from './wire.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
@@ -39,8 +48,16 @@ export interface HolePuncherInit {
   swarm: Swarm
   observed: ObservedAddresses
   events: NodeEvents
+  /** Whether the node has a reason to meet `peer`: only then does it answer its punch requests. */
+  mayPunchWith: (peer: string) => boolean
   attemptTimeoutMs?: number
+  /** @default PUNCH_ROUNDS_PER_MINUTE */
+  roundsPerMinute?: number
+  /** The filter's view of this host, read at each round; tests inject interfaces. @default localScope() */
+  scope?: (ownAddrs: string[]) => CandidateScope
 }
+
+const MINUTE_MS = 60_000
 
 function isRelayed (connection: Connection): boolean {
   return connection.remoteAddr.toString().includes('/p2p-circuit')
@@ -62,17 +79,31 @@ export class HolePuncher {
   private readonly observed: ObservedAddresses
   private readonly events: NodeEvents
   private readonly attemptTimeoutMs: number
+  private readonly mayPunchWith: (peer: string) => boolean
+  private readonly scope: (ownAddrs: string[]) => CandidateScope
+  private readonly rounds: PeerBudget
+  /** Refusals are logged a few per peer (and in all) per minute, so a flood of requests is not a flood of log lines. */
+  private readonly refusalsLogged = new PeerBudget({ limit: PUNCH_REFUSALS_LOGGED_PER_MINUTE, windowMs: MINUTE_MS })
+  private readonly refusalsLoggedTotal = new PeerBudget({ limit: PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE, windowMs: MINUTE_MS })
   private readonly shutdown = new AbortController()
 
   constructor (init: HolePuncherInit) {
     this.swarm = init.swarm
     this.observed = init.observed
     this.events = init.events
+    this.mayPunchWith = init.mayPunchWith
     this.attemptTimeoutMs = init.attemptTimeoutMs ?? PUNCH_ATTEMPT_TIMEOUT_MS
+    this.rounds = new PeerBudget({ limit: init.roundsPerMinute ?? PUNCH_ROUNDS_PER_MINUTE, windowMs: MINUTE_MS })
+    this.scope = init.scope ?? (ownAddrs => localScope({ ownAddrs }))
   }
 
   async start (): Promise<void> {
     await this.swarm.handle(PUNCH_PROTOCOL, (stream, connection) => {
+      const refusal = this.refusal(connection)
+      if (refusal != null) {
+        this.refuse(stream, connection.remotePeer.toString(), refusal)
+        return
+      }
       void this.respond(stream, connection)
     }, { runOnLimitedConnection: true, maxInboundStreams: 4 })
   }
@@ -85,7 +116,7 @@ export class HolePuncher {
   async punch (peer: string, attempt: number): Promise<PunchOutcome> {
     const started = Date.now()
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
-    const ours = this.observed.candidates()
+    const { ours, scope } = this.ourSide()
     this.events.emitEvent('holepunch.started', { peer, attempt, method: PUNCH_METHOD, role: 'initiator', candidates: ours })
     let stream: Stream | undefined
     try {
@@ -100,9 +131,9 @@ export class HolePuncher {
       const rtt = Date.now() - sent
       await wire.write({ type: 'sync' })
       await stream.close({ signal })
-      if (reply.addrs.length === 0) throw new PunchError('peer has no candidate addresses')
+      const theirs = this.dialable(reply.addrs, scope)
       await delay(rtt / 2, undefined, { signal })
-      const addr = await this.connectDirect(peer, reply.addrs, false, signal)
+      const addr = await this.connectDirect(peer, theirs, false, signal)
       const outcome = { addr, ms: Date.now() - started }
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'initiator', ...outcome })
       return outcome
@@ -125,19 +156,50 @@ export class HolePuncher {
       const connect = await wire.read()
       if (connect.type !== 'connect') throw new PunchError('expected connect')
       attempt = connect.attempt ?? 1
-      const ours = this.observed.candidates()
+      const { ours, scope } = this.ourSide()
       this.events.emitEvent('holepunch.started', { peer, attempt, method: PUNCH_METHOD, role: 'responder', candidates: ours })
       await wire.write({ type: 'connect', addrs: ours })
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
-      if (connect.addrs.length === 0) throw new PunchError('peer has no candidate addresses')
-      const addr = await this.connectDirect(peer, connect.addrs, true, signal)
+      const addr = await this.connectDirect(peer, this.dialable(connect.addrs, scope), true, signal)
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
       this.events.emitEvent('holepunch.failed', { peer, attempt, method: PUNCH_METHOD, role: 'responder', ms: Date.now() - started, error })
     }
+  }
+
+  /** Why a punch request on `connection` is not answered, if it is not; one round of the peer's budget used if it is. */
+  private refusal (connection: Connection): PunchRefusal | undefined {
+    const peer = connection.remotePeer.toString()
+    if (!isRelayed(connection)) return 'not-relayed'
+    if (!this.mayPunchWith(peer)) return 'not-known'
+    if (!this.rounds.take(peer)) return 'too-many-rounds'
+    return undefined
+  }
+
+  /** Resets the stream before reading a byte of it: nothing the peer sent is looked at, nothing dialled. */
+  private refuse (stream: Stream, peer: string, reason: PunchRefusal): void {
+    stream.abort(new PunchError(`punch request refused: ${reason}`))
+    if (this.refusalsLogged.take(peer) && this.refusalsLoggedTotal.take('')) {
+      this.events.emitEvent('holepunch.refused', { peer, reason })
+    }
+  }
+
+  /** Our candidates as we send them, and the filter's view of this host for the peer's. */
+  private ourSide (): { ours: string[], scope: CandidateScope } {
+    const mine = this.observed.candidates()
+    const scope = this.scope(mine)
+    return { ours: offerable(mine, scope), scope }
+  }
+
+  /** The peer's candidates this node may dial; none is a failed round, not a dial. */
+  private dialable (addrs: string[], scope: CandidateScope): string[] {
+    if (addrs.length === 0) throw new PunchError('peer has no candidate addresses')
+    const usable = usableCandidates(addrs, scope)
+    if (usable.length === 0) throw new PunchError(`none of the peer's ${addrs.length} candidate addresses may be dialled (loopback, private outside our subnets, or ours)`)
+    return usable
   }
 
   /**

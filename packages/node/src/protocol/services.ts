@@ -110,6 +110,11 @@ export class ServiceTable {
       ? { ok: destination }
       : { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port} is outside this service's networks and ports` }
   }
+
+  /** Whether `peer` may use at least one service here: a reason to answer its punch requests. */
+  mayUseAny (peer: string): boolean {
+    return [...this.entries.values()].some(e => e.allow == null || e.allow.has(peer))
+  }
 }
 
 /**

@@ -18,6 +18,7 @@ import type { Connection, PeerId, Stream, Upgrader } from '@libp2p/interface'
 import type { Libp2p } from 'libp2p'
 import { SocketConnection } from './socket-connection.ts'
 import type { Splicer } from './splicer.ts'
+import { parseSpliceTicket } from './offer.ts'
 import { MAX_FRAME_BYTES, SPLICE_PROTOCOL, SPLICE_TIMEOUT_MS } from '../constants.ts'
 
 async function send (stream: Stream, value: unknown, signal: AbortSignal): Promise<void> {
@@ -127,11 +128,16 @@ export async function acceptSplices (node: Libp2p, isRelay: (peer: PeerId) => bo
     try {
       const offer = await receive(stream, signal)
       const from = peerIdFromString(String(offer.from))
-      const token = Buffer.from(String(offer.token), 'hex')
+      const ticket = parseSpliceTicket(offer)
+      if (ticket == null) {
+        await send(stream, { accepted: false, reason: 'bad-request' }, signal)
+        await stream.close()
+        return
+      }
       await send(stream, { accepted: true }, signal)
       await stream.close()
-      const socket = await dialSplice(hostOf(connection), Number(offer.port), token, signal)
-      const remoteAddr = spliceAddr(connection.remoteAddr, Number(offer.port), relay, from)
+      const socket = await dialSplice(hostOf(connection), ticket.port, ticket.token, signal)
+      const remoteAddr = spliceAddr(connection.remoteAddr, ticket.port, relay, from)
       const maConn = new SocketConnection(socket, remoteAddr, 'inbound', node.logger.forComponent('punchgate:splice'))
       spliced.add(maConn.timeline)
       await upgraderOf(node).upgradeInbound(maConn, { signal })
@@ -156,8 +162,10 @@ export async function spliceTo (node: Libp2p, relay: PeerId, peer: PeerId, signa
   const answer = await receive(stream, signal)
   await stream.close()
   if (answer.accepted !== true) throw new Error(`splice refused: ${String(answer.reason)}`)
-  const port = Number(answer.port)
-  const socket = await dialSplice(hostOf(relayConnection), port, Buffer.from(String(answer.token), 'hex'), signal)
+  const ticket = parseSpliceTicket(answer)
+  if (ticket == null) throw new Error('splice: the relay\'s answer has no valid token (64 hex characters) and port (1-65535)')
+  const { port } = ticket
+  const socket = await dialSplice(hostOf(relayConnection), port, ticket.token, signal)
   const remoteAddr = spliceAddr(relayConnection.remoteAddr, port, relay, peer)
   const maConn = new SocketConnection(socket, remoteAddr, 'outbound', node.logger.forComponent('punchgate:splice'))
   spliced.add(maConn.timeline)
