@@ -1,15 +1,28 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 node --max-semi-space-size=2 --optimize-for-size --initial-old-space-size=32 --no-maglev
-// The settings above are DAEMON_ENV and DAEMON_NODE_FLAGS (src/node-flags.ts); a test keeps them equal.
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 node --max-semi-space-size=2 --optimize-for-size --initial-old-space-size=32
+// The settings above are DAEMON_ENV and SHEBANG_NODE_FLAGS (src/node-flags.ts); a test keeps them equal.
+// They are the ones every Node from 18 up accepts, so an old Node reaches the check below
+// instead of stopping at a flag it does not know. Keep this file plain JavaScript that
+// Node 18 can parse.
 import { existsSync } from 'node:fs'
 import { setFlagsFromString } from 'node:v8'
 
-// Every byte a tunnel carries passes through a few short-lived Buffers. By default V8
-// starts a full garbage collection for every 64 MB of them, a cost that grows with the
-// whole heap: a third of the daemon's CPU at full speed. Counting that memory in the
-// heap's global limit instead makes those collections rare (docs/performance.md).
-setFlagsFromString('--external-memory-accounted-in-global-limit')
+const MIN_NODE_MAJOR = 22
+const major = Number(process.versions.node.split('.')[0])
+if (!(major >= MIN_NODE_MAJOR)) {
+  console.error(`punchgate needs Node ${MIN_NODE_MAJOR} or newer; this is ${process.version}`)
+  process.exit(1)
+}
 
-// The daemon is src/ bundled by build.ts (npm install and npm ci run it).
+// LATE_V8_FLAGS in src/node-flags.ts, set before any of the daemon's code runs:
+// - every byte a tunnel carries passes through a few short-lived Buffers. By default V8
+//   starts a full garbage collection for every 64 MB of them, a cost that grows with the
+//   whole heap: a third of the daemon's CPU at full speed. Counting that memory in the
+//   heap's global limit instead makes those collections rare (docs/performance.md).
+// - --no-maglev: V8's middle compiler tier stays off (node-flags.ts says why); Node 18
+//   refuses it on the command line, so it is set here.
+for (const flag of ['--no-maglev', '--external-memory-accounted-in-global-limit']) setFlagsFromString(flag)
+
+// The daemon is src/ bundled by build.ts (npm install, npm ci and npm pack run it).
 const bundle = new URL('../dist/punchgate.js', import.meta.url)
 if (!existsSync(bundle)) {
   console.error('punchgate: packages/cli/dist/punchgate.js is missing: run `npm run build` (npm install runs it)')

@@ -25,6 +25,17 @@
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--initial-old-space-size=32', '--no-maglev']
 
 /**
+ * The V8 flags bin/punchgate.js sets itself (v8.setFlagsFromString) once it has checked
+ * that Node is new enough: Node 18 refuses `--no-maglev` on its command line before any
+ * script runs, and Node 20 prints an error for the other. The service units, which run a
+ * Node that passed that check, give `--no-maglev` on the command line.
+ */
+export const LATE_V8_FLAGS: readonly string[] = ['--no-maglev', '--external-memory-accounted-in-global-limit']
+
+/** What the bin script's shebang gives Node: the flags every Node from 18 up accepts. */
+export const SHEBANG_NODE_FLAGS: readonly string[] = DAEMON_NODE_FLAGS.filter(flag => !LATE_V8_FLAGS.includes(flag))
+
+/**
  * `MALLOC_ARENA_MAX=2`: glibc malloc keeps two arenas for the memory V8 and Node take
  * outside the JS heap, not eight per core. Idle RSS about 2 MB lower. (A lower
  * `MALLOC_MMAP_THRESHOLD_` saved 3 MB more when idle, but gave every 64 KiB chunk of a

@@ -1,12 +1,12 @@
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { execFile, spawn } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { BIN, binEnv, lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
-import { DAEMON_ENV, DAEMON_NODE_FLAGS } from '../src/node-flags.ts'
+import { DAEMON_ENV, DAEMON_NODE_FLAGS, LATE_V8_FLAGS, SHEBANG_NODE_FLAGS } from '../src/node-flags.ts'
 
 const STACK_FRAME = /^\s+at /m
 
@@ -106,11 +106,41 @@ describe('the punchgate executable', () => {
   })
 
   it('starts Node with the daemon environment and flags when run as a program', async () => {
-    const [shebang] = (await readFile(BIN, 'utf8')).split('\n', 1)
+    const text = await readFile(BIN, 'utf8')
+    const [shebang] = text.split('\n', 1)
     const env = Object.entries(DAEMON_ENV).map(([name, value]) => `${name}=${value}`)
-    assert.equal(shebang, `#!/usr/bin/env -S ${[...env, 'node', ...DAEMON_NODE_FLAGS].join(' ')}`)
+    assert.equal(shebang, `#!/usr/bin/env -S ${[...env, 'node', ...SHEBANG_NODE_FLAGS].join(' ')}`)
+    // The rest of the daemon's flags are set by the script itself, after the version check.
+    assert.deepEqual([...SHEBANG_NODE_FLAGS, ...LATE_V8_FLAGS.filter(f => DAEMON_NODE_FLAGS.includes(f))].sort(), [...DAEMON_NODE_FLAGS].sort())
+    assert.ok(text.includes(`for (const flag of ${JSON.stringify(LATE_V8_FLAGS).replaceAll('"', "'").replaceAll(',', ', ')}) setFlagsFromString(flag)`), 'the bin sets LATE_V8_FLAGS')
+  })
+
+  it('says in one line that it needs Node 22 under an older Node, exit 1', { skip: oldNode() == null ? 'no Node older than 22 on PATH (CI has the system Node 20)' : false }, async () => {
+    const old = oldNode() ?? ''
+    const { code, stdout, stderr } = await new Promise<{ code: number | string | null | undefined, stdout: string, stderr: string }>(resolve => {
+      execFile(BIN, ['--version'], { env: { PATH: `${join(old, '..')}:/usr/bin:/bin` } }, (err, stdout, stderr) => resolve({ code: err?.code ?? 0, stdout, stderr }))
+    })
+    const version = execFileSync(old, ['--version'], { encoding: 'utf8' }).trim()
+    assert.equal(code, 1, stderr)
+    assert.equal(stdout, '')
+    assert.equal(stderr, `punchgate needs Node 22 or newer; this is ${version}\n`)
   })
 })
+
+/**
+ * A Node older than 22 to run the bin under: PUNCHGATE_TEST_OLD_NODE, else the system's
+ * /usr/bin/node or /usr/local/bin/node when it is older (CI's machine has Node 20 there).
+ */
+function oldNode (): string | undefined {
+  const candidates = [process.env.PUNCHGATE_TEST_OLD_NODE, '/usr/local/bin/node', '/usr/bin/node'].filter((p): p is string => p != null && p !== '')
+  for (const path of candidates) {
+    try {
+      const major = Number(execFileSync(path, ['--version'], { encoding: 'utf8' }).trim().slice(1).split('.')[0])
+      if (major < 22) return path
+    } catch {}
+  }
+  return undefined
+}
 
 interface Daemon {
   /** Resolves with the next JSON log record from stdout that satisfies `match`. */
