@@ -6,6 +6,7 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { lstat, mkdir, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { isServiceName } from '../config.ts'
 import { ControlError, ControlSocketInUseError } from '../errors.ts'
 import type { PunchgateNode } from '../node.ts'
 import { pipeSocketStream } from '../protocol/pipe.ts'
@@ -143,7 +144,7 @@ export class ControlServer {
 function parseRequest (line: Record<string, unknown>): ControlRequest {
   if (line.op === 'status') return { op: 'status' }
   if (line.op === 'connect') {
-    if (typeof line.service !== 'string' || line.service === '') throw new ControlError('connect needs a "service"')
+    if (typeof line.service !== 'string' || !isServiceName(line.service)) throw new ControlError('connect needs a "service" (1-63 letters, digits, \'.\', \'_\' or \'-\')')
     if (line.peer != null && typeof line.peer !== 'string') throw new ControlError('"peer" must be a string')
     return { op: 'connect', service: line.service, ...(typeof line.peer === 'string' ? { peer: line.peer } : {}) }
   }

@@ -3,8 +3,10 @@
  * prefixed JSON request from the client, one such reply from the server, then raw
  * bytes. Frames are bounded in size and in time; anything malformed is a ProtocolError.
  */
+import { isIP } from 'node:net'
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
+import { isServiceName } from '../config.ts'
 import { MAX_FRAME_BYTES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
 
@@ -54,13 +56,15 @@ function parseJsonObject (bytes: Uint8Array): Record<string, unknown> {
 
 export function decodeRequest (bytes: Uint8Array): TunnelRequest {
   const obj = parseJsonObject(bytes)
-  if (typeof obj.service !== 'string' || obj.service.length === 0 || obj.service.length > 63) {
-    throw new ProtocolError('request has no valid "service"')
+  // The name rule before anything else: a name that passes it is safe to log and to look up.
+  if (typeof obj.service !== 'string' || !isServiceName(obj.service)) {
+    throw new ProtocolError('request has no valid "service" (1-63 letters, digits, \'.\', \'_\' or \'-\')')
   }
   if (obj.destination === undefined) return { service: obj.service }
   const destination = obj.destination as Record<string, unknown> | null
   if (typeof destination !== 'object' || destination === null ||
-      typeof destination.host !== 'string' || destination.host.length === 0 || destination.host.length > 253 ||
+      // An address, never a name: no lookup on a peer's behalf, and the host is safe to log.
+      typeof destination.host !== 'string' || isIP(destination.host) === 0 ||
       typeof destination.port !== 'number' || !Number.isInteger(destination.port) || destination.port < 1 || destination.port > 65535) {
     throw new ProtocolError('request has an invalid "destination"')
   }
