@@ -16,3 +16,4 @@ export { defaultControlPath, requestConnect, requestStatus, DaemonError, type Co
 export type { ConnectTotals } from './control/protocol.ts'
 export * from './trust.ts'
 export { LogLimit, OVERFLOW_KEY, LOG_LIMIT_BURST, LOG_LIMIT_WINDOW_MS, LOG_LIMIT_MAX_KEYS, type Suppressed, type LogLimitInit, type LogLimitTimers } from './log-limit.ts'
+export { privatePathProblem } from './secret-file.ts'

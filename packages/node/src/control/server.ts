@@ -10,6 +10,7 @@ import { isServiceName } from '../config.ts'
 import { ControlError, ControlSocketInUseError } from '../errors.ts'
 import type { PunchgateNode } from '../node.ts'
 import { pipeSocketStream } from '../protocol/pipe.ts'
+import { privatePathProblem } from '../secret-file.ts'
 import { isDaemonListening } from './client.ts'
 import { encodeLine, readLine, REQUEST_TIMEOUT_MS, type ConnectTotals, type ControlReply, type ControlRequest } from './protocol.ts'
 
@@ -36,6 +37,10 @@ export class ControlServer {
     } catch (err) {
       throw new ControlError(`--control ${JSON.stringify(path)}: cannot create its directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
     }
+    // Where others can write, they could replace the socket with their own and read what
+    // `punchgate connect` sends (the client checks too).
+    const problem = privatePathProblem(path)
+    if (problem != null) throw new ControlError(`--control ${JSON.stringify(path)}: ${problem}`)
     await removeStaleSocket(path)
     const control = new ControlServer(path)
     await new Promise<void>((resolve, reject) => {
