@@ -9,6 +9,7 @@ import type { Stream } from '@libp2p/interface'
 import { isServiceName } from '../config.ts'
 import { MAX_FRAME_BYTES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
+import { escapeControl } from '../printable.ts'
 
 export interface TunnelRequest {
   service: string
@@ -77,7 +78,8 @@ export function decodeReply (bytes: Uint8Array): TunnelReply {
     return { accepted: true }
   }
   if (obj.accepted === false && typeof obj.reason === 'string' && REJECT_REASONS.has(obj.reason)) {
-    const message = typeof obj.message === 'string' ? obj.message.slice(0, 200) : undefined
+    // The server's words end up in our errors and logs: inert, whatever it sent.
+    const message = typeof obj.message === 'string' ? escapeControl(obj.message.slice(0, 200)) : undefined
     return message == null
       ? { accepted: false, reason: obj.reason as RejectReason }
       : { accepted: false, reason: obj.reason as RejectReason, message }
