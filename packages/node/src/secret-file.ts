@@ -53,6 +53,8 @@ export function privatePathProblem (path: string): string | undefined {
   const resolved = resolveExisting(path)
   if (resolved == null) return undefined
   const file = statOrUndefined(resolved)
+  // Not a file or socket (a directory, say): reading or binding it fails with its own error.
+  if (file != null && !file.isFile() && !file.isSocket()) return undefined
   if (file != null && file.uid !== uid && file.uid !== 0) {
     return `is owned by another user (uid ${file.uid}; you are uid ${uid})`
   }
