@@ -11,7 +11,7 @@
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { chmod, chown, mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
+import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,7 +23,8 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from '@libp2p/utils'
 import {
-  ControlServer, createIdentityFile, loadOrCreateIdentity, readSwarmKey, requestConnect, requestStatus, TUNNEL_PROTOCOL, UDP_PROTOCOL
+  ControlServer, createIdentityFile, KnownProviders, loadOrCreateIdentity, readAllowFile, readSwarmKey, readTrustFile, requestConnect, requestStatus,
+  TUNNEL_PROTOCOL, UDP_PROTOCOL
 } from '../src/index.ts'
 import { createSwarmKeyFile } from '../src/swarm-key.ts'
 import { decodeReply } from '../src/protocol/handshake.ts'
@@ -145,6 +146,12 @@ describe('a local attacker', () => {
     await assert.rejects(loadOrCreateIdentity(join(groupWritable, 'identity.key')), { name: 'IdentityError', message: /writable by group or others \(mode 0770\)/ })
     assert.throws(() => readSwarmKey(join(groupWritable, 'swarm.key')), { name: 'SecretFileError', message: /writable by group or others/ })
     await assert.rejects(createIdentityFile(join(groupWritable, 'new.key'), false), { name: 'SecretFileError', message: /writable by group or others/ })
+    // Lists that decide who is let in or trusted as a provider: the same rule.
+    await writeFile(join(groupWritable, 'allow.txt'), `${created.peerId}\n`, { mode: 0o600 })
+    assert.throws(() => readAllowFile(join(groupWritable, 'allow.txt')), { name: 'ConfigError', message: /writable by group or others/ })
+    assert.throws(() => readTrustFile(join(groupWritable, 'allow.txt')), { name: 'ConfigError', message: /writable by group or others/ })
+    await writeFile(join(groupWritable, 'known-providers'), `echo ${created.peerId}\n`, { mode: 0o600 })
+    assert.throws(() => new KnownProviders(join(groupWritable, 'known-providers')).pinned('echo'), { name: 'KnownProvidersError', message: /writable by group or others/ })
 
     // Straight in a sticky shared directory (/tmp-like): refused, others could have made the file.
     const sticky = join(dir, 'sticky')
