@@ -72,6 +72,21 @@ describe('analyze: parsing', () => {
   })
 })
 
+describe('analyze: rejections the daemon did not log one by one', () => {
+  it('a tunnel.rejected-suppressed summary adds its counts, by reason, in a row of its own', () => {
+    const text = [
+      line(0, 'node.started', { peerId: 'A' }),
+      line(1, 'tunnel.rejected', { side: 'server', peer: 'B', service: '', reason: 'bad-request' }),
+      line(60_001, 'tunnel.rejected-suppressed', { side: 'server', peer: 'B', count: 995, reasons: { 'bad-request': 990, 'not-allowed': 5 }, windowMs: 60_000 })
+    ].join('\n')
+    const { traffic } = tunnels(parseLog('a', text).records)
+    assert.deepEqual(traffic.map(x => [x.side, x.tunnel, x.rejected]), [
+      ['server', '', { 'bad-request': 1 }],
+      ['server', '(not logged)', { 'bad-request': 990, 'not-allowed': 5 }]
+    ])
+  })
+})
+
 describe('analyze: the recorded e2e run (scripts/e2e-tunnel.sh)', async () => {
   const sources = await fixture('e2e')
   const records = mergeRecords(sources)

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { cli, lines, tempDir } from './fixtures.ts'
 
@@ -57,7 +57,9 @@ describe('identity', () => {
     })
 
     it(`${name} refuses a directory as the key file with exit 1`, async t => {
-      const dir = await tempDir(t)
+      // Inside a private directory: the daemon's control socket goes beside it (DIR.sock).
+      const dir = join(await tempDir(t), 'key-dir')
+      await mkdir(dir)
       const { code, stderr } = await cli([...command, '--identity', dir])
       assert.equal(code, 1)
       assert.deepEqual(lines(stderr), [`punchgate: --identity ${JSON.stringify(dir)}: cannot read (EISDIR)`])

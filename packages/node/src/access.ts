@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { ConfigError } from './errors.ts'
+import { privatePathProblem } from './secret-file.ts'
 import { parsePeerId } from './specs.ts'
 
 export function parseAllowFile (path: string, text: string, flag = 'allow-file'): string[] {
@@ -27,10 +28,14 @@ export function parseAllowFile (path: string, text: string, flag = 'allow-file')
 /** Read once at start (synchronously: it is part of validating the configuration). */
 export function readAllowFile (path: string, flag = 'allow-file'): string[] {
   let text: string
+  let problem: string | undefined
   try {
     text = readFileSync(path, 'utf8')
+    // Whoever can write the list can let themselves in (or, for --trust-file, pass as the provider).
+    problem = privatePathProblem(path)
   } catch (err) {
     throw new ConfigError(flag, path, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
+  if (problem != null) throw new ConfigError(flag, path, problem)
   return parseAllowFile(path, text, flag)
 }

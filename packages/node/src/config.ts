@@ -152,8 +152,13 @@ export const NO_LISTEN = 'none'
 
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 
+/** The name rule, for names from the wire too: a peer's request with any other name is a bad request. */
+export function isServiceName (name: string): boolean {
+  return SERVICE_NAME.test(name)
+}
+
 export function parseServiceName (flag: string, spec: string, name: string): string {
-  if (!SERVICE_NAME.test(name)) {
+  if (!isServiceName(name)) {
     throw new ConfigError(flag, spec, `service name ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-'`)
   }
   return name

@@ -58,6 +58,8 @@ export interface EventMap {
     closedBy?: UdpCloser
   } & UdpFields & Partial<UdpCounts>
   'tunnel.rejected': { side: Side, peer: string, service: string, reason: string, tunnel?: string, destination?: string, message?: string } & UdpFields
+  /** Server-side rejections of `peer` dispatched but not logged in the last window (log-limit.ts); `peer` "*": peers beyond the tracked cap. */
+  'tunnel.rejected-suppressed': { side: Side, peer: string, count: number, reasons: Record<string, number>, windowMs: number }
   'peer.rtt': { peer: string, rttMs: number, path: Path }
   'control.listening': { path: string }
   'metrics.listening': { url: string }
@@ -92,7 +94,8 @@ const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable',
   'provider.untrusted', 'provider.pin-failed', 'tunnel.no-trusted-provider',
   'provider.refused', 'metrics.exposed',
-  'holepunch.refused'
+  'holepunch.refused',
+  'tunnel.rejected-suppressed'
 ])
 
 const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])
@@ -106,11 +109,14 @@ export class NodeEvents extends EventEmitter {
     this.logger = logger
   }
 
-  emitEvent<K extends EventName>(name: K, fields: EventMap[K]): void {
-    const record = { event: name, ...fields }
-    if (WARN_EVENTS.has(name)) this.logger.warn(record)
-    else if (DEBUG_EVENTS.has(name)) this.logger.debug(record)
-    else this.logger.info(record)
+  /** `log: false` dispatches without a log line: for lines a rate limit (log-limit.ts) holds back. */
+  emitEvent<K extends EventName>(name: K, fields: EventMap[K], options: { log?: boolean } = {}): void {
+    if (options.log !== false) {
+      const record = { event: name, ...fields }
+      if (WARN_EVENTS.has(name)) this.logger.warn(record)
+      else if (DEBUG_EVENTS.has(name)) this.logger.debug(record)
+      else this.logger.info(record)
+    }
     this.emit(name, fields)
   }
 

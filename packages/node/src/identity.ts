@@ -2,7 +2,8 @@
  * The node's identity: an Ed25519 key in a file of its own, created 0600 when missing.
  * An existing file that cannot be read or parsed is an error and is never overwritten:
  * replacing it would silently change the peer id everyone knows this node by. A file the
- * group or others can read is refused: whoever holds the key can impersonate the node.
+ * group or others can read is refused: whoever holds the key can impersonate the node. So is
+ * one in a directory others can write, or owned by another user (secret-file.ts).
  */
 import { mkdir, open, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -11,7 +12,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { IdentityError } from './errors.ts'
-import { writeSecretFile } from './secret-file.ts'
+import { privatePathProblem, writeSecretFile } from './secret-file.ts'
 
 export interface Identity {
   privateKey: PrivateKey
@@ -51,9 +52,21 @@ async function readKeyFile (path: string): Promise<Buffer> {
   }
 }
 
+/** Refuses a key another local user could read, replace or plant (privatePathProblem). */
+function checkPrivate (path: string): void {
+  let problem: string | undefined
+  try {
+    problem = privatePathProblem(path)
+  } catch (err) {
+    throw new IdentityError(path, `cannot check (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+  if (problem != null) throw new IdentityError(path, problem)
+}
+
 export async function loadOrCreateIdentity (path: string): Promise<Identity> {
   let bytes: Buffer | undefined
   try {
+    checkPrivate(path)
     bytes = await readKeyFile(path)
   } catch (err) {
     if (err instanceof IdentityError) throw err
@@ -76,9 +89,11 @@ export async function loadOrCreateIdentity (path: string): Promise<Identity> {
   const privateKey = await generateKeyPair('Ed25519')
   try {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+    checkPrivate(path)
     // 'wx' fails if another process created the file meanwhile: never clobber a key.
     await writeFile(path, privateKeyToProtobuf(privateKey), { mode: 0o600, flag: 'wx' })
   } catch (err) {
+    if (err instanceof IdentityError) throw err
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EEXIST') {
       return loadOrCreateIdentity(path)

@@ -31,6 +31,7 @@ import { HolePuncher } from './holepunch/puncher.ts'
 import { KnownProviders, noTrustedProviderReason, splitProviders, trustRule, type TrustRule } from './trust.ts'
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
 import { localScope, type CandidateScope } from './holepunch/candidates.ts'
+import { LogLimit } from './log-limit.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
 const UNTRUSTED_WARNED_MAX = 4096
@@ -186,6 +187,8 @@ class Runner implements PunchgateNode {
   private readonly stopHooks: Array<() => Promise<void>> = []
   private startedAt = new Date(0)
   private rtt?: RttReporter
+  /** Server-side rejections logged per peer (TCP and UDP together); the rest are summed up. */
+  private readonly rejections: LogLimit
   metricsUrl?: string
   /** Provider pins (trust on first use); read again whenever the file changes. */
   private readonly known: KnownProviders
@@ -215,6 +218,11 @@ class Runner implements PunchgateNode {
       events: this.events,
       mayPunchWith: peer => this.mayPunchWith(peer),
       scope: ownAddrs => this.dialScope(ownAddrs)
+    })
+    this.rejections = new LogLimit({
+      onSuppressed: ({ key, count, reasons, windowMs }) => {
+        this.events.emitEvent('tunnel.rejected-suppressed', { side: 'server', peer: key, count, reasons, windowMs })
+      }
     })
     for (const addr of config.bootstrap) {
       const id = multiaddr(addr).getComponents().findLast(c => c.name === 'p2p')?.value
@@ -305,11 +313,13 @@ class Runner implements PunchgateNode {
       runOnLimitedConnection: true
     }
     await this.swarm.handle(TUNNEL_PROTOCOL, this.counted(createExposeHandler({
-      table: this.services, events: this.events, handshakeTimeoutMs: this.handshakeTimeoutMs
+      table: this.services, events: this.events, rejections: this.rejections, handshakeTimeoutMs: this.handshakeTimeoutMs
     })), handlerOptions)
     await this.swarm.handle(UDP_PROTOCOL, this.counted(createUdpExposeHandler({
-      table: this.services, events: this.events, idleMs: this.config.udpIdleMs
+      table: this.services, events: this.events, rejections: this.rejections, idleMs: this.config.udpIdleMs
     })), handlerOptions)
+    // After drainConnections has unhandled both protocols: no rejection can follow the summaries.
+    this.onStop(async () => this.rejections.close())
     await this.puncher.start()
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))

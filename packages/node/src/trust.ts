@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { parseServiceName } from './config.ts'
 import { ConfigError, KnownProvidersError } from './errors.ts'
 import { readAllowFile } from './access.ts'
+import { privatePathProblem } from './secret-file.ts'
 import { parsePeerId } from './specs.ts'
 
 export interface KnownProvider {
@@ -88,6 +89,8 @@ export class KnownProviders {
       if ((stats.mode & 0o022) !== 0) {
         throw new KnownProvidersError(this.path, `is writable by group or others (mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}); run chmod 600 on it`)
       }
+      const problem = privatePathProblem(this.path)
+      if (problem != null) throw new KnownProvidersError(this.path, problem)
       stamp = `${stats.mtimeMs}:${stats.size}:${stats.ino}`
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -166,11 +169,14 @@ export class KnownProviders {
     const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
     try {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+      const problem = privatePathProblem(path)
+      if (problem != null) throw new KnownProvidersError(path, problem)
       await writeFile(temporary, formatKnownProviders(pins.values()), { mode: 0o600, flag: 'wx' })
       await chmod(temporary, 0o600)
       await rename(temporary, path)
     } catch (err) {
       await rm(temporary, { force: true })
+      if (err instanceof KnownProvidersError) throw err
       throw new KnownProvidersError(path, `cannot write (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
     }
     this.refresh()

@@ -61,12 +61,24 @@ describe('handshake framing', () => {
     ['no service', '{"name":"ssh"}'],
     ['an empty service', '{"service":""}'],
     ['a non-string service', '{"service":22}'],
-    ['a too-long service', JSON.stringify({ service: 'a'.repeat(64) })]
+    ['a too-long service', JSON.stringify({ service: 'a'.repeat(64) })],
+    ['a service with a terminal escape', JSON.stringify({ service: 'echo\u001b[2J' })],
+    ['a service with a C1 control', JSON.stringify({ service: 'echo\u009b31m' })],
+    ['a service with a space', JSON.stringify({ service: 'my echo' })],
+    ['a service starting with a dot', JSON.stringify({ service: '.echo' })],
+    ['a destination that is a host name', JSON.stringify({ service: 'lan', destination: { host: 'localhost', port: 22 } })],
+    ['a destination with an escape', JSON.stringify({ service: 'lan', destination: { host: '10.0.0.1\u001b[31m', port: 22 } })]
   ] as const) {
     it(`refuses a request that is ${name}`, () => {
       assert.throws(() => decodeRequest(text(payload)), { name: 'ProtocolError' })
     })
   }
+
+  it('accepts every name the name rule accepts, and an IP destination', () => {
+    assert.deepEqual(decodeRequest(text('{"service":"My_svc-1.2"}')), { service: 'My_svc-1.2' })
+    assert.deepEqual(decodeRequest(text('{"service":"lan","destination":{"host":"fd00::5","port":22}}')),
+      { service: 'lan', destination: { host: 'fd00::5', port: 22 } })
+  })
 
   it('refuses invalid UTF-8', () => {
     assert.throws(() => decodeRequest(Uint8Array.of(0x7b, 0xff, 0x7d)), { name: 'ProtocolError' })

@@ -244,8 +244,9 @@ export interface Tunnels {
 }
 
 export function tunnels (records: LogRecord[]): Tunnels {
-  const keyOf = (r: LogRecord): string => `${r.node}\n${str(r, 'side')}\n${str(r, 'tunnel') || str(r, 'service')}`
-  const relevant = records.filter(r => r.event === 'tunnel.opened' || r.event === 'tunnel.closed' || r.event === 'tunnel.rejected')
+  // A summary of rejections the daemon did not log one by one names no service: a row of its own.
+  const keyOf = (r: LogRecord): string => `${r.node}\n${str(r, 'side')}\n${r.event === 'tunnel.rejected-suppressed' ? '(not logged)' : str(r, 'tunnel') || str(r, 'service')}`
+  const relevant = records.filter(r => ['tunnel.opened', 'tunnel.closed', 'tunnel.rejected', 'tunnel.rejected-suppressed'].includes(r.event))
   const traffic = [...groupBy(relevant, keyOf).entries()].map(([key, rs]): TunnelTraffic => {
     const [node = '', side = '', tunnel = ''] = key.split('\n')
     const closed = rs.filter(r => r.event === 'tunnel.closed')
@@ -253,6 +254,11 @@ export function tunnels (records: LogRecord[]): Tunnels {
     const paths: Record<string, number> = {}
     for (const r of rs) {
       if (r.event === 'tunnel.rejected') rejected[str(r, 'reason')] = (rejected[str(r, 'reason')] ?? 0) + 1
+      if (r.event === 'tunnel.rejected-suppressed') {
+        for (const [reason, n] of Object.entries(r.fields.reasons ?? {})) {
+          if (typeof n === 'number' && Number.isFinite(n)) rejected[reason] = (rejected[reason] ?? 0) + n
+        }
+      }
       if (r.event === 'tunnel.opened') paths[str(r, 'path')] = (paths[str(r, 'path')] ?? 0) + 1
     }
     const durations = stats(closed.map(r => num(r, 'ms')))

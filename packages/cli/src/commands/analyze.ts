@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { text } from 'node:stream/consumers'
+import { printableJson } from '@punchgate/node'
 import { mergeRecords, parseLog, type ParsedSource } from '../analyze/records.ts'
 import { renderAnalysis } from '../analyze/render.ts'
 import { analyze, REPORTS, type ReportName } from '../analyze/reports.ts'
@@ -38,7 +39,7 @@ export const analyzeCommand: Command<AnalyzeArgs> = {
     if (files.filter(f => f === '-').length > 1) throw new UsageError('analyze: stdin (-) can be read only once')
     const sources = await Promise.all(files.map(async file => readSource(file, io)))
     const analysis = analyze(sources, mergeRecords(sources), args.report ?? REPORTS)
-    io.stdout.write(args.json === true ? `${JSON.stringify(analysis)}\n` : renderAnalysis(analysis))
+    io.stdout.write(args.json === true ? `${printableJson(analysis)}\n` : renderAnalysis(analysis))
     return 0
   }
 }

@@ -4,7 +4,7 @@
  * Exit 0: a daemon answered; 3: none is running (as systemctl and LSB init scripts say
  * "not running"); 1: the socket exists but could not be used (permissions, bad reply).
  */
-import { DaemonNotRunningError, defaultControlPath, requestStatus, type DaemonStatus } from '@punchgate/node'
+import { DaemonNotRunningError, defaultControlPath, printableJson, requestStatus, type DaemonStatus } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { withEnv } from '../env.ts'
 import { controlOption } from '../options.ts'
@@ -32,7 +32,7 @@ export const statusCommand: Command<StatusArgs> = {
     const [service, daemon] = await Promise.all([serviceState(io), askDaemon(path)])
     const report = { control: path, service, ...(daemon != null ? { daemon } : {}) }
     io.stdout.write(args.json === true
-      ? `${JSON.stringify({ control: path, service, daemon: daemon?.status ?? null, connects: daemon?.connects ?? null })}\n`
+      ? `${printableJson({ control: path, service, daemon: daemon?.status ?? null, connects: daemon?.connects ?? null })}\n`
       : renderStatus(report))
     return daemon != null ? 0 : EXIT_NOT_RUNNING
   }

@@ -1,4 +1,10 @@
-/** Plain-text building blocks for the human-readable reports: sizes, durations, tables. */
+/**
+ * Plain-text building blocks for the human-readable reports: sizes, durations, tables.
+ * Every cell and field value is printed through escapeControl: much of what the reports
+ * show came from peers (service names, errors, addresses), and none of it may drive the
+ * terminal.
+ */
+import { escapeControl } from '@punchgate/node'
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
 
@@ -33,16 +39,26 @@ export function formatMs (ms: number): string {
 /** Left-aligned columns separated by two spaces; an empty body prints `  (none)`. */
 export function table (headers: string[], rows: string[][]): string {
   if (rows.length === 0) return '  (none)\n'
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => (r[i] ?? '').length)))
+  const printable = rows.map(r => r.map(escapeControl))
+  const widths = headers.map((h, i) => Math.max(h.length, ...printable.map(r => (r[i] ?? '').length)))
   const line = (cells: string[]): string => `  ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()}\n`
-  return line(headers) + rows.map(line).join('')
+  return line(headers) + printable.map(line).join('')
 }
 
-/** `key: value` lines with the values aligned; a multi-line value stays in its column. */
-export function fields (pairs: Array<[string, string]>): string {
+/** `key: value` lines with the values aligned; each of `lines(values)` stays in its column. */
+export function fields (pairs: Array<[string, string | Lines]>): string {
   const width = Math.max(...pairs.map(([k]) => k.length)) + 1
   const indent = '\n' + ' '.repeat(width + 1)
-  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width)} ${v.split('\n').join(indent)}\n`).join('')
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(width)} ${(typeof v === 'string' ? [v] : v.lines).map(escapeControl).join(indent)}\n`).join('')
+}
+
+/** Several values shown one per line in a field: a newline inside a value is escaped, not a new line. */
+export interface Lines {
+  lines: string[]
+}
+
+export function lines (values: string[]): Lines {
+  return { lines: values }
 }
 
 /** A peer id shortened for a table: enough of the tail to tell peers apart. */

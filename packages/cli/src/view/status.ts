@@ -1,7 +1,7 @@
 /** `punchgate status` as text: the service manager's view, then the live daemon's. */
 import type { DaemonStatus } from '@punchgate/node'
 import type { ServiceState } from '../service/manager.ts'
-import { fields, formatBytes, formatDuration, formatMs, shortPeer, table } from './format.ts'
+import { fields, formatBytes, formatDuration, formatMs, lines, shortPeer, table, type Lines } from './format.ts'
 
 export interface StatusReport {
   control: string
@@ -21,8 +21,13 @@ function shortTunnel (spec: string): string {
   return colon > 0 && colon < at ? `${shortPeer(spec.slice(0, colon))}${spec.slice(colon)}` : spec
 }
 
-function list (values: string[]): string {
-  return values.length === 0 ? '-' : values.join('\n')
+function list (values: string[]): Lines {
+  return lines(values.length === 0 ? ['-'] : values)
+}
+
+function reserved (addrs: string[]): Lines {
+  const [first, ...rest] = list(addrs).lines
+  return lines([`reserved ${first ?? '-'}`, ...rest])
 }
 
 export function renderStatus (report: StatusReport, now: Date = new Date()): string {
@@ -37,7 +42,7 @@ export function renderStatus (report: StatusReport, now: Date = new Date()): str
   const splice = s.splice != null ? `; splicing on ${s.splice.addr}: ${s.splice.active} pairs, ${formatBytes(s.splice.copied)} copied` : ''
   const relay = s.role === 'public'
     ? `serving (public node)${splice}`
-    : s.relay.state === 'reserved' ? `reserved ${list(s.relay.addrs)}` : s.relay.state
+    : s.relay.state === 'reserved' ? reserved(s.relay.addrs) : s.relay.state
   let out = fields([
     ['service', serviceLine(report.service)],
     ['daemon', `running, up ${formatDuration(now.getTime() - Date.parse(s.startedAt))} (control ${report.control})`],

@@ -2,12 +2,14 @@
  * Talking to a running daemon over its control socket: `status`, and `connect`, which
  * hands back the socket itself once the daemon has opened the tunnel.
  */
+import { lstat } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { ControlError, DaemonNotRunningError, PunchgateError, type ErrorKind } from '../errors.ts'
 import type { Path } from '../events.ts'
 import { defaultStateDir } from '../identity.ts'
 import type { NodeStatus } from '../node.ts'
+import { privatePathProblem } from '../secret-file.ts'
 import { encodeLine, readLine, type ConnectTotals, type ControlRequest } from './protocol.ts'
 
 /** How long a status reply may take; the daemon answers from memory. */
@@ -37,7 +39,31 @@ export class DaemonError extends PunchgateError {
   }
 }
 
+/**
+ * Before a byte is sent: the path must be a socket we own, in a directory only we (and
+ * root) can write. Otherwise another local user may have put their own socket there, to
+ * read what `punchgate connect` sends or to answer `status` with lies.
+ */
+async function checkSocketOwner (path: string): Promise<void> {
+  if (process.platform === 'win32' || process.getuid == null) return
+  let stats
+  try {
+    stats = await lstat(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DaemonNotRunningError(path)
+    throw new ControlError(`control socket ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  const uid = process.getuid()
+  if (!stats.isSocket()) throw new ControlError(`control socket ${path}: not a socket (left untouched, nothing sent)`)
+  if (stats.uid !== uid) {
+    throw new ControlError(`control socket ${path}: owned by another user (uid ${stats.uid}; you are uid ${uid}); nothing sent`)
+  }
+  const problem = privatePathProblem(path)
+  if (problem != null) throw new ControlError(`control socket ${path}: ${problem}; nothing sent`)
+}
+
 async function dialControl (path: string, signal: AbortSignal): Promise<Socket> {
+  await checkSocketOwner(path)
   return new Promise((resolve, reject) => {
     const socket = connect({ path, allowHalfOpen: true })
     const onAbort = (): void => {

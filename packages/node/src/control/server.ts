@@ -6,9 +6,11 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { lstat, mkdir, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { isServiceName } from '../config.ts'
 import { ControlError, ControlSocketInUseError } from '../errors.ts'
 import type { PunchgateNode } from '../node.ts'
 import { pipeSocketStream } from '../protocol/pipe.ts'
+import { privatePathProblem } from '../secret-file.ts'
 import { isDaemonListening } from './client.ts'
 import { encodeLine, readLine, REQUEST_TIMEOUT_MS, type ConnectTotals, type ControlReply, type ControlRequest } from './protocol.ts'
 
@@ -35,6 +37,10 @@ export class ControlServer {
     } catch (err) {
       throw new ControlError(`--control ${JSON.stringify(path)}: cannot create its directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
     }
+    // Where others can write, they could replace the socket with their own and read what
+    // `punchgate connect` sends (the client checks too).
+    const problem = privatePathProblem(path)
+    if (problem != null) throw new ControlError(`--control ${JSON.stringify(path)}: ${problem}`)
     await removeStaleSocket(path)
     const control = new ControlServer(path)
     await new Promise<void>((resolve, reject) => {
@@ -143,7 +149,7 @@ export class ControlServer {
 function parseRequest (line: Record<string, unknown>): ControlRequest {
   if (line.op === 'status') return { op: 'status' }
   if (line.op === 'connect') {
-    if (typeof line.service !== 'string' || line.service === '') throw new ControlError('connect needs a "service"')
+    if (typeof line.service !== 'string' || !isServiceName(line.service)) throw new ControlError('connect needs a "service" (1-63 letters, digits, \'.\', \'_\' or \'-\')')
     if (line.peer != null && typeof line.peer !== 'string') throw new ControlError('"peer" must be a string')
     return { op: 'connect', service: line.service, ...(typeof line.peer === 'string' ? { peer: line.peer } : {}) }
   }

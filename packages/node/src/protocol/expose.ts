@@ -8,7 +8,8 @@ import { connect, type Socket } from 'node:net'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { HostPort } from '../config.ts'
 import { HANDSHAKE_TIMEOUT_MS, TARGET_CONNECT_TIMEOUT_MS } from '../constants.ts'
-import type { NodeEvents, Path } from '../events.ts'
+import type { EventMap, NodeEvents, Path } from '../events.ts'
+import type { LogLimit } from '../log-limit.ts'
 import { decodeRequest, readFrame, writeFrame, type RejectReason, type TunnelRequest } from './handshake.ts'
 import { pipeSocketStream } from './pipe.ts'
 import type { ServiceTable } from './services.ts'
@@ -41,6 +42,8 @@ export async function connectTarget (target: HostPort, timeoutMs = TARGET_CONNEC
 export interface ExposeHandlerInit {
   table: ServiceTable
   events: NodeEvents
+  /** Per-peer budget of logged rejections; every rejection is still dispatched as an event. */
+  rejections: LogLimit
   /** How long a peer has to send its request; tests shorten it. */
   handshakeTimeoutMs?: number
 }
@@ -50,28 +53,52 @@ export function formatHostPort (hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`
 }
 
+/** A server-side rejection: always dispatched, logged only within the peer's budget (the rest are summed up later). */
+export function emitRejected (events: NodeEvents, rejections: LogLimit, fields: EventMap['tunnel.rejected']): void {
+  events.emitEvent('tunnel.rejected', fields, { log: rejections.allow(fields.peer, fields.reason) })
+}
+
+/**
+ * Reads and decodes the request. A frame that never arrives whole resets the stream; one that
+ * arrives but breaks the rules (a service name outside the name rule) is answered `bad-request`.
+ * Either way the rejection names no service: nothing the peer chose reaches the log.
+ */
+export async function readRequest (
+  stream: Stream, signal: AbortSignal, onBadRequest: () => void
+): Promise<TunnelRequest | undefined> {
+  let frame: Uint8Array
+  try {
+    frame = await readFrame(stream, signal)
+  } catch (err) {
+    onBadRequest()
+    stream.abort(err as Error)
+    return undefined
+  }
+  try {
+    return decodeRequest(frame)
+  } catch (err) {
+    onBadRequest()
+    await sendReject(stream, 'bad-request', (err as Error).message, signal)
+    return undefined
+  }
+}
+
 export function createExposeHandler (init: ExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
-  const { events, table, handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS } = init
+  const { events, table, rejections, handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS } = init
 
   return async (stream, connection) => {
     const peer = connection.remotePeer.toString()
     const path = pathOf(connection)
     const handshake = AbortSignal.timeout(handshakeTimeoutMs)
 
-    let request: TunnelRequest
-    try {
-      request = decodeRequest(await readFrame(stream, handshake))
-    } catch (err) {
-      events.emitEvent('tunnel.rejected', { side: 'server', peer, service: '', reason: 'bad-request' })
-      stream.abort(err as Error)
-      return
-    }
+    const request = await readRequest(stream, handshake, () => emitRejected(events, rejections, { side: 'server', peer, service: '', reason: 'bad-request' }))
+    if (request == null) return
     const { service } = request
     const destination = request.destination != null ? { destination: formatHostPort(request.destination) } : {}
 
     const admission = table.admit({ peer, service, transport: 'tcp', ...(request.destination != null ? { destination: request.destination } : {}) })
     if (!admission.ok) {
-      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: admission.reason, ...destination })
+      emitRejected(events, rejections, { side: 'server', peer, service, reason: admission.reason, ...destination })
       await sendReject(stream, admission.reason, admission.message, handshake)
       return
     }
@@ -81,7 +108,7 @@ export function createExposeHandler (init: ExposeHandlerInit): (stream: Stream, 
       try {
         socket = await connectTarget(admission.target)
       } catch {
-        events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: 'target-unreachable', ...destination })
+        emitRejected(events, rejections, { side: 'server', peer, service, reason: 'target-unreachable', ...destination })
         await sendReject(stream, 'target-unreachable', undefined, handshake)
         return
       }

@@ -3,10 +3,13 @@
  * prefixed JSON request from the client, one such reply from the server, then raw
  * bytes. Frames are bounded in size and in time; anything malformed is a ProtocolError.
  */
+import { isIP } from 'node:net'
 import { lpStream } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
+import { isServiceName } from '../config.ts'
 import { MAX_FRAME_BYTES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
+import { escapeControl } from '../printable.ts'
 
 export interface TunnelRequest {
   service: string
@@ -54,13 +57,15 @@ function parseJsonObject (bytes: Uint8Array): Record<string, unknown> {
 
 export function decodeRequest (bytes: Uint8Array): TunnelRequest {
   const obj = parseJsonObject(bytes)
-  if (typeof obj.service !== 'string' || obj.service.length === 0 || obj.service.length > 63) {
-    throw new ProtocolError('request has no valid "service"')
+  // The name rule before anything else: a name that passes it is safe to log and to look up.
+  if (typeof obj.service !== 'string' || !isServiceName(obj.service)) {
+    throw new ProtocolError('request has no valid "service" (1-63 letters, digits, \'.\', \'_\' or \'-\')')
   }
   if (obj.destination === undefined) return { service: obj.service }
   const destination = obj.destination as Record<string, unknown> | null
   if (typeof destination !== 'object' || destination === null ||
-      typeof destination.host !== 'string' || destination.host.length === 0 || destination.host.length > 253 ||
+      // An address, never a name: no lookup on a peer's behalf, and the host is safe to log.
+      typeof destination.host !== 'string' || isIP(destination.host) === 0 ||
       typeof destination.port !== 'number' || !Number.isInteger(destination.port) || destination.port < 1 || destination.port > 65535) {
     throw new ProtocolError('request has an invalid "destination"')
   }
@@ -73,7 +78,8 @@ export function decodeReply (bytes: Uint8Array): TunnelReply {
     return { accepted: true }
   }
   if (obj.accepted === false && typeof obj.reason === 'string' && REJECT_REASONS.has(obj.reason)) {
-    const message = typeof obj.message === 'string' ? obj.message.slice(0, 200) : undefined
+    // The server's words end up in our errors and logs: inert, whatever it sent.
+    const message = typeof obj.message === 'string' ? escapeControl(obj.message.slice(0, 200)) : undefined
     return message == null
       ? { accepted: false, reason: obj.reason as RejectReason }
       : { accepted: false, reason: obj.reason as RejectReason, message }

@@ -12,8 +12,9 @@ import type { HostPort } from '../config.ts'
 import { HANDSHAKE_TIMEOUT_MS, TARGET_CONNECT_TIMEOUT_MS } from '../constants.ts'
 import type { NodeEvents } from '../events.ts'
 import { DatagramChannel } from './datagram.ts'
-import { formatHostPort, pathOf, sendReject } from './expose.ts'
-import { decodeRequest, readFrame, writeFrame, type TunnelRequest } from './handshake.ts'
+import type { LogLimit } from '../log-limit.ts'
+import { emitRejected, formatHostPort, pathOf, readRequest, sendReject } from './expose.ts'
+import { writeFrame } from './handshake.ts'
 import type { ServiceTable } from './services.ts'
 
 /** A UDP socket that sends to and receives from `target` only. */
@@ -37,30 +38,28 @@ export async function connectUdpTarget (target: HostPort): Promise<Socket> {
 export interface UdpExposeHandlerInit {
   table: ServiceTable
   events: NodeEvents
+  /** Shared with the TCP handler: one log budget per peer. */
+  rejections: LogLimit
   idleMs: number
 }
 
 export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
-  const { events, table, idleMs } = init
+  const { events, table, rejections, idleMs } = init
 
   return async (stream, connection) => {
     const peer = connection.remotePeer.toString()
     const path = pathOf(connection)
     const handshake = AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)
 
-    let request: TunnelRequest
-    try {
-      request = decodeRequest(await readFrame(stream, handshake))
-    } catch (err) {
-      events.emitEvent('tunnel.rejected', { side: 'server', peer, service: '', reason: 'bad-request', transport: 'udp' })
-      stream.abort(err as Error)
-      return
-    }
+    const request = await readRequest(stream, handshake, () => {
+      emitRejected(events, rejections, { side: 'server', peer, service: '', reason: 'bad-request', transport: 'udp' })
+    })
+    if (request == null) return
     const { service } = request
     const destination = request.destination != null ? { destination: formatHostPort(request.destination) } : {}
     const admission = table.admit({ peer, service, transport: 'udp', ...(request.destination != null ? { destination: request.destination } : {}) })
     if (!admission.ok) {
-      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: admission.reason, transport: 'udp', ...destination })
+      emitRejected(events, rejections, { side: 'server', peer, service, reason: admission.reason, transport: 'udp', ...destination })
       await sendReject(stream, admission.reason, admission.message, handshake)
       return
     }
@@ -72,7 +71,7 @@ export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: St
     } catch (err) {
       admission.release()
       if (stream.status !== 'open') return
-      events.emitEvent('tunnel.rejected', { side: 'server', peer, service, reason: 'target-unreachable', transport: 'udp', ...destination })
+      emitRejected(events, rejections, { side: 'server', peer, service, reason: 'target-unreachable', transport: 'udp', ...destination })
       await sendReject(stream, 'target-unreachable', (err as Error).message, handshake)
       return
     }
