@@ -1,12 +1,34 @@
 /**
- * The allow-list file (`--allow-file`): one peer id per line, `#` starts a comment,
- * blank lines are ignored. It is configuration, so any problem with it, unreadable or
- * malformed, is a usage error naming the file and line.
+ * Who may use a service, and the allow-list file (`--allow-file`): one peer id per line,
+ * `#` starts a comment, blank lines are ignored. The file is configuration, so any problem
+ * with it, unreadable, malformed or empty, is a usage error naming the file and line.
  */
 import { readFileSync } from 'node:fs'
+import type { ExposeNetSpec, ExposeSpec, NodeConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { privatePathProblem } from './secret-file.ts'
 import { parsePeerId } from './specs.ts'
+
+/**
+ * Who may use a service: every peer (`--allow-any`, `?allow=any`), every member of the
+ * private mesh (`--swarm-key`: only key holders can connect at all), or the listed peer ids.
+ */
+export type Access = 'any' | 'mesh' | string[]
+
+/**
+ * The service's own `?allow=` wins, then the node's `--allow` list, then `--allow-any`,
+ * then the mesh. undefined: nobody may use it (validateConfig refuses such a config).
+ */
+export function accessOf (
+  spec: Pick<ExposeSpec | ExposeNetSpec, 'allow'>,
+  node: Pick<NodeConfig, 'allow' | 'allowAny' | 'swarmKey'>
+): Access | undefined {
+  if (spec.allow != null) return spec.allow
+  if (node.allow.length > 0) return node.allow
+  if (node.allowAny) return 'any'
+  if (node.swarmKey != null) return 'mesh'
+  return undefined
+}
 
 export function parseAllowFile (path: string, text: string, flag = 'allow-file'): string[] {
   const ids: string[] = []
@@ -21,6 +43,10 @@ export function parseAllowFile (path: string, text: string, flag = 'allow-file')
     } catch {
       throw new ConfigError(flag, path, `line ${i + 1}: ${JSON.stringify(id)} is not a peer id`)
     }
+  }
+  // An empty list would read as "no list"; a file meant to restrict must never open services.
+  if (ids.length === 0) {
+    throw new ConfigError(flag, path, 'holds no peer id (only comments or blank lines); add one peer id per line')
   }
   return ids
 }

@@ -6,6 +6,7 @@ import { isIPv4, isIPv6 } from 'node:net'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ConfigError } from './errors.ts'
+import { accessOf } from './access.ts'
 import {
   parseBytes, parseCidr, parseCount, parseDestination, parseDuration, parsePeerId, parsePorts,
   splitPeerOption, splitSpecOptions, splitTransport, type Cidr, type PortRange
@@ -22,8 +23,8 @@ export interface ExposeSpec {
   target: HostPort
   /** Set only for UDP; absent means TCP. */
   transport?: 'udp'
-  /** Peers allowed to use this service; absent means the node's `--allow` list applies. */
-  allow?: string[]
+  /** Peers allowed to use this service, or `any` (`?allow=any`); absent means the node's rule applies (access.ts: accessOf). */
+  allow?: string[] | 'any'
 }
 
 /**
@@ -35,7 +36,7 @@ export interface ExposeNetSpec {
   networks: Cidr[]
   ports: PortRange[]
   transport?: 'udp'
-  allow?: string[]
+  allow?: string[] | 'any'
 }
 
 /** `--tunnel PEER:SVC@BIND` (peer set) or `--tunnel-by-name SVC@BIND` (peer undefined). */
@@ -98,8 +99,10 @@ export interface NodeConfig {
   metrics?: HostPort
   /** How often connected peers are pinged and `peer.rtt` logged; 0 turns it off. */
   rttIntervalMs: number
-  /** Node-wide allow-list of peer ids; empty means every peer may use every service without its own list. */
+  /** Node-wide allow-list of peer ids, for services without a `?allow=` list of their own. */
   allow: string[]
+  /** `--allow-any`: services without a list of their own are open to every peer, on purpose. */
+  allowAny: boolean
   exposeNet: ExposeNetSpec[]
   limits: SessionLimits
   relayMode: RelayMode
@@ -303,6 +306,8 @@ export interface RawConfig {
   rttIntervalMs?: number
   /** Peer ids (from --allow and --allow-file). */
   allow?: string[]
+  /** `--allow-any`: services without a list of their own serve every peer. */
+  allowAny?: boolean
   exposeNet?: string[]
   maxSessions?: string | number
   maxSessionsPerPeer?: string | number
@@ -397,6 +402,20 @@ export function validateConfig (raw: RawConfig): NodeConfig {
   }
 
   const allow = [...new Set((raw.allow ?? []).map(id => parsePeerId('allow', id, id.trim())))]
+  const allowAny = raw.allowAny ?? false
+  if (allowAny && allow.length > 0) {
+    throw new ConfigError('allow', allow[0] ?? '', 'cannot be combined with --allow-any (every peer); to open only some services to everyone, give those ?allow=any')
+  }
+  // Closed unless said otherwise: a service nobody may use is a mistake, caught before anything starts.
+  for (const [flag, spec, service] of [
+    ...expose.map((s, i) => ['expose', raw.expose?.[i] ?? '', s] as const),
+    ...exposeNet.map((s, i) => ['expose-net', raw.exposeNet?.[i] ?? '', s] as const)
+  ]) {
+    if (accessOf(service, { allow, allowAny, swarmKey }) == null) {
+      throw new ConfigError(flag, spec, 'nobody may use this service yet: name who may with --allow PEER_ID, ' +
+        '--allow-file PATH or ?allow=PEER_ID, or open it to every peer with --allow-any or ?allow=any')
+    }
+  }
 
   if (bootstrap.length > 0) {
     for (const [flag, key] of RELAY_SERVER_FLAGS) {
@@ -439,6 +458,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     mdns: raw.mdns ?? false,
     autonat: raw.autonat ?? false,
     allow,
+    allowAny,
     exposeNet,
     limits,
     relayMode,

@@ -16,7 +16,7 @@ import { startSplicer, type Splicer } from './splice/splicer.ts'
 import { acceptSplices, isSpliced, serveSplices, spliceTo } from './splice/service.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
 import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
-import { describeServices, ServiceTable } from './protocol/services.ts'
+import { describeServices, ServiceTable, type ServiceDescription } from './protocol/services.ts'
 import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { requestTunnel } from './protocol/request.ts'
 import { drainConnections } from './drain.ts'
@@ -131,7 +131,7 @@ export interface NodeStatus {
   /** A public node's splice listener (docs/splice.md): where, pairs copying now, bytes copied both ways. */
   splice?: { addr: string, active: number, copied: number }
   peers: ConnectedPeer[]
-  services: Array<{ name: string, target: string }>
+  services: ServiceDescription[]
   tunnels: TunnelInfo[]
   /** The Prometheus scrape URL, with `--metrics`. */
   metrics?: string

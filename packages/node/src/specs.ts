@@ -22,10 +22,11 @@ export interface Cidr {
   family: 'ipv4' | 'ipv6'
 }
 
-/** A spec's text with its `?allow=ID,ID` suffix taken off. */
+/** A spec's text with its `?allow=ID,ID` (or `?allow=any`) suffix taken off. */
 export interface SpecOptions {
   body: string
-  allow?: string[]
+  /** The listed peer ids, or `any`: every peer, on purpose. */
+  allow?: string[] | 'any'
 }
 
 /** Parses one peer id, or throws naming the flag. Returns the canonical string form. */
@@ -37,7 +38,10 @@ export function parsePeerId (flag: string, spec: string, value: string): string 
   }
 }
 
-/** Splits `BODY?allow=ID1,ID2`. The only option is `allow`; an empty list is an error (it would lock everyone out by accident). */
+/**
+ * Splits `BODY?allow=ID1,ID2` or `BODY?allow=any`. The only option is `allow`; an empty
+ * list is an error (it would lock everyone out by accident), and `any` stands alone.
+ */
 export function splitSpecOptions (flag: string, spec: string): SpecOptions {
   const q = spec.indexOf('?')
   if (q < 0) return { body: spec }
@@ -49,7 +53,11 @@ export function splitSpecOptions (flag: string, spec: string): SpecOptions {
   }
   const ids = query.slice(eq + 1).split(',').map(id => id.trim())
   if (ids.some(id => id === '')) {
-    throw new ConfigError(flag, spec, '?allow= needs a comma-separated list of peer ids')
+    throw new ConfigError(flag, spec, '?allow= needs a comma-separated list of peer ids, or any')
+  }
+  if (ids.includes('any')) {
+    if (ids.length > 1) throw new ConfigError(flag, spec, '?allow=any opens the service to every peer; it cannot be mixed with peer ids')
+    return { body: spec.slice(0, q), allow: 'any' }
   }
   return { body: spec.slice(0, q), allow: [...new Set(ids.map(id => parsePeerId(flag, spec, id)))] }
 }

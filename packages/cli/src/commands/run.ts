@@ -30,6 +30,7 @@ export interface RunArgs {
   'rtt-interval'?: number
   allow?: string[]
   'allow-file'?: string
+  'allow-any'?: boolean
   'expose-net'?: string[]
   'max-sessions'?: string
   'max-sessions-per-peer'?: string
@@ -65,6 +66,7 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'rtt-interval': 'number',
   allow: 'list',
   'allow-file': 'string',
+  'allow-any': 'boolean',
   'expose-net': 'specs',
   'max-sessions': 'string',
   'max-sessions-per-peer': 'string',
@@ -112,6 +114,7 @@ export const runOptions = {
   'known-providers': knownProvidersOption,
   allow: repeatable('only this peer id may use services that have no ?allow= list of their own'),
   'allow-file': single('file of allowed peer ids, one per line, # comments; adds to --allow'),
+  'allow-any': { type: 'boolean', describe: 'open services that have no ?allow= list of their own to every peer that can connect', defaultDescription: 'none: services refuse every peer (in a --swarm-key mesh: its members)' },
   'max-sessions': single('tunnelled connections and UDP sessions this node serves at once', 'no limit'),
   'max-sessions-per-peer': single('the same, per peer', 'no limit'),
   'swarm-key': single('private network key file (make one with punchgate swarm-key); peers without it cannot connect; TCP only'),
@@ -195,6 +198,7 @@ export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSe
     metrics: options.metrics,
     rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined,
     allow: [...options.allow ?? [], ...(allowFile != null ? readAllowFile(allowFile) : [])],
+    allowAny: options['allow-any'],
     exposeNet: options['expose-net'],
     maxSessions: options['max-sessions'],
     maxSessionsPerPeer: options['max-sessions-per-peer'],

@@ -1,5 +1,5 @@
 /** `punchgate status` as text: the service manager's view, then the live daemon's. */
-import type { DaemonStatus } from '@punchgate/node'
+import type { Access, DaemonStatus } from '@punchgate/node'
 import type { ServiceState } from '../service/manager.ts'
 import { fields, formatBytes, formatDuration, formatMs, lines, shortPeer, table, type Lines } from './format.ts'
 
@@ -19,6 +19,13 @@ function shortTunnel (spec: string): string {
   const colon = spec.indexOf(':')
   const at = spec.lastIndexOf('@')
   return colon > 0 && colon < at ? `${shortPeer(spec.slice(0, colon))}${spec.slice(colon)}` : spec
+}
+
+/** Who may use a service: `any`, `mesh`, or the peer ids shortened (a long list counted). */
+function access (value: Access): string {
+  if (!Array.isArray(value)) return value
+  const ids = value.map(shortPeer)
+  return ids.length <= 3 ? ids.join(', ') : `${ids.slice(0, 2).join(', ')} +${ids.length - 2} more`
 }
 
 function list (values: string[]): Lines {
@@ -61,7 +68,7 @@ export function renderStatus (report: StatusReport, now: Date = new Date()): str
   ]))
 
   out += `\nexposed services (${s.services.length})\n`
-  out += table(['NAME', 'TARGET'], s.services.map(e => [e.name, e.target]))
+  out += table(['NAME', 'TARGET', 'ACCESS'], s.services.map(e => [e.name, e.target, access(e.access)]))
 
   out += `\ntunnels (${s.tunnels.length})\n`
   out += table(['TUNNEL', 'BIND', 'STATE', 'PEER', 'OPEN', 'TOTAL', 'REJECTED', 'IN', 'OUT'], s.tunnels.map(t => [

@@ -4,7 +4,9 @@
  * on the peer's authenticated id, before anything connects to a target.
  */
 import { BlockList, isIP } from 'node:net'
+import { accessOf, type Access } from '../access.ts'
 import type { ExposeNetSpec, ExposeSpec, HostPort, NodeConfig, SessionLimits } from '../config.ts'
+import type { Cidr } from '../specs.ts'
 import type { Transport } from '../specs.ts'
 import type { RejectReason } from './handshake.ts'
 
@@ -22,14 +24,39 @@ export type Admission =
 
 interface Entry {
   transport: Transport
-  /** undefined: open to every peer. */
+  access: Access
+  /** undefined: every peer that can connect (`any`, or `mesh`: only key holders connect at all). */
   allow?: ReadonlySet<string>
   /** A fixed target (`--expose`), or the networks and ports peers may choose from (`--expose-net`). */
   target?: HostPort
-  net?: { networks: BlockList, ports: ExposeNetSpec['ports'] }
+  /** `local`: the listed networks that lie inside loopback or unspecified space, the only way to reach it. */
+  net?: { networks: BlockList, local: BlockList, ports: ExposeNetSpec['ports'] }
 }
 
-export type ServiceTableConfig = Pick<NodeConfig, 'expose' | 'exposeNet' | 'allow' | 'limits'>
+export type ServiceTableConfig = Pick<NodeConfig, 'expose' | 'exposeNet' | 'allow' | 'allowAny' | 'swarmKey' | 'limits'>
+
+/** Loopback and unspecified ("this host") addresses: a connection there reaches the node's own machine. */
+const LOCAL = new BlockList()
+LOCAL.addSubnet('127.0.0.0', 8, 'ipv4')
+LOCAL.addSubnet('0.0.0.0', 8, 'ipv4')
+LOCAL.addAddress('::1', 'ipv6')
+LOCAL.addAddress('::', 'ipv6')
+
+/** A network that names local space itself (127.0.0.0/8, ::1/128), not one that merely contains it (0.0.0.0/0, ::/0). */
+function isLocalNetwork (n: Cidr): boolean {
+  return n.family === 'ipv4' ? n.prefix >= 8 && LOCAL.check(n.address, 'ipv4') : n.prefix === 128 && LOCAL.check(n.address, 'ipv6')
+}
+
+/** `::ffff:127.0.0.1` (in any spelling) is the IPv4 address 127.0.0.1 on a dual-stack socket; anything else is returned as it is. */
+export function unmapIPv4 (host: string): string {
+  if (isIP(host) !== 6) return host
+  const canonical = new URL(`http://[${host}]/`).hostname
+  const match = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(canonical)
+  if (match == null) return host
+  const hi = parseInt(match[1] ?? '0', 16)
+  const lo = parseInt(match[2] ?? '0', 16)
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+}
 
 export class ServiceTable {
   private readonly entries = new Map<string, Entry>()
@@ -39,22 +66,28 @@ export class ServiceTable {
 
   constructor (config: ServiceTableConfig) {
     this.limits = config.limits
-    const nodeAllow = config.allow.length > 0 ? new Set(config.allow) : undefined
-    const allowOf = (spec: ExposeSpec | ExposeNetSpec): ReadonlySet<string> | undefined =>
-      spec.allow != null ? new Set(spec.allow) : nodeAllow
+    const common = (spec: ExposeSpec | ExposeNetSpec): Pick<Entry, 'transport' | 'access' | 'allow'> => {
+      // validateConfig refuses a service nobody may use; a table built around it stays closed.
+      const access = accessOf(spec, config) ?? []
+      return { transport: spec.transport ?? 'tcp', access, ...(Array.isArray(access) ? { allow: new Set(access) } : {}) }
+    }
     for (const spec of config.expose) {
-      this.entries.set(spec.name, { transport: spec.transport ?? 'tcp', allow: allowOf(spec), target: spec.target })
+      this.entries.set(spec.name, { ...common(spec), target: spec.target })
     }
     for (const spec of config.exposeNet) {
       const networks = new BlockList()
-      for (const n of spec.networks) networks.addSubnet(n.address, n.prefix, n.family)
-      this.entries.set(spec.name, { transport: spec.transport ?? 'tcp', allow: allowOf(spec), net: { networks, ports: spec.ports } })
+      const local = new BlockList()
+      for (const n of spec.networks) {
+        networks.addSubnet(n.address, n.prefix, n.family)
+        if (isLocalNetwork(n)) local.addSubnet(n.address, n.prefix, n.family)
+      }
+      this.entries.set(spec.name, { ...common(spec), net: { networks, local, ports: spec.ports } })
     }
   }
 
-  /** Services every peer may use: the daemon warns about each at start. */
+  /** Services open to every peer on purpose (`--allow-any`, `?allow=any`): the daemon warns about each at start. */
   get unrestricted (): string[] {
-    return [...this.entries.entries()].filter(([, e]) => e.allow == null).map(([name]) => name)
+    return [...this.entries.entries()].filter(([, e]) => e.access === 'any').map(([name]) => name)
   }
 
   /** Sessions open right now, all peers together. */
@@ -102,12 +135,16 @@ export class ServiceTable {
     if (destination == null) {
       return { ok: false, reason: 'bad-request', message: 'this service needs a destination (HOST:PORT)' }
     }
-    const family = isIP(destination.host)
-    const inside = family !== 0 &&
-      entry.net.networks.check(destination.host, family === 4 ? 'ipv4' : 'ipv6') &&
+    // Checked as the address the socket will really reach: a mapped IPv4 address as IPv4,
+    // and this host's own loopback only through a network that names it.
+    const host = unmapIPv4(destination.host)
+    const family = isIP(host) === 4 ? 'ipv4' : 'ipv6'
+    const networks = isIP(host) !== 0 && LOCAL.check(host, family) ? entry.net.local : entry.net.networks
+    const inside = isIP(host) !== 0 &&
+      networks.check(host, family) &&
       entry.net.ports.some(r => destination.port >= r.from && destination.port <= r.to)
     return inside
-      ? { ok: destination }
+      ? { ok: { host, port: destination.port } }
       : { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port} is outside this service's networks and ports` }
   }
 
@@ -117,20 +154,31 @@ export class ServiceTable {
   }
 }
 
+/** A service as `status` shows it. */
+export interface ServiceDescription {
+  name: string
+  target: string
+  /** Who may use it: `any`, `mesh` (the --swarm-key members) or the allowed peer ids. */
+  access: Access
+}
+
 /**
  * The services for `status`: `127.0.0.1:22`, `127.0.0.1:53/udp`, or for a net
- * `192.168.1.0/24:22,80` (a list of networks and ports).
+ * `192.168.1.0/24:22,80` (a list of networks and ports), each with who may use it.
  */
-export function describeServices (config: Pick<NodeConfig, 'expose' | 'exposeNet'>): Array<{ name: string, target: string }> {
+export function describeServices (config: Pick<NodeConfig, 'expose' | 'exposeNet' | 'allow' | 'allowAny' | 'swarmKey'>): ServiceDescription[] {
   const udp = (spec: { transport?: 'udp' }): string => spec.transport === 'udp' ? '/udp' : ''
+  const access = (spec: ExposeSpec | ExposeNetSpec): Access => accessOf(spec, config) ?? []
   return [
     ...config.expose.map(e => ({
       name: e.name,
-      target: `${e.target.host.includes(':') ? `[${e.target.host}]` : e.target.host}:${e.target.port}${udp(e)}`
+      target: `${e.target.host.includes(':') ? `[${e.target.host}]` : e.target.host}:${e.target.port}${udp(e)}`,
+      access: access(e)
     })),
     ...config.exposeNet.map(n => ({
       name: n.name,
-      target: `${n.networks.map(c => `${c.address}/${c.prefix}`).join(',')}:${n.ports.map(r => r.from === r.to ? r.from : `${r.from}-${r.to}`).join(',')}${udp(n)}`
+      target: `${n.networks.map(c => `${c.address}/${c.prefix}`).join(',')}:${n.ports.map(r => r.from === r.to ? r.from : `${r.from}-${r.to}`).join(',')}${udp(n)}`,
+      access: access(n)
     }))
   ]
 }
