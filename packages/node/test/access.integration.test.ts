@@ -94,15 +94,15 @@ describe('access control, expose-net and session limits', () => {
     return { client: c.reason, server: s.reason, ...(c.message != null ? { message: c.message } : {}) }
   }
 
-  it('warns at start about each service open to every peer, and only those', async () => {
+  it('warns at start about each service opened to every peer, and only those', async () => {
     const log = recordingLogger()
-    const node = await testNode({ expose: ['open=127.0.0.1:1', `closed=127.0.0.1:2?allow=${alice.peerId}`], exposeNet: ['net=10.0.0.0/8:22'] }, { logger: log })
+    const node = await testNode({ allowAny: true, expose: ['open=127.0.0.1:1', `closed=127.0.0.1:2?allow=${alice.peerId}`], exposeNet: ['net=10.0.0.0/8:22'] }, { logger: log })
     await node.stop()
     const warned = log.records.filter(r => r.event === 'service.unrestricted').map(r => r.name)
     assert.deepEqual(warned, ['open', 'net'])
     const withAllow = recordingLogger()
-    await (await testNode({ allow: [alice.peerId], expose: ['open=127.0.0.1:1'] }, { logger: withAllow })).stop()
-    assert.deepEqual(withAllow.records.filter(r => r.event === 'service.unrestricted'), [])
+    await (await testNode({ allow: [alice.peerId], expose: ['listed=127.0.0.1:1', 'anyone=127.0.0.1:2?allow=any'] }, { logger: withAllow })).stop()
+    assert.deepEqual(withAllow.records.filter(r => r.event === 'service.unrestricted').map(r => r.name), ['anyone'])
   })
 
   it('lets a peer on the node-wide list use a service without a list of its own', async () => {

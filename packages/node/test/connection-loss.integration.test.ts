@@ -51,6 +51,7 @@ async function mesh (sink: number, relayed: boolean): Promise<Mesh> {
   const boot = tcpAddr(relay)
   const provider = await testNode({
     bootstrap: [boot],
+    allowAny: true,
     expose: [`sink=127.0.0.1:${sink}`],
     // Reachable through the relay only: the consumer cannot dial it directly.
     ...(relayed ? { listen: ['none'] } : {})

@@ -51,6 +51,7 @@ describe('control socket and openTunnelStream', () => {
     bootstrap = await testNode()
     provider = await testNode({
       bootstrap: [tcpAddr(bootstrap)],
+      allowAny: true,
       expose: [`echo=127.0.0.1:${echo.port}`, `banner=127.0.0.1:${banner.port}`]
     })
     await Promise.all([

@@ -32,7 +32,7 @@ const HOSTILE: Array<[string, () => Uint8Array]> = [
 describe('hostile tunnel streams', () => {
   it('never reach the target, and the node keeps serving', async () => {
     const echo = await echoServer()
-    const provider = await testNode({ expose: [`echo=127.0.0.1:${echo.port}`] })
+    const provider = await testNode({ allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] })
     const attacker = await testNode()
     const consumer = await testNode({ bootstrap: [tcpAddr(provider)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
     await event(consumer, 'tunnel.activated')

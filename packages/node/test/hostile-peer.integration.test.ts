@@ -100,7 +100,7 @@ async function goodPeerEchoes (consumer: PunchgateNode, bytes: number): Promise<
 describe('a hostile peer', () => {
   it('opening streams it never speaks on is capped per connection and cut at the handshake timeout', async (t) => {
     const echo = await echoServer()
-    const provider = await testNode({ expose: [`echo=127.0.0.1:${echo.port}`] }, { handshakeTimeoutMs: HANDSHAKE_MS })
+    const provider = await testNode({ allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] }, { handshakeTimeoutMs: HANDSHAKE_MS })
     const consumer = await testNode({ bootstrap: [tcpAddr(provider)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
     const bad = await rawPeer()
     await event(consumer, 'tunnel.activated')
@@ -158,7 +158,7 @@ describe('a hostile peer', () => {
     const perPeer = 4
     const attempts = 12
     const echo = await echoServer()
-    const provider = await testNode({ expose: [`echo=127.0.0.1:${echo.port}`], maxSessionsPerPeer: perPeer })
+    const provider = await testNode({ allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`], maxSessionsPerPeer: perPeer })
     const consumer = await testNode({ bootstrap: [tcpAddr(provider)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
     const bad = await rawPeer()
     await event(consumer, 'tunnel.activated')
@@ -202,7 +202,7 @@ describe('a hostile peer', () => {
     const echo = await echoServer()
     const relay = await testNode()
     const relayAddr = tcpAddr(relay)
-    const provider = await testNode({ listen: ['none'], bootstrap: [relayAddr], expose: [`echo=127.0.0.1:${echo.port}`] })
+    const provider = await testNode({ listen: ['none'], bootstrap: [relayAddr], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] })
     await event(provider, 'service.published')
     const consumer = await testNode({ listen: ['none'], bootstrap: [relayAddr], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
     const receiver = await rawPeer()

@@ -73,7 +73,7 @@ describe('relay choice', () => {
   })
 
   it('off: never reserves a relay slot, has no relayed address, still publishes its services', async () => {
-    const node = await start({ bootstrap: [tcpAddr(bootstrap)], relayMode: 'off', expose: ['echo=127.0.0.1:1'] })
+    const node = await start({ bootstrap: [tcpAddr(bootstrap)], relayMode: 'off', allowAny: true, expose: ['echo=127.0.0.1:1'] })
     let reserved = false
     node.events.on('relay.reserved', () => { reserved = true })
     await event(node, 'service.published')

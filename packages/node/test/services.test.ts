@@ -1,13 +1,15 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { validateConfig } from '../src/config.ts'
-import { ServiceTable } from '../src/protocol/services.ts'
+import { describeServices, ServiceTable } from '../src/protocol/services.ts'
 
 const A = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 const B = '12D3KooWSTrqRiX7VmAocYibHVWuNkmmCdkYj7XidphoYvLui6xD'
+const KEY = new Uint8Array(32)
 
+/** Services without a list are opened with --allow-any: these tests are about what an admitted peer may reach. */
 function table (raw: Parameters<typeof validateConfig>[0]): ServiceTable {
-  return new ServiceTable(validateConfig(raw))
+  return new ServiceTable(validateConfig({ ...(raw.allow == null ? { allowAny: true } : {}), ...raw }))
 }
 
 describe('ServiceTable', () => {
@@ -72,6 +74,67 @@ describe('ServiceTable', () => {
 
   it('lists the services open to every peer', () => {
     assert.deepEqual(table({ expose: ['a=127.0.0.1:1', `b=127.0.0.1:2?allow=${A}`], exposeNet: ['c=10.0.0.0/8:1'] }).unrestricted, ['a', 'c'])
-    assert.deepEqual(table({ allow: [B], expose: ['a=127.0.0.1:1'] }).unrestricted, [])
+    assert.deepEqual(table({ allow: [B], expose: ['a=127.0.0.1:1', 'b=127.0.0.1:2?allow=any'] }).unrestricted, ['b'])
+    assert.deepEqual(new ServiceTable(validateConfig({ swarmKey: KEY, expose: ['a=127.0.0.1:1'] })).unrestricted, [], 'a mesh is not every peer')
+  })
+
+  it('admits every peer to a mesh service and only the listed ones to a listed service', () => {
+    const t = new ServiceTable(validateConfig({ swarmKey: KEY, expose: ['mesh=127.0.0.1:1', `listed=127.0.0.1:2?allow=${A}`] }))
+    assert.ok(t.admit({ peer: B, service: 'mesh', transport: 'tcp' }).ok)
+    assert.ok(t.admit({ peer: A, service: 'listed', transport: 'tcp' }).ok)
+    const refused = t.admit({ peer: B, service: 'listed', transport: 'tcp' })
+    assert.equal(!refused.ok && refused.reason, 'not-allowed')
+  })
+})
+
+describe('ServiceTable: --expose-net destinations on this host', () => {
+  const refused: Array<[string, string, string]> = [
+    ['IPv4 loopback mapped into IPv6, through ::/0', '::/0', '::ffff:127.0.0.1'],
+    ['the same in hex spelling, through ::/0', '::/0', '::ffff:7f00:1'],
+    ['the same spelled out in full, through ::/0', '::/0', '0:0:0:0:0:ffff:127.0.0.1'],
+    ['mapped IPv4 loopback, through 0.0.0.0/0', '0.0.0.0/0', '::ffff:127.0.0.1'],
+    ['IPv4 loopback, through 0.0.0.0/0', '0.0.0.0/0', '127.0.0.1'],
+    ['IPv4 loopback, through 96.0.0.0/3', '96.0.0.0/3', '127.0.0.53'],
+    ['unspecified IPv4, through 0.0.0.0/0', '0.0.0.0/0', '0.0.0.0'],
+    ['IPv6 loopback, through ::/0', '::/0', '::1'],
+    ['unspecified IPv6, through ::/0', '::/0', '::'],
+    ['IPv6 loopback, through ::/127', '::/127', '::1'],
+    ['mapped 10.0.0.5, which IPv4 networks do not cover', '192.168.0.0/16', '::ffff:10.0.0.5']
+  ]
+  for (const [what, network, host] of refused) {
+    it(`refuses ${what}`, () => {
+      const a = table({ exposeNet: [`net=${network}:22`] }).admit({ peer: A, service: 'net', transport: 'tcp', destination: { host, port: 22 } })
+      assert.equal(!a.ok && a.reason, 'destination-not-allowed')
+    })
+  }
+
+  const admitted: Array<[string, string, string, string]> = [
+    ['IPv4 loopback through 127.0.0.0/8, which names it', '127.0.0.0/8', '127.0.0.1', '127.0.0.1'],
+    ['mapped IPv4 loopback through 127.0.0.1, as IPv4', '127.0.0.1', '::ffff:127.0.0.1', '127.0.0.1'],
+    ['IPv6 loopback through ::1/128', '::1/128', '::1', '::1'],
+    ['a mapped LAN address through its IPv4 network, as IPv4', '10.0.0.0/8', '::ffff:10.1.2.3', '10.1.2.3'],
+    ['a public address through 0.0.0.0/0', '0.0.0.0/0', '93.184.216.34', '93.184.216.34'],
+    ['loopback, where a second network names it beside a broad one', '0.0.0.0/0,127.0.0.0/8', '127.0.0.1', '127.0.0.1']
+  ]
+  for (const [what, networks, host, target] of admitted) {
+    it(`admits ${what}`, () => {
+      const a = table({ exposeNet: [`net=${networks}:22`] }).admit({ peer: A, service: 'net', transport: 'tcp', destination: { host, port: 22 } })
+      assert.ok(a.ok)
+      assert.deepEqual(a.target, { host: target, port: 22 })
+    })
+  }
+})
+
+describe('describeServices', () => {
+  it('says who may use each service: the listed ids, any, or the mesh', () => {
+    const open = validateConfig({ allowAny: true, expose: ['a=127.0.0.1:1', `b=127.0.0.1:2?allow=${A}`], exposeNet: ['c=10.0.0.0/8:1/udp'] })
+    assert.deepEqual(describeServices(open), [
+      { name: 'a', target: '127.0.0.1:1', access: 'any' },
+      { name: 'b', target: '127.0.0.1:2', access: [A] },
+      { name: 'c', target: '10.0.0.0/8:1/udp', access: 'any' }
+    ])
+    const listed = validateConfig({ allow: [A, B], expose: ['a=127.0.0.1:1', 'b=127.0.0.1:2?allow=any'] })
+    assert.deepEqual(describeServices(listed).map(s => s.access), [[A, B], 'any'])
+    assert.deepEqual(describeServices(validateConfig({ swarmKey: KEY, expose: ['a=127.0.0.1:1'] })).map(s => s.access), ['mesh'])
   })
 })

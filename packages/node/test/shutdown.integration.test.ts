@@ -11,7 +11,7 @@ import { connectTo, echoServer, event, portOf, random, sha256, tcpAddr, testNode
 async function threePeers (): Promise<{ port: number, stopAll: () => Promise<void>, consumer: Awaited<ReturnType<typeof testNode>> }> {
   const echo = await echoServer()
   const bootstrap = await testNode()
-  const provider = await testNode({ bootstrap: [tcpAddr(bootstrap)], expose: [`echo=127.0.0.1:${echo.port}`] })
+  const provider = await testNode({ bootstrap: [tcpAddr(bootstrap)], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] })
   const consumer = await testNode({ bootstrap: [tcpAddr(bootstrap)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })
   await event(consumer, 'tunnel.activated')
   const port = portOf(consumer.tunnels()[0]?.bind ?? '')

@@ -48,7 +48,7 @@ async function tunnelOver (listen: string[], relayed?: Relayed): Promise<{ nodes
   const bootstrap = await testNode({ listen, ...(relayed === 'circuit' ? { relaySplice: 'off' } : {}) })
   const boot = bootstrap.addrs()[0] ?? ''
   const ends = relayed != null ? ['none'] : listen
-  const provider = await testNode({ listen: ends, bootstrap: [boot], expose: [`data=127.0.0.1:${source.port}`] })
+  const provider = await testNode({ listen: ends, bootstrap: [boot], allowAny: true, expose: [`data=127.0.0.1:${source.port}`] })
   await event(provider, 'service.published')
   const consumer = await testNode({ listen: ends, bootstrap: [boot], tunnel: [`${provider.peerId}:data@127.0.0.1:0`] })
   const spliced = relayed === 'splice' ? event(consumer, 'splice.opened') : undefined

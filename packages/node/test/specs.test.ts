@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  ConfigError, parseExpose, parseExposeNet, parseRelayMode, parseTunnel, parseTunnelByName, validateConfig
+  ConfigError, parseAllowFile, parseExpose, parseExposeNet, parseRelayMode, parseTunnel, parseTunnelByName, validateConfig, type RawConfig
 } from '../src/index.ts'
 import { parseBytes, parseDuration } from '../src/specs.ts'
 
@@ -15,6 +15,7 @@ describe('specs for UDP, access control, expose-net and relays', () => {
     ['expose explicit tcp', () => parseExpose('ssh=127.0.0.1:22/tcp'), { name: 'ssh', target: { host: '127.0.0.1', port: 22 } }],
     ['expose with allow', () => parseExpose(`ssh=127.0.0.1:22?allow=${PEER},${OTHER}`),
       { name: 'ssh', target: { host: '127.0.0.1', port: 22 }, allow: [PEER, OTHER] }],
+    ['expose open to any peer', () => parseExpose('web=127.0.0.1:80?allow=any'), { name: 'web', target: { host: '127.0.0.1', port: 80 }, allow: 'any' }],
     ['expose udp v6 with allow', () => parseExpose(`dns=[::1]:53/udp?allow=${PEER}`),
       { name: 'dns', target: { host: '::1', port: 53 }, transport: 'udp', allow: [PEER] }],
     ['tunnel-by-name udp', () => parseTunnelByName('dns@127.0.0.1:5353/udp'),
@@ -48,6 +49,7 @@ describe('specs for UDP, access control, expose-net and relays', () => {
     ['an unknown transport', () => parseExpose('dns=127.0.0.1:53/sctp'), /HOST:PORT/],
     ['an unknown option', () => parseExpose(`ssh=127.0.0.1:22?deny=${PEER}`), /unknown option "deny"/],
     ['an empty allow list', () => parseExpose('ssh=127.0.0.1:22?allow='), /comma-separated list of peer ids/],
+    ['allow=any mixed with a peer id', () => parseExpose(`ssh=127.0.0.1:22?allow=any,${PEER}`), /cannot be mixed with peer ids/],
     ['a bad peer id in allow', () => parseExpose('ssh=127.0.0.1:22?allow=nope'), /"nope" is not a peer id/],
     ['a host name as destination', () => parseTunnelByName('lan@127.0.0.1:2222>nas.lan:22'), /IP:PORT/],
     ['a destination without port', () => parseTunnelByName('lan@127.0.0.1:2222>192.168.1.10'), /IP:PORT/],
@@ -72,10 +74,10 @@ describe('specs for UDP, access control, expose-net and relays', () => {
 })
 
 describe('validateConfig: new options', () => {
-  it('defaults: open to all, no limits, relay auto for anyone, no swarm key, 2 min UDP idle', () => {
+  it('defaults: no allow list and not open to any, no limits, relay auto for anyone, no swarm key, 2 min UDP idle', () => {
     const c = validateConfig({})
-    assert.deepEqual([c.allow, c.exposeNet, c.limits, c.relayMode, c.relayAllow, c.swarmKey, c.udpIdleMs],
-      [[], [], {}, { mode: 'auto' }, 'any', undefined, 120_000])
+    assert.deepEqual([c.allow, c.allowAny, c.exposeNet, c.limits, c.relayMode, c.relayAllow, c.swarmKey, c.udpIdleMs],
+      [[], false, [], {}, { mode: 'auto' }, 'any', undefined, 120_000])
   })
 
   it('lets TCP and UDP tunnels share a bind address, but not two UDP ones', () => {
@@ -119,5 +121,47 @@ describe('validateConfig: new options', () => {
     assert.throws(() => validateConfig({ swarmKey, listen: ['/ip4/0.0.0.0/udp/0/quic-v1'] }), /QUIC cannot carry/)
     assert.throws(() => validateConfig({ swarmKey, bootstrap: [`/ip4/11.0.0.2/udp/4001/quic-v1/p2p/${PEER}`] }),
       (err: unknown) => err instanceof ConfigError && err.flag === 'bootstrap')
+  })
+})
+
+describe('validateConfig: services closed unless said otherwise', () => {
+  const noList: Array<[string, RawConfig, string]> = [
+    ['--expose', { expose: ['ssh=127.0.0.1:22'] }, 'expose'],
+    ['--expose-net', { exposeNet: ['lan=10.0.0.0/8:22'] }, 'expose-net'],
+    ['a second service, when only the first has a list', { expose: [`a=127.0.0.1:1?allow=${PEER}`, 'b=127.0.0.1:2'] }, 'expose']
+  ]
+  for (const [what, raw, flag] of noList) {
+    it(`refuses ${what} that nobody may use, naming the choices`, () => {
+      assert.throws(() => validateConfig(raw), (err: unknown) => err instanceof ConfigError && err.flag === flag &&
+        /nobody may use this service yet/.test(err.message) && /--allow PEER_ID/.test(err.message) &&
+        /--allow-file PATH/.test(err.message) && /\?allow=PEER_ID/.test(err.message) && /--allow-any/.test(err.message))
+    })
+  }
+
+  const accepted: Array<[string, RawConfig]> = [
+    ['--allow', { allow: [PEER], expose: ['ssh=127.0.0.1:22'] }],
+    ['?allow=PEER_ID', { expose: [`ssh=127.0.0.1:22?allow=${PEER}`] }],
+    ['--allow-any', { allowAny: true, expose: ['ssh=127.0.0.1:22'], exposeNet: ['lan=10.0.0.0/8:22'] }],
+    ['?allow=any', { exposeNet: ['lan=10.0.0.0/8:22?allow=any'] }],
+    ['a swarm key (the mesh members)', { swarmKey: new Uint8Array(1), expose: ['ssh=127.0.0.1:22'] }]
+  ]
+  for (const [what, raw] of accepted) {
+    it(`accepts a service opened by ${what}`, () => assert.doesNotThrow(() => validateConfig(raw)))
+  }
+
+  it('refuses --allow-any beside --allow, which would leave one of them meaningless', () => {
+    assert.throws(() => validateConfig({ allowAny: true, allow: [PEER], expose: ['ssh=127.0.0.1:22'] }),
+      (err: unknown) => err instanceof ConfigError && /cannot be combined with --allow-any/.test(err.message))
+  })
+})
+
+describe('parseAllowFile', () => {
+  it('reads the ids, skipping comments and blank lines', () => {
+    assert.deepEqual(parseAllowFile('/etc/allow', `# laptop\n${PEER}\n\n${OTHER} # phone\n`), [PEER, OTHER])
+  })
+
+  it('refuses a file with no ids, which would otherwise read as no list at all', () => {
+    assert.throws(() => parseAllowFile('/etc/allow', '# nobody yet\n\n   \n'),
+      (err: unknown) => err instanceof ConfigError && err.flag === 'allow-file' && /"\/etc\/allow": holds no peer id/.test(err.message))
   })
 })

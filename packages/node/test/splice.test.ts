@@ -53,7 +53,7 @@ async function relayedTunnel (
 ): Promise<void> {
   const echo = await echoServer()
   const relay = await testNode(relayConfig)
-  const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], expose: [`echo=127.0.0.1:${echo.port}`] })
+  const provider = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] })
   try {
     await event(provider, 'service.published')
     const consumer = await testNode({ listen: ['none'], bootstrap: [tcpAddr(relay)], tunnel: [`${provider.peerId}:echo@127.0.0.1:0`] })

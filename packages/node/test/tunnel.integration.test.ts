@@ -24,6 +24,7 @@ describe('three peers on loopback: bootstrap, provider, consumer', () => {
     const boot = tcpAddr(bootstrap)
     provider = await testNode({
       bootstrap: [boot],
+      allowAny: true,
       expose: [`echo=127.0.0.1:${echo.port}`, 'down=127.0.0.1:1']
     })
     await event(provider, 'service.published', e => e.name === 'echo')

@@ -31,6 +31,7 @@ describe('UDP tunnels on loopback', () => {
     bootstrap = await testNode()
     provider = await testNode({
       bootstrap: [tcpAddr(bootstrap)],
+      allowAny: true,
       expose: [`dns=127.0.0.1:${echo.port}/udp`, `tcp=127.0.0.1:${tcpEcho.port}`],
       udpIdleTimeout: IDLE
     })
