@@ -200,14 +200,15 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
     const provider = providers[i]
     if (provider == null) throw new Error('no provider identity')
     const providerListen = kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)
+    const consumer = await peerId(ctx, `consumer-${kind}`)
     const p = daemon(ctx, `provider-${kind}`, [
       '--identity', provider.key, ...providerListen, '--bootstrap', bootAddr,
-      '--expose', `bench=127.0.0.1:${ctx.targetPort}`
+      '--expose', `bench=127.0.0.1:${ctx.targetPort}`, '--allow', consumer.id
     ])
     await p.waitForEvent('service.published', READY_MS)
     const port = await freePort()
     const c = daemon(ctx, `consumer-${kind}`, [
-      '--identity', join(ctx.dir, `consumer-${kind}.key`), ...(kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)),
+      '--identity', consumer.key, ...(kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)),
       '--bootstrap', bootAddr, '--tunnel', `${provider.id}:bench@127.0.0.1:${port}`
     ])
     const activated = await c.waitForEvent('tunnel.activated', READY_MS)

@@ -60,6 +60,7 @@ pids+=($!)
 
 boot_id=$(punchgate id --identity "$work/boot.key")
 b_id=$(punchgate id --identity "$work/b.key")
+a_id=$(punchgate id --identity "$work/a.key")
 boot="/ip4/127.0.0.1/tcp/$boot_port/p2p/$boot_id"
 
 # Each daemon gets its own control socket: the default one allows one daemon per user.
@@ -68,7 +69,7 @@ pids+=($!)
 wait_for "$logs/bootstrap.log" '"event":"node.started"'
 
 daemon --identity "$work/b.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" --control "$work/b.sock" \
-  --expose "echo=127.0.0.1:$echo_port" > "$logs/peer-b.log" 2>&1 &
+  --expose "echo=127.0.0.1:$echo_port" --allow "$a_id" > "$logs/peer-b.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/peer-b.log" '"event":"service.published"'
 

@@ -58,7 +58,7 @@ run_scenario() {
   start_in workhorse "$out/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
   wait_for "$out/echo.log" 'listening' || fail "$name: echo server did not start"
   start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
-    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$(node "$cli" id --identity "$work/client.key")"
   wait_for "$out/workhorse.log" '"event":"service.published"' || fail "$name: workhorse did not publish echo"
   start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" --log-level debug \
     --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"

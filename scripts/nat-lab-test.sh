@@ -77,7 +77,7 @@ client_started=0
 measured_until=0
 run_scenario() {
   local out=$1 client=$2 workhorse=$3
-  local boot_id boot
+  local boot_id boot client_id
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
@@ -91,8 +91,10 @@ run_scenario() {
 
   start_in workhorse "$out/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
   wait_for "$out/echo.log" 'listening' || { setup_error="echo server did not start"; return 1; }
+  # Only the client may use the echo service: services refuse every peer unless a list names it.
+  client_id=$(punchgate_id "$work/client.key")
   start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
-    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
   wait_for "$out/workhorse.log" '"event":"service.published"' ||
     { setup_error="workhorse did not publish echo within ${START_TIMEOUT_S} s"; return 1; }
 

@@ -52,7 +52,7 @@ start_boot() {
 }
 start_workhorse() {
   start_appending_in workhorse "$logs/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
-    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT"
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
   workhorse_pid=$started
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
@@ -81,6 +81,7 @@ check_echo() {
 bash "$lab" up "$prefix" cone cone > "$logs/lab.log" 2>&1 || fail "lab up failed: $(tail -n 1 "$logs/lab.log")"
 lab_up=1
 boot="/ip4/11.0.0.2/tcp/4001/p2p/$(node "$cli" id --identity "$work/boot.key")"
+client_id=$(node "$cli" id --identity "$work/client.key")
 start_boot
 start_appending_in workhorse "$logs/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
 start_workhorse

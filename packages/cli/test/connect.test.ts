@@ -87,7 +87,7 @@ describe('punchgate connect and status', () => {
 
     bootstrap = await node({})
     bootAddr = bootstrap.addrs()[0] ?? ''
-    provider = await node({ bootstrap: [bootAddr], expose: [`echo=127.0.0.1:${echoPort}`, `banner=127.0.0.1:${bannerPort}`] })
+    provider = await node({ bootstrap: [bootAddr], allowAny: true, expose: [`echo=127.0.0.1:${echoPort}`, `banner=127.0.0.1:${bannerPort}`] })
     await Promise.all(['echo', 'banner'].map(async name =>
       waitForEvent(provider.events, 'service.published', e => e.name === name, AbortSignal.timeout(20_000))))
 

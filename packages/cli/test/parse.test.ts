@@ -47,7 +47,7 @@ describe('argument parsing', () => {
   it('maps the flags onto the node config', async () => {
     const { config, identityPath, logLevel } = await settings([
       '--identity', '/keys/node.key', '--listen', '/ip4/127.0.0.1/tcp/0', '--bootstrap', BOOT,
-      '--expose', 'ssh=127.0.0.1:22', '--tunnel', `${PEER}:ssh@127.0.0.1:2222`, '--tunnel-by-name', 'web@127.0.0.1:8080',
+      '--expose', 'ssh=127.0.0.1:22', '--allow', PEER, '--tunnel', `${PEER}:ssh@127.0.0.1:2222`, '--tunnel-by-name', 'web@127.0.0.1:8080',
       '--log-level', 'warn', '--mdns', '--autonat'
     ])
     assert.equal(identityPath, '/keys/node.key')
@@ -77,6 +77,7 @@ describe('environment', () => {
     PUNCHGATE_LISTEN: '/ip4/127.0.0.1/tcp/1, /ip4/127.0.0.1/tcp/2,',
     PUNCHGATE_BOOTSTRAP: BOOT,
     PUNCHGATE_EXPOSE: 'a=127.0.0.1:1,b=127.0.0.1:2',
+    PUNCHGATE_ALLOW_ANY: 'true',
     PUNCHGATE_TUNNEL: `${PEER}:a@127.0.0.1:3`,
     PUNCHGATE_TUNNEL_BY_NAME: 'b@127.0.0.1:4,c@127.0.0.1:5',
     PUNCHGATE_LOG_LEVEL: 'error',
@@ -98,7 +99,7 @@ describe('environment', () => {
 
   it('is overridden by flags, option by option', async () => {
     const { config, identityPath, logLevel } = await settings([
-      '--identity', '/flag/node.key', '--listen', '/ip4/127.0.0.1/tcp/9', '--expose', 'z=127.0.0.1:9',
+      '--identity', '/flag/node.key', '--listen', '/ip4/127.0.0.1/tcp/9', '--expose', 'z=127.0.0.1:9', '--allow-any',
       '--tunnel-by-name', 'y@127.0.0.1:9', '--log-level', 'debug', '--no-mdns'
     ], ENV)
     assert.equal(identityPath, '/flag/node.key')

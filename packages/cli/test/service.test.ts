@@ -14,7 +14,7 @@ import { main } from '../src/main.ts'
 import { BIN, captureIo, cli, lines, tempDir, type Result } from './fixtures.ts'
 
 const BOOT = '/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWSTrqRiX7VmAocYibHVWuNkmmCdkYj7XidphoYvLui6xD'
-const FLAGS = ['--bootstrap', BOOT, '--expose', 'echo=127.0.0.1:7000', '--tunnel-by-name', 'db@127.0.0.1:5432',
+const FLAGS = ['--bootstrap', BOOT, '--expose', 'echo=127.0.0.1:7000', '--allow-any', '--tunnel-by-name', 'db@127.0.0.1:5432',
   '--tunnel-by-name', 'web@127.0.0.1:8080', '--mdns', '--log-level', 'debug']
 const REPO = new URL('../../../', import.meta.url).pathname
 const GOLDEN = new URL('golden/', import.meta.url).pathname
@@ -117,7 +117,7 @@ describe('punchgate up', () => {
 
   it("writes a LaunchAgent whose command line runs the daemon with the stored settings", async t => {
     const box = await sandbox(t)
-    const { code, stderr } = await box.run('darwin', ['up', '--listen', '/ip4/127.0.0.1/tcp/0', '--expose', 'echo=127.0.0.1:7000'])
+    const { code, stderr } = await box.run('darwin', ['up', '--listen', '/ip4/127.0.0.1/tcp/0', '--expose', 'echo=127.0.0.1:7000', '--allow-any'])
     assert.equal(code, 0, stderr)
     const plist = await readFile(join(box.home, 'Library', 'LaunchAgents', 'punchgate.plist'), 'utf8')
     const array = /<key>ProgramArguments<\/key>\s*<array>([\s\S]*?)<\/array>/.exec(plist)?.[1] ?? ''
@@ -159,13 +159,14 @@ describe('punchgate up', () => {
   it('accepts the daemon flags before `up` as well as after it', async t => {
     const before = await sandbox(t)
     const after = await sandbox(t)
-    assert.equal((await before.run('linux', ['--mdns', '--expose', 'echo=127.0.0.1:7000', '--no-autonat', 'up'])).code, 0)
-    assert.equal((await after.run('linux', ['up', '--mdns', '--expose', 'echo=127.0.0.1:7000', '--no-autonat'])).code, 0)
+    assert.equal((await before.run('linux', ['--mdns', '--expose', 'echo=127.0.0.1:7000', '--allow-any', '--no-autonat', 'up'])).code, 0)
+    assert.equal((await after.run('linux', ['up', '--mdns', '--expose', 'echo=127.0.0.1:7000', '--allow-any', '--no-autonat'])).code, 0)
     const settings = async (box: Sandbox): Promise<string[]> =>
       lines((await readFile(box.envFile, 'utf8')).replaceAll(box.home, '~')).filter(line => !line.startsWith('#'))
     assert.deepEqual(await settings(before), [
       'PUNCHGATE_IDENTITY=~/.local/state/punchgate/identity.key',
       'PUNCHGATE_EXPOSE=echo=127.0.0.1:7000',
+      'PUNCHGATE_ALLOW_ANY=true',
       'PUNCHGATE_MDNS=true',
       'PUNCHGATE_AUTONAT=false'
     ])
@@ -201,7 +202,7 @@ describe('punchgate up', () => {
 
   it('says in one line when systemd --user is unreachable, and installs no unit', async t => {
     const box = await sandbox(t, { systemctl: 'echo "Failed to connect to bus: No medium found" >&2; exit 1' })
-    const { code, stdout, stderr } = await box.run('linux', ['up', '--expose', 'echo=127.0.0.1:7000'])
+    const { code, stdout, stderr } = await box.run('linux', ['up', '--expose', 'echo=127.0.0.1:7000', '--allow-any'])
     assert.equal(code, 1)
     assert.equal(stdout, '')
     assert.equal(lines(stderr).length, 1, stderr)

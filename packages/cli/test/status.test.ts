@@ -2,7 +2,9 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { NodeStatus } from '@punchgate/node'
 import { main } from '../src/main.ts'
+import { renderStatus } from '../src/view/status.ts'
 import { BIN, capture, tempDir } from './fixtures.ts'
 
 /** Runs `punchgate status` with `tool` on PATH as a script printing `output` (and exiting `code`). */
@@ -48,5 +50,37 @@ describe('punchgate status: the service manager', () => {
     const report = JSON.parse(stdout.text())
     assert.equal(report.service.manager, 'none')
     assert.equal(report.daemon, null)
+  })
+})
+
+describe('punchgate status: who may use each service', () => {
+  const ids = ['12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA', '12D3KooWSTrqRiX7VmAocYibHVWuNkmmCdkYj7XidphoYvLui6xD']
+  const status: NodeStatus = {
+    peerId: ids[0] ?? '',
+    role: 'private',
+    phase: 'ready',
+    startedAt: new Date(0).toISOString(),
+    listenAddrs: [],
+    announcedAddrs: [],
+    observedAddrs: [],
+    relay: { state: 'off', addrs: [] },
+    peers: [],
+    services: [
+      { name: 'ssh', target: '127.0.0.1:22', access: [ids[0] ?? ''] },
+      { name: 'web', target: '127.0.0.1:80', access: 'any' },
+      { name: 'db', target: '127.0.0.1:5432', access: 'mesh' },
+      { name: 'lan', target: '10.0.0.0/8:22', access: [...ids, ...ids.map(id => id.replace('12D3KooW', '12D3KooX'))] }
+    ],
+    tunnels: []
+  }
+
+  it('shows an ACCESS column: the ids shortened, any, mesh, a long list counted', () => {
+    const text = renderStatus({ control: '/run/pg.sock', service: { manager: 'none', state: 'unknown' }, daemon: { status, connects: { open: 0, opened: 0, failed: 0, bytesIn: 0, bytesOut: 0 } } }, new Date(0))
+    const table = text.slice(text.indexOf('exposed services'))
+    assert.match(table, /NAME +TARGET +ACCESS\n/)
+    assert.match(table, /ssh +127\.0\.0\.1:22 +12D3Ko…QAJU5SA\n/)
+    assert.match(table, /web +127\.0\.0\.1:80 +any\n/)
+    assert.match(table, /db +127\.0\.0\.1:5432 +mesh\n/)
+    assert.match(table, /lan +10\.0\.0\.0\/8:22 +12D3Ko…QAJU5SA, 12D3Ko…Lui6xD \+2 more\n/)
   })
 })
