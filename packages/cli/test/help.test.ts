@@ -12,7 +12,7 @@ describe('help and version', () => {
     assert.equal(code, 0)
     assert.equal(stderr, '')
     for (const word of ['punchgate id', '--identity', '--listen', '--bootstrap', '--expose', '--tunnel ', '--tunnel-by-name',
-      '--log-level', '--mdns', '--autonat', 'PUNCHGATE_<OPTION>']) {
+      '--log-level', '--mdns', '--autonat', '--allow-any', 'PUNCHGATE_<OPTION>']) {
       assert.ok(stdout.includes(word), word)
     }
   })

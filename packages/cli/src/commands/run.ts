@@ -105,8 +105,8 @@ export const runOptions = {
   listen: { ...repeatable("multiaddr to listen on; 'none' for no listener (reachable through the relay only)"), defaultDescription: DEFAULT_LISTEN.join(' ') },
   announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
   bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
-  expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...]'),
-  'expose-net': repeatable('let peers choose the destination, inside these networks and ports: NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=PEER_ID,...]'),
+  expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...|any], for the peers of --allow or ?allow= (or --allow-any)'),
+  'expose-net': repeatable('let peers choose the destination, inside these networks and ports: NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=PEER_ID,...|any]'),
   tunnel: repeatable('listen on BIND (HOST:PORT[/udp]) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND[>DEST_IP:PORT]'),
   'tunnel-by-name': repeatable('listen on BIND and tunnel to a peer that publishes SVC and is trusted (--trust, ?peer=, else the first one, pinned), as SVC@BIND[/udp][>DEST_IP:PORT][?peer=PEER_ID,...]'),
   trust: repeatable('by-name tunnels (and connect) use only this provider; without --trust, ?peer= or a pin, the first provider used is pinned'),
@@ -114,7 +114,11 @@ export const runOptions = {
   'known-providers': knownProvidersOption,
   allow: repeatable('only this peer id may use services that have no ?allow= list of their own'),
   'allow-file': single('file of allowed peer ids, one per line, # comments; adds to --allow'),
-  'allow-any': { type: 'boolean', describe: 'open services that have no ?allow= list of their own to every peer that can connect', defaultDescription: 'none: services refuse every peer (in a --swarm-key mesh: its members)' },
+  'allow-any': {
+    type: 'boolean',
+    describe: 'open services without a list of their own to every peer that can connect (else such a service stops the daemon at start, except in a --swarm-key mesh, whose members may use it)',
+    defaultDescription: 'false'
+  },
   'max-sessions': single('tunnelled connections and UDP sessions this node serves at once', 'no limit'),
   'max-sessions-per-peer': single('the same, per peer', 'no limit'),
   'swarm-key': single('private network key file (make one with punchgate swarm-key); peers without it cannot connect; TCP only'),
