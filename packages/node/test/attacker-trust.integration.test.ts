@@ -35,7 +35,7 @@ async function recordingSink (): Promise<TcpService & { received: () => number }
 /** An impostor: a full Punchgate node publishing `echo` in front of a recording sink; counts the tunnel requests it gets. */
 async function impostorNode (boot: string): Promise<{ node: PunchgateNode, sink: Awaited<ReturnType<typeof recordingSink>>, requests: () => number }> {
   const sink = await recordingSink()
-  const node = await testNode({ bootstrap: [boot], expose: [`echo=127.0.0.1:${sink.port}`] })
+  const node = await testNode({ bootstrap: [boot], allowAny: true, expose: [`echo=127.0.0.1:${sink.port}`] })
   let requests = 0
   node.events.onEvent('tunnel.opened', () => { requests++ })
   node.events.onEvent('tunnel.rejected', () => { requests++ })
@@ -91,7 +91,7 @@ describe('an impostor provider', () => {
   it('publishing the pinned service after the real provider dies never receives a byte, and the tunnel says why', async (t) => {
     const echo = await echoServer()
     const file = join(dir, 'tofu.known-providers')
-    const real = await testNode({ bootstrap: [boot], expose: [`echo=127.0.0.1:${echo.port}`] })
+    const real = await testNode({ bootstrap: [boot], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] })
     let client: PunchgateNode | undefined
     let impostor: Awaited<ReturnType<typeof impostorNode>> | undefined
     let local: Socket | undefined
@@ -207,7 +207,7 @@ describe(`${SYBILS} sybil providers`, () => {
     const boot = tcpAddr(bootstrap)
     // The sybils publish first, so a lookup that stops at MAX_PROVIDERS sees only them.
     for (let i = 0; i < SYBILS; i++) sybils.push(await sybil(boot, 'echo'))
-    real = await testNode({ bootstrap: [boot], expose: [`echo=127.0.0.1:${echo.port}`] })
+    real = await testNode({ bootstrap: [boot], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] })
     await event(real, 'service.published', e => e.name === 'echo')
   })
 
