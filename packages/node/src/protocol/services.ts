@@ -6,8 +6,7 @@
 import { BlockList, isIP } from 'node:net'
 import { accessOf, type Access } from '../access.ts'
 import type { ExposeNetSpec, ExposeSpec, HostPort, NodeConfig, SessionLimits } from '../config.ts'
-import type { Cidr } from '../specs.ts'
-import type { Transport } from '../specs.ts'
+import type { Cidr, Transport } from '../specs.ts'
 import type { RejectReason } from './handshake.ts'
 
 export interface SessionRequest {
@@ -138,14 +137,17 @@ export class ServiceTable {
     // Checked as the address the socket will really reach: a mapped IPv4 address as IPv4,
     // and this host's own loopback only through a network that names it.
     const host = unmapIPv4(destination.host)
-    const family = isIP(host) === 4 ? 'ipv4' : 'ipv6'
-    const networks = isIP(host) !== 0 && LOCAL.check(host, family) ? entry.net.local : entry.net.networks
-    const inside = isIP(host) !== 0 &&
-      networks.check(host, family) &&
-      entry.net.ports.some(r => destination.port >= r.from && destination.port <= r.to)
-    return inside
-      ? { ok: { host, port: destination.port } }
-      : { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port} is outside this service's networks and ports` }
+    const version = isIP(host)
+    const family = version === 4 ? 'ipv4' : 'ipv6'
+    const local = version !== 0 && LOCAL.check(host, family)
+    const inNetworks = version !== 0 && (local ? entry.net.local : entry.net.networks).check(host, family)
+    if (inNetworks && entry.net.ports.some(r => destination.port >= r.from && destination.port <= r.to)) {
+      return { ok: { host, port: destination.port } }
+    }
+    const why = local && !inNetworks
+      ? 'this host\'s own addresses are reached only through a listed network that names them (e.g. 127.0.0.0/8, ::1/128)'
+      : 'outside this service\'s networks and ports'
+    return { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port}: ${why}` }
   }
 
   /** Whether `peer` may use at least one service here: a reason to answer its punch requests. */
