@@ -24,7 +24,7 @@ function daemonWith (hostile: string): DaemonStatus {
       observedAddrs: [`/dns4/${hostile}/tcp/1`],
       relay: { state: 'reserved', addrs: [`/dns4/${hostile}/p2p-circuit`] },
       peers: [{ peer: `peer${hostile}`, path: 'relay', addrs: [`/dns4/${hostile}/tcp/2`] }],
-      services: [{ name: `svc${hostile}`, target: '127.0.0.1:22' }],
+      services: [{ name: `svc${hostile}`, target: '127.0.0.1:22', access: 'any' }],
       tunnels: [{
         tunnel: `echo${hostile}@127.0.0.1:1`, service: `echo${hostile}`, bind: '127.0.0.1:1', status: 'relayed', peer: `p${hostile}`,
         connections: 0, opened: 0, rejected: 0, bytesIn: 0, bytesOut: 0
