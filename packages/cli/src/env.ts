@@ -10,8 +10,9 @@ import { UsageError } from './errors.ts'
  * How a variable's text becomes an option value; an array lists the allowed values.
  * 'specs' is a comma list of NAME=... specs whose own text may hold commas
  * (`lan=10.0.0.0/8:22,80,web=127.0.0.1:80`): a new item starts only at a comma followed by NAME=.
+ * 'path' is a string naming a file: a config file resolves it against its own directory.
  */
-export type EnvKind = 'string' | 'list' | 'specs' | 'boolean' | 'number' | readonly string[]
+export type EnvKind = 'string' | 'path' | 'list' | 'specs' | 'boolean' | 'number' | readonly string[]
 
 const TRUE = new Set(['1', 'true', 'yes', 'on'])
 const FALSE = new Set(['0', 'false', 'no', 'off'])
@@ -35,7 +36,7 @@ export function withEnv<A extends object> (args: A, kinds: { [K in keyof A]?: En
 }
 
 function parseEnvValue (variable: string, text: string, kind: EnvKind): unknown {
-  if (kind === 'string') return text
+  if (kind === 'string' || kind === 'path') return text
   if (kind === 'list') return text.split(',').map(item => item.trim()).filter(item => item !== '')
   if (kind === 'number') {
     const value = Number(text)

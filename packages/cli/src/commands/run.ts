@@ -10,6 +10,7 @@ import {
   readAllowFile, readSwarmKey, readTrustFile, startNode, validateConfig, type NodeConfig
 } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
+import { blameConfigFile, readConfigFile, type ConfigFile } from '../config-file.ts'
 import { withEnv, type EnvKind } from '../env.ts'
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.ts'
 import { controlOption, identityOption, knownProvidersOption, knownProvidersPathFor, lastWins } from '../options.ts'
@@ -46,12 +47,13 @@ export interface RunArgs {
   trust?: string[]
   'trust-file'?: string
   'known-providers'?: string
+  config?: string
 }
 
 const RELAY_ALLOW = ['any', 'allowed'] as const
 
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
-  identity: 'string',
+  identity: 'path',
   listen: 'list',
   announce: 'list',
   bootstrap: 'list',
@@ -61,11 +63,11 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'log-level': LOG_LEVELS,
   mdns: 'boolean',
   autonat: 'boolean',
-  control: 'string',
+  control: 'path',
   metrics: 'string',
   'rtt-interval': 'number',
   allow: 'list',
-  'allow-file': 'string',
+  'allow-file': 'path',
   'allow-any': 'boolean',
   'expose-net': 'specs',
   'max-sessions': 'string',
@@ -76,12 +78,21 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'relay-max-bytes': 'string',
   'relay-max-duration': 'string',
   'relay-splice': 'string',
-  'swarm-key': 'string',
+  'swarm-key': 'path',
   'udp-idle-timeout': 'string',
   'drain-timeout': 'string',
   trust: 'list',
-  'trust-file': 'string',
-  'known-providers': 'string'
+  'trust-file': 'path',
+  'known-providers': 'path',
+  config: 'path'
+}
+
+/** A config file takes every daemon option but --config itself. */
+const { config: _config, ...FILE_KINDS } = ENV_KINDS
+
+/** Reads and checks a daemon config file (`--config`); throws ConfigFileError. */
+export function readDaemonConfigFile (path: string): ConfigFile {
+  return readConfigFile(path, FILE_KINDS)
 }
 
 function repeatable (describe: string) {
@@ -112,6 +123,7 @@ export const runOptions = {
   trust: repeatable('by-name tunnels (and connect) use only this provider; without --trust, ?peer= or a pin, the first provider used is pinned'),
   'trust-file': single('file of trusted provider ids, one per line, # comments (like --allow-file); adds to --trust'),
   'known-providers': knownProvidersOption,
+  config: single('TOML file of daemon options, keyed by the long flag names (docs/configuration.md); flags and the environment beat it'),
   allow: repeatable('only this peer id may use services that have no ?allow= list of their own'),
   'allow-file': single('file of allowed peer ids, one per line, # comments; adds to --allow'),
   'allow-any': {
@@ -175,7 +187,7 @@ export const runCommand: Command<RunArgs> = {
   }
 }
 
-/** What the daemon runs with: flags, else the environment, else the defaults; validated. */
+/** What the daemon runs with: flags, else the environment, else the --config file, else the defaults; validated. */
 export interface DaemonSettings {
   config: NodeConfig
   identityPath: string
@@ -186,7 +198,21 @@ export interface DaemonSettings {
 
 /** Throws ConfigError or UsageError (both usage errors) before anything is started. */
 export function daemonSettings (args: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings {
-  const options = withEnv(args, ENV_KINDS, env)
+  const given = withEnv(args, ENV_KINDS, env)
+  if (given.config == null) return settingsFrom(given, env)
+  const file = readDaemonConfigFile(given.config)
+  // Flags and the environment beat the file: it fills only the options they left out.
+  const fromFile = new Set(Object.keys(file.values).filter(key => given[key as keyof RunArgs] === undefined))
+  const options = { ...given } as Record<string, unknown>
+  for (const key of fromFile) options[key] = file.values[key]
+  try {
+    return settingsFrom(options as RunArgs, env)
+  } catch (err) {
+    throw blameConfigFile(err, file, fromFile)
+  }
+}
+
+function settingsFrom (options: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings {
   const allowFile = options['allow-file']
   const trustFile = options['trust-file']
   const swarmKey = options['swarm-key']

@@ -6,12 +6,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { defaultIdentityPath, loadOrCreateIdentity } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
-import { daemonFlagChanges, IDENTITY_VARIABLE } from '../service/daemon-flags.ts'
+import { CONFIG_VARIABLE, daemonFlagChanges, IDENTITY_VARIABLE } from '../service/daemon-flags.ts'
 import { serviceContext } from '../service/context.ts'
 import { applySettings, readSettings } from '../service/env-file.ts'
 import { launchdPlist, systemdUnit } from '../service/units.ts'
 import { BIN_PATH } from '../package-dir.ts'
-import { daemonSettings, runOptions, type RunArgs } from './run.ts'
+import { daemonSettings, readDaemonConfigFile, runOptions, type RunArgs } from './run.ts'
 
 export const upCommand: Command<RunArgs> = {
   command: 'up',
@@ -19,7 +19,8 @@ export const upCommand: Command<RunArgs> = {
   builder: yargs => yargs.options(runOptions).usage('$0 up [options]\n\n' +
     'Stores the options in ~/.config/punchgate/punchgate.env ($XDG_CONFIG_HOME if set) and runs the daemon ' +
     'as a systemd user service (Linux) or a launchd agent (macOS) with them. Options not given keep their ' +
-    "stored value; an empty one (--bootstrap '') removes it."),
+    "stored value; an empty one (--bootstrap '') removes it. With --config FILE the service reads that file " +
+    '(its absolute path is stored); the stored options beat it.'),
   run: async (args, io) => installService(args, io)
 }
 
@@ -27,8 +28,12 @@ export async function installService (args: RunArgs, io: Io): Promise<number> {
   const { platform, paths, manager } = serviceContext(io)
   const stored = await readFile(paths.envFile, 'utf8').catch(() => undefined)
   let changes = daemonFlagChanges(args as Record<string, unknown>, process.cwd())
-  if (!readSettings(applySettings(stored, changes)).has(IDENTITY_VARIABLE)) {
-    // Pinned on the first run, so the service keeps its peer id whatever its environment.
+  const pending = readSettings(applySettings(stored, changes))
+  const configFile = pending.get(CONFIG_VARIABLE)
+  const identityInFile = configFile != null && readDaemonConfigFile(configFile).values.identity != null
+  if (!pending.has(IDENTITY_VARIABLE) && !identityInFile) {
+    // Pinned on the first run, so the service keeps its peer id whatever its environment
+    // (a pin here would beat the config file's `identity`, which pins it as well).
     changes = new Map([[IDENTITY_VARIABLE, defaultIdentityPath(io.env, platform)], ...changes])
   }
   const text = applySettings(stored, changes)

@@ -12,11 +12,13 @@ import type { SettingChanges } from './env-file.ts'
 const DEFINITIONS = Object.entries(runOptions) as Array<[string, Options]>
 
 export const IDENTITY_VARIABLE = envVariable('identity')
+export const CONFIG_VARIABLE = envVariable('config')
+/** Stored absolute, since the service does not run in the directory `up` ran in. */
+const ABSOLUTE_PATHS = new Set([IDENTITY_VARIABLE, CONFIG_VARIABLE])
 
 /**
  * The daemon flags given on the command line, as settings-file changes. An empty value
- * (`--bootstrap ''`) removes the setting; the identity path is made absolute, since the
- * service does not run in the directory `up` ran in.
+ * (`--bootstrap ''`) removes the setting; the identity and config paths are made absolute.
  */
 export function daemonFlagChanges (args: Record<string, unknown>, cwd: string): SettingChanges {
   const changes = new Map<string, string | undefined>()
@@ -26,7 +28,7 @@ export function daemonFlagChanges (args: Record<string, unknown>, cwd: string): 
     const variable = envVariable(option)
     const text = definition.array === true ? listText(option, value as unknown[]) : String(value)
     if (text === '') changes.set(variable, undefined)
-    else changes.set(variable, variable === IDENTITY_VARIABLE ? resolve(cwd, text) : text)
+    else changes.set(variable, ABSOLUTE_PATHS.has(variable) ? resolve(cwd, text) : text)
   }
   return changes
 }
