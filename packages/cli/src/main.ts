@@ -22,7 +22,8 @@ import { declareDaemonBooleans } from './service/daemon-flags.ts'
 import { PACKAGE_JSON } from './package-dir.ts'
 
 const EPILOGUE = 'Every option can also be set in the environment as PUNCHGATE_<OPTION>, e.g. ' +
-  'PUNCHGATE_TUNNEL_BY_NAME; repeatable options take a comma-separated list. Flags beat the environment.'
+  'PUNCHGATE_TUNNEL_BY_NAME; repeatable options take a comma-separated list. Flags beat the environment, ' +
+  'which beats a --config FILE (TOML, keys are the long flag names).'
 
 function cliVersion (): string {
   const pkg = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { version: string }
