@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parse, TomlError } from 'smol-toml'
-import { ConfigError, PunchgateError } from '@punchgate/node'
+import { ConfigError, privatePathProblem, PunchgateError } from '@punchgate/node'
 import type { EnvKind } from './env.ts'
 
 /** A config file that cannot be read, is not TOML, or holds a key or value the daemon refuses. */
@@ -41,11 +41,15 @@ export interface ConfigFile {
 export function readConfigFile (path: string, kinds: Readonly<Record<string, EnvKind>>): ConfigFile {
   const file = resolve(path)
   let text: string
+  let problem: string | undefined
   try {
     text = readFileSync(file, 'utf8')
+    // It can hold --allow and --trust: whoever can replace it can let themselves in, as with --allow-file.
+    problem = privatePathProblem(file)
   } catch (err) {
     throw new ConfigError('config', file, `cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
+  if (problem != null) throw new ConfigError('config', file, problem)
   const lines = text.split(/\r?\n/)
   const lineOf = (key: string, value?: string): number => valueLine(lines, key, value)
   let table: Record<string, unknown>
