@@ -64,7 +64,7 @@ export function readConfigFile (path: string, kinds: Readonly<Record<string, Env
   for (const [key, raw] of Object.entries(table)) {
     const kind = Object.hasOwn(kinds, key) ? kinds[key] : undefined
     if (kind === undefined) {
-      throw new ConfigFileError(file, lineOf(key), key, 'unknown key (the keys are the long flag names, as in punchgate --help)')
+      throw new ConfigFileError(file, lineOf(key), key, 'unknown key (the keys are the long flag names)')
     }
     const value = convert(raw, kind, dirname(file))
     if (value instanceof Refusal) throw new ConfigFileError(file, lineOf(key, value.item), key, value.reason)
