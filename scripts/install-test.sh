@@ -4,8 +4,8 @@
 # then with PATH holding only that prefix and Node's own directory:
 #   - the tarball holds no tests, no sources, no source maps;
 #   - `punchgate --version` and `npx --package ./punchgate-VERSION.tgz punchgate --version`;
-#   - a bootstrap, a provider and a client, all from the installed binary, carry bytes
-#     byte-exact through a tunnel by name;
+#   - a bootstrap, a provider (started with --config FILE) and a client, all from the
+#     installed binary, carry bytes byte-exact through a tunnel by name;
 #   - `punchgate up` (with a recording fake systemctl) writes a unit that runs the
 #     installed bin with the Node that ran `up`, not a checkout path.
 # Logs are kept in $INSTALL_LOG_DIR (default test-results/install).
@@ -82,8 +82,16 @@ boot="/ip4/127.0.0.1/tcp/$boot_port/p2p/$boot_id"
 run punchgate --identity "$work/keys/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" > "$logs/bootstrap.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/bootstrap.log" '"event":"node.started"'
-run punchgate --identity "$work/keys/provider.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
-  --expose "echo=127.0.0.1:$echo_port" --allow "$client_id" > "$logs/provider.log" 2>&1 &
+# The provider reads its options from a TOML file (--config); its identity path is relative
+# to the file.
+cat > "$work/keys/provider.toml" <<EOF
+identity = "provider.key"
+listen = ["/ip4/127.0.0.1/tcp/0"]
+bootstrap = ["$boot"]
+expose = ["echo=127.0.0.1:$echo_port"]
+allow = ["$client_id"]
+EOF
+run punchgate --config "$work/keys/provider.toml" > "$logs/provider.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/provider.log" '"event":"service.published"'
 run punchgate --identity "$work/keys/client.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
