@@ -90,6 +90,7 @@ describe('--config FILE: values and precedence', () => {
       '"tunnel-by-name" = ["web@127.0.0.1:8080"]',
       `trust = ['${OTHER}']`,
       'mdns = true',
+      'allow-any = true',
       'rtt-interval = 2.5',
       'log-level = "debug"',
       'max-sessions = 64',
@@ -102,6 +103,7 @@ describe('--config FILE: values and precedence', () => {
     assert.deepEqual(got.config.tunnels.map(tunnel => tunnel.id), ['web@127.0.0.1:8080'])
     assert.deepEqual(got.config.trust, [OTHER])
     assert.equal(got.config.mdns, true)
+    assert.equal(got.config.allowAny, true)
     assert.equal(got.config.rttIntervalMs, 2500)
     assert.equal(got.logLevel, 'debug')
     assert.deepEqual(got.config.limits, { maxSessions: 64 })
@@ -136,12 +138,14 @@ describe('--config FILE: values and precedence', () => {
     const sub = join(dir, 'etc')
     await mkdir(sub)
     await writeFile(join(sub, 'allowed'), `${OTHER}\n`)
+    await writeFile(join(sub, 'trusted'), `${PEER}\n`)
     const file = await configFile(sub, [
-      'identity = "keys/node.key"', 'allow-file = "allowed"', 'control = "run/control.sock"', 'known-providers = "pins"'
+      'identity = "keys/node.key"', 'allow-file = "allowed"', 'trust-file = "trusted"', 'control = "run/control.sock"', 'known-providers = "pins"'
     ].join('\n'))
     const got = await settings(['--config', relative(process.cwd(), file)])
     assert.equal(got.identityPath, join(sub, 'keys', 'node.key'))
     assert.deepEqual(got.config.allow, [OTHER])
+    assert.deepEqual(got.config.trust, [PEER])
     assert.equal(got.controlPath, join(sub, 'run', 'control.sock'))
     assert.equal(got.config.knownProviders, join(sub, 'pins'))
 
@@ -204,7 +208,7 @@ describe('punchgate up --config FILE', () => {
     const box = await sandbox(t)
     const conf = join(box.dir, 'conf')
     await mkdir(conf)
-    const file = await configFile(conf, `bootstrap = ["${BOOT}"]\nidentity = "node.key"\nexpose = ["ssh=127.0.0.1:22"]\n`)
+    const file = await configFile(conf, `bootstrap = ["${BOOT}"]\nidentity = "node.key"\nexpose = ["ssh=127.0.0.1:22"]\nallow-any = true\n`)
     const { code, stdout, stderr } = await up(box.env, ['--config', relative(process.cwd(), file)])
     assert.equal(code, 0, stderr)
     const stored = await readFile(box.envFile, 'utf8')
