@@ -3,6 +3,7 @@
  * events, executes the machine's commands, and logs each transition.
  */
 import { multiaddr } from '@multiformats/multiaddr'
+import { streamPair } from '@libp2p/utils'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from './config.ts'
@@ -183,6 +184,8 @@ class Runner implements PunchgateNode {
   private splicer?: Splicer
   /** Tunnel connections this node serves to peers (the expose side), open right now. */
   private readonly served = new InFlight()
+  /** The TCP and UDP expose handlers by protocol: peers reach them through libp2p, our own by-name tunnels through selfRoute(). */
+  private readonly exposeHandlers = new Map<string, ExposeHandler>()
   private stopping?: Promise<void>
   private readonly stopHooks: Array<() => Promise<void>> = []
   private startedAt = new Date(0)
@@ -312,12 +315,13 @@ class Runner implements PunchgateNode {
       maxOutboundStreams: MAX_TUNNEL_STREAMS,
       runOnLimitedConnection: true
     }
-    await this.swarm.handle(TUNNEL_PROTOCOL, this.counted(createExposeHandler({
+    this.exposeHandlers.set(TUNNEL_PROTOCOL, this.counted(createExposeHandler({
       table: this.services, events: this.events, rejections: this.rejections, handshakeTimeoutMs: this.handshakeTimeoutMs
-    })), handlerOptions)
-    await this.swarm.handle(UDP_PROTOCOL, this.counted(createUdpExposeHandler({
+    })))
+    this.exposeHandlers.set(UDP_PROTOCOL, this.counted(createUdpExposeHandler({
       table: this.services, events: this.events, rejections: this.rejections, idleMs: this.config.udpIdleMs
-    })), handlerOptions)
+    })))
+    for (const [protocol, handler] of this.exposeHandlers) await this.swarm.handle(protocol, handler, handlerOptions)
     // After drainConnections has unhandled both protocols: no rejection can follow the summaries.
     this.onStop(async () => this.rejections.close())
     await this.puncher.start()
@@ -470,7 +474,7 @@ class Runner implements PunchgateNode {
   }
 
   /** Wraps a stream handler so a graceful stop can wait for the connections it serves. */
-  private counted (handler: (stream: Stream, connection: Connection) => Promise<void>): (stream: Stream, connection: Connection) => Promise<void> {
+  private counted (handler: ExposeHandler): ExposeHandler {
     return async (stream, connection) => {
       const done = this.served.add()
       try {
@@ -751,6 +755,12 @@ class Runner implements PunchgateNode {
   }
 
   private async resolve (tunnel: string, service: string, attempt: number): Promise<void> {
+    if (this.exposesItself(tunnel)) {
+      // The DHT never lists ourselves: our own service is served here, through our own expose handler.
+      this.events.emitEvent('service.resolved', { name: service, providers: [this.peerId] })
+      this.dispatch({ type: 'resolved', tunnel, providers: [this.peerId] })
+      return
+    }
     try {
       const rule = this.trustFor(service, this.tunnelSpec(tunnel)?.trust)
       const providers = await findServiceProviders(this.swarm, service, this.signal(LOOKUP_TIMEOUT_MS), rule.trusted, this.dialScope())
@@ -767,6 +777,13 @@ class Runner implements PunchgateNode {
         name: service, attempt, retryInMs: this.timerDelay(`retry:${tunnel}`), error: (err as Error).message
       })
     }
+  }
+
+  /** A by-name tunnel to a service this node exposes itself, over the same transport. */
+  private exposesItself (tunnel: string): boolean {
+    const spec = this.tunnelSpec(tunnel)
+    if (spec == null || spec.peer != null) return false
+    return [...this.config.expose, ...this.config.exposeNet].some(e => e.name === spec.service && e.transport === spec.transport)
   }
 
   private tunnelSpec (tunnel: string): TunnelSpec | undefined {
@@ -807,6 +824,10 @@ class Runner implements PunchgateNode {
   }
 
   private async connect (tunnel: string, peer: string): Promise<void> {
+    if (peer === this.peerId) {
+      this.dispatch({ type: 'connected', tunnel, peer, path: 'direct' })
+      return
+    }
     const { connection, errors } = await this.dialPeer(peer, this.shutdown.signal)
     if (!this.running) return
     if (connection == null) {
@@ -841,7 +862,8 @@ class Runner implements PunchgateNode {
     const spec = this.tunnelSpec(tunnel)
     let rule: TrustRule | undefined
     try {
-      rule = spec != null && spec.peer == null ? this.trustFor(spec.service, spec.trust) : undefined
+      // Our own service needs no trust, and pinning ourselves would shut out the real providers.
+      rule = spec != null && spec.peer == null && peer !== this.peerId ? this.trustFor(spec.service, spec.trust) : undefined
     } catch (err) {
       // The known-providers file broke since the lookup: trust nothing until it is fixed.
       queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: (err as Error).message }))
@@ -873,6 +895,7 @@ class Runner implements PunchgateNode {
 
   /** New streams always take the best connection at the time they open: direct once one exists, then a spliced (unlimited) relayed one. */
   private routeTo (peer: string): TunnelRoute {
+    if (peer === this.peerId) return this.selfRoute()
     const peerId = peerIdFromString(peer)
     return {
       peer,
@@ -886,6 +909,25 @@ class Runner implements PunchgateNode {
           signal, runOnLimitedConnection: true, maxOutboundStreams: MAX_TUNNEL_STREAMS
         })
         return { stream, path: pathOf(connection) }
+      }
+    }
+  }
+
+  /**
+   * A by-name tunnel to our own service: each stream is one end of an in-process pair whose
+   * other end our expose handler serves as it would a peer's, admission and events included.
+   */
+  private selfRoute (): TunnelRoute {
+    const self: SelfConnection = { remotePeer: this.swarm.peerId, direct: true, remoteAddr: multiaddr(`/p2p/${this.peerId}`) }
+    return {
+      peer: this.peerId,
+      openStream: async (signal, protocol = TUNNEL_PROTOCOL) => {
+        signal.throwIfAborted()
+        const handler = this.exposeHandlers.get(protocol)
+        if (handler == null || !this.running) throw new Error(`not serving ${protocol}`)
+        const [outbound, inbound] = await streamPair({ delay: 0 })
+        void handler(inbound, self)
+        return { stream: outbound, path: 'direct' }
       }
     }
   }
@@ -908,6 +950,10 @@ class Runner implements PunchgateNode {
     this.dispatch({ type: 'peer-path', peer, path })
   }
 }
+
+/** What the expose handlers read of the connection a stream came on. */
+type SelfConnection = Pick<Connection, 'remotePeer' | 'direct' | 'remoteAddr'>
+type ExposeHandler = (stream: Stream, connection: SelfConnection) => Promise<void>
 
 /** Direct beats relayed; among relayed, a spliced connection beats a circuit. */
 function rank (connection: Connection): number {

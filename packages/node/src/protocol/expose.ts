@@ -14,7 +14,7 @@ import { decodeRequest, readFrame, writeFrame, type RejectReason, type TunnelReq
 import { pipeSocketStream } from './pipe.ts'
 import type { ServiceTable } from './services.ts'
 
-export function pathOf (connection: Connection): Path {
+export function pathOf (connection: Pick<Connection, 'direct' | 'remoteAddr'>): Path {
   return connection.direct && !connection.remoteAddr.toString().includes('/p2p-circuit') ? 'direct' : 'relay'
 }
 
@@ -83,7 +83,7 @@ export async function readRequest (
   }
 }
 
-export function createExposeHandler (init: ExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
+export function createExposeHandler (init: ExposeHandlerInit): (stream: Stream, connection: Pick<Connection, 'remotePeer' | 'direct' | 'remoteAddr'>) => Promise<void> {
   const { events, table, rejections, handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS } = init
 
   return async (stream, connection) => {

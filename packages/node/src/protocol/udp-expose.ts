@@ -43,7 +43,7 @@ export interface UdpExposeHandlerInit {
   idleMs: number
 }
 
-export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: Stream, connection: Connection) => Promise<void> {
+export function createUdpExposeHandler (init: UdpExposeHandlerInit): (stream: Stream, connection: Pick<Connection, 'remotePeer' | 'direct' | 'remoteAddr'>) => Promise<void> {
   const { events, table, rejections, idleMs } = init
 
   return async (stream, connection) => {
