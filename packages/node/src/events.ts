@@ -31,6 +31,8 @@ export type UdpCounts = {
 
 export interface EventMap {
   'node.started': { peerId: string, addrs: string[], role: 'public' | 'private' }
+  /** A public node, at start: the `--bootstrap` values others pass to join it (bootstrap-hint.ts). */
+  'node.bootstrap-hint': { addrs: string[], reachable: boolean, announce?: string }
   'node.stopped': { peerId: string }
   'node.draining': { connections: number, timeoutMs: number }
   'node.drained': { ms: number, cut: number }

@@ -4,6 +4,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { streamPair } from '@libp2p/utils'
+import { bootstrapHint } from './bootstrap-hint.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from './config.ts'
@@ -363,6 +364,7 @@ class Runner implements PunchgateNode {
       addrs: this.addrs(),
       role: this.state.role
     })
+    if (this.state.role === 'public') this.events.emitEvent('node.bootstrap-hint', bootstrapHint(this.addrs()))
     this.dispatch({ type: 'start' })
   }
 
