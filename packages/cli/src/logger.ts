@@ -1,17 +1,17 @@
 /**
  * The daemon's logger. When stdout is not a terminal, each record is one JSON line on
  * stdout: what log shippers and `grep '"event":"..."'` expect, and what docs/events.md
- * shows. When stdout is a terminal a person is watching, so records are pretty-printed,
- * one line each with the event name first, on stderr, where diagnostics conventionally go.
+ * shows. When stdout is a terminal a person is watching, so each record is one sentence
+ * (view/sentences.ts) on stderr, where diagnostics conventionally go.
  */
 import { pino } from 'pino'
 import type { Logger } from '@punchgate/node'
 import type { Io } from './command.ts'
+import { Memory, renderLine } from './view/sentences.ts'
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
-/** pino-pretty is loaded for a terminal only: a service's daemon never needs it. */
 export async function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'stderr'>): Promise<Logger> {
   const options = {
     level,
@@ -23,10 +23,9 @@ export async function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'st
     const json: Logger = pino(options, io.stdout)
     return json
   }
-  // Formatting in the write call, not through pino-pretty's piped stream, keeps each record
+  // Formatting in the write call, not through a piped stream, keeps each record
   // synchronous: nothing is left in a pipe when a second signal exits at once.
-  const { prettyFactory } = await import('pino-pretty')
-  const prettify = prettyFactory({ singleLine: true, messageKey: 'event', translateTime: 'SYS:HH:MM:ss.l' })
-  const pretty: Logger = pino(options, { write: (record: string) => { io.stderr.write(prettify(record)) } })
+  const memory = new Memory()
+  const pretty: Logger = pino(options, { write: (record: string) => { io.stderr.write(renderLine(JSON.parse(record) as Record<string, unknown>, memory)) } })
   return pretty
 }

@@ -32,13 +32,15 @@ describe('logger', () => {
     assert.equal(silent.stdout.text() + silent.stderr.text(), '')
   })
 
-  it('pretty-prints one line per record on stderr when stdout is a terminal', async () => {
+  it('writes one sentence per record on stderr when stdout is a terminal', async () => {
     const io = { stdout: capture(true), stderr: capture() }
     const logger = await createLogger('info', io)
-    logger.info({ event: 'node.started', peerId: '12D3KooWabc' })
+    logger.info({ event: 'node.started', peerId: '12D3KooWabcdefgh', addrs: ['/ip4/127.0.0.1/tcp/4001'], role: 'public' })
+    logger.warn({ event: 'service.unrestricted', name: 'web' })
     assert.equal(io.stdout.text(), '')
-    const [line, ...rest] = lines(io.stderr.text())
+    const [started, warning, ...rest] = lines(io.stderr.text())
     assert.deepEqual(rest, [])
-    assert.match(line ?? '', /INFO.*node\.started.*"peerId":"12D3KooWabc"/)
+    assert.match(started ?? '', /^\d\d:\d\d:\d\d\.\d{3} node 12D3\.\.\.efgh started as a public node, listening on \/ip4\/127\.0\.0\.1\/tcp\/4001$/)
+    assert.match(warning ?? '', /^\d\d:\d\d:\d\d\.\d{3} WARN service web is open to every peer \(no --allow\)$/)
   })
 })
