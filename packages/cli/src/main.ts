@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import type { Command, Io } from './command.ts'
 import { analyzeCommand } from './commands/analyze.ts'
+import { completionCommand } from './commands/completion.ts'
 import { connectCommand } from './commands/connect.ts'
 import { downCommand } from './commands/down.ts'
 import { idCommand } from './commands/id.ts'
@@ -70,6 +71,8 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
   cli = register(cli, keygenCommand)
   cli = register(cli, swarmKeyCommand)
   cli = register(cli, trustCommand)
+  cli = register(cli, completionCommand([runCommand, idCommand, statusCommand, connectCommand, analyzeCommand, upCommand,
+    downCommand, logsCommand, keygenCommand, swarmKeyCommand, trustCommand]))
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {
