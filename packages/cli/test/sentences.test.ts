@@ -48,6 +48,11 @@ describe('terminal sentences', () => {
       'tunnel ssh@127.0.0.1:2222 is live: relay to 12D3...sx7Q')
   })
 
+  it('lists where a node listens without repeating its own id', () => {
+    assert.equal(sentence({ event: 'node.started', peerId: P1, role: 'public', addrs: [`/ip4/203.0.113.7/tcp/4001/p2p/${P1}`, '/ip4/10.0.0.2/tcp/4001'] }),
+      'node 12D3...nXTN started as a public node, listening on /ip4/203.0.113.7/tcp/4001, /ip4/10.0.0.2/tcp/4001')
+  })
+
   it('gives the exact --bootstrap value, or the --announce hint', () => {
     const addr = `/ip4/203.0.113.7/tcp/4001/p2p/${P1}`
     assert.equal(sentence({ event: 'node.bootstrap-hint', addrs: [addr], reachable: true }), `others join with: --bootstrap ${addr}`)

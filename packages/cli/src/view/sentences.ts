@@ -77,7 +77,11 @@ const REFUSALS: Record<string, string> = {
 }
 
 export const SENTENCES: Sentences = {
-  'node.started': e => `node ${shortId(e.peerId)} started as a ${e.role} node, listening on ${some(e.addrs)}`,
+  'node.started': e => {
+    // The hint that follows gives the full addresses; here the own id would only repeat.
+    const addrs = e.addrs.map(a => a.endsWith(`/p2p/${e.peerId}`) ? a.slice(0, -`/p2p/${e.peerId}`.length) : a)
+    return `node ${shortId(e.peerId)} started as a ${e.role} node, listening on ${some(addrs)}`
+  },
   'node.bootstrap-hint': e => e.reachable
     ? `others join with: --bootstrap ${e.addrs[0] ?? ''}${e.addrs.length > 1 ? ` (or ${e.addrs.slice(1).join(', ')})` : ''}`
     : `only private addresses: peers on this network join with --bootstrap ${e.addrs[0] ?? ''}; ` +
