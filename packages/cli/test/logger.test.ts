@@ -41,6 +41,6 @@ describe('logger', () => {
     const [started, warning, ...rest] = lines(io.stderr.text())
     assert.deepEqual(rest, [])
     assert.match(started ?? '', /^\d\d:\d\d:\d\d\.\d{3} node 12D3\.\.\.efgh started as a public node, listening on \/ip4\/127\.0\.0\.1\/tcp\/4001$/)
-    assert.match(warning ?? '', /^\d\d:\d\d:\d\d\.\d{3} WARN service web is open to every peer \(no --allow\)$/)
+    assert.match(warning ?? '', /^\d\d:\d\d:\d\d\.\d{3} WARN service web is open to every peer \(--allow-any or \?allow=any\)$/)
   })
 })

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { escapeControl, Memory, renderLine, sentence, SENTENCES, shortId } from '../src/view/sentences.ts'
+import { Memory, renderLine, sentence, SENTENCES, shortId } from '../src/view/sentences.ts'
 
 const ROOT = new URL('../../../', import.meta.url)
 const P1 = '12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'
@@ -71,9 +71,9 @@ describe('terminal sentences', () => {
   })
 
   it('escapes control characters in peer-supplied strings', () => {
-    assert.equal(escapeControl('a\x1b[2Jb\nc\u202ed'), 'a\\x1b[2Jb\\nc\\u202ed')
     const line = sentence({ event: 'tunnel.rejected', side: 'client', tunnel: 'x@127.0.0.1:1', peer: P1, service: 'x', reason: 'bad-request', message: 'evil\x1b]0;owned\x07\r\nFAKE LINE' })
-    assert.equal(line, 'tunnel x@127.0.0.1:1: 12D3...nXTN refused x (bad-request: evil\\x1b]0;owned\\x07\\r\\nFAKE LINE)')
+    assert.equal(line, 'tunnel x@127.0.0.1:1: 12D3...nXTN refused x (bad-request: evil\\x1b]0;owned\\x07\\x0d\\x0aFAKE LINE)')
+    assert.equal(sentence({ event: 'service.published', name: 'a\u202eb' }), 'service a\\u202eb is published')
     assert.doesNotMatch(sentence({ event: 'no.such-event', note: 'a\x1bb', list: ['\x07'] }), /[\x00-\x1f]/)
   })
 
@@ -81,6 +81,8 @@ describe('terminal sentences', () => {
     const memory = new Memory()
     const time = new Date(2026, 10, 25, 10, 0, 1, 120).toISOString()
     assert.equal(renderLine({ level: 30, time, event: 'service.published', name: 'ssh' }, memory), '10:00:01.120 service ssh is published\n')
+    assert.equal(renderLine({ level: 40, time, event: 'tunnel.rejected-suppressed', side: 'server', peer: '*', count: 7, reasons: { 'not-allowed': 7 }, windowMs: 60_000 }, memory),
+      '10:00:01.120 WARN refused other peers 7 more times in the last 1m 00s (7 not-allowed)\n')
     assert.equal(renderLine({ level: 40, time, event: 'relay.lost', relay: P1 }, memory), '10:00:01.120 WARN lost the relay slot on 12D3...nXTN; reserving again\n')
     assert.match(renderLine({ level: 50, time, event: 'other' }, memory), /^10:00:01\.120 ERROR other\n$/)
   })

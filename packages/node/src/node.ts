@@ -208,7 +208,7 @@ class Runner implements PunchgateNode {
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
     this.handshakeTimeoutMs = options.handshakeTimeoutMs
     this.known = new KnownProviders(config.knownProviders)
-    this.services = new ServiceTable(config)
+    this.services = new ServiceTable(config, swarm.peerId.toString())
     this.state = initialState({
       bootstraps: config.bootstrap,
       services: [...config.expose, ...config.exposeNet].map(e => e.name),

@@ -1,5 +1,7 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PunchgateNode } from '../src/node.ts'
 import { echoServer, portOf, random, recordingLogger, roundTrip, sha256, testNode, udpClient, udpEchoServer, until } from './fixtures.ts'
 
@@ -12,8 +14,10 @@ describe('a by-name tunnel to a service the node exposes itself', () => {
   before(async () => {
     echo = await echoServer()
     udpEcho = await udpEchoServer()
+    // Closed to everyone but another peer: the node's own tunnels pass the list all the same.
+    const other = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
     node = await testNode({
-      expose: [`echo=127.0.0.1:${echo.port}`, `uecho=127.0.0.1:${udpEcho.port}/udp`],
+      expose: [`echo=127.0.0.1:${echo.port}?allow=${other}`, `uecho=127.0.0.1:${udpEcho.port}/udp?allow=${other}`],
       tunnelByName: ['echo@127.0.0.1:0', 'uecho@127.0.0.1:0/udp']
     }, { logger })
     // Activation may happen inside start(), before a listener could subscribe.

@@ -8,7 +8,7 @@
  * from a peer (a service name, an error message), so all of them are escaped before any
  * function sees them.
  */
-import type { EventMap, EventName } from '@punchgate/node'
+import { escapeControl, type EventMap, type EventName } from '@punchgate/node'
 import { formatBytes, formatDuration, formatMs } from './format.ts'
 
 type Sentences = { [K in EventName]: (e: EventMap[K], memory: Memory) => string }
@@ -33,21 +33,6 @@ export class Memory {
 /** `12D3...nXTN`: first 4 and last 4 characters, enough to tell peers apart in a log. */
 export function shortId (peer: string): string {
   return peer.length > 12 ? `${peer.slice(0, 4)}...${peer.slice(-4)}` : peer
-}
-
-// C0, DEL, C1, and the bidirectional overrides and isolates that can reorder what a terminal shows.
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
-
-/** Control characters as visible escapes (`\n`, `\x1b`, `\u202e`): nothing a peer sends moves the cursor or recolours the terminal. */
-export function escapeControl (text: string): string {
-  return text.replace(UNSAFE, c => {
-    if (c === '\n') return '\\n'
-    if (c === '\r') return '\\r'
-    if (c === '\t') return '\\t'
-    const code = c.charCodeAt(0)
-    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
-  })
 }
 
 function escapeAll (value: unknown): unknown {
@@ -96,7 +81,7 @@ export const SENTENCES: Sentences = {
   'relay.reserved': e => `holding a relay slot on ${shortId(e.relay)}: reachable at ${some(e.addrs)}`,
   'relay.lost': e => `lost the relay slot on ${shortId(e.relay)}; reserving again`,
   'relay.reserve-failed': e => `no relay slot on ${shortId(e.relay)}: ${e.error}; ${retry(e.retryInMs)}`,
-  'service.unrestricted': e => `service ${e.name} is open to every peer (no --allow)`,
+  'service.unrestricted': e => `service ${e.name} is open to every peer (--allow-any or ?allow=any)`,
   'service.published': e => `service ${e.name} is published`,
   'service.publish-failed': e => `could not publish service ${e.name}: ${e.error}; trying again at the next republish`,
   'service.resolved': e => e.providers.length === 0
@@ -125,6 +110,10 @@ export const SENTENCES: Sentences = {
     return e.side === 'client'
       ? `tunnel ${tunnelName(e)}: ${shortId(e.peer)} refused ${e.service}${to(e)} (${why})`
       : `refused ${e.service === '' ? 'a request' : e.service}${to(e)} to ${shortId(e.peer)} (${why})`
+  },
+  'tunnel.rejected-suppressed': e => {
+    const reasons = Object.entries(e.reasons).map(([reason, n]) => `${n} ${reason}`).join(', ')
+    return `refused ${e.peer === '*' ? 'other peers' : shortId(e.peer)} ${plural(e.count, 'more time')} in the last ${formatDuration(e.windowMs)} (${reasons})`
   },
   'peer.rtt': e => `${shortId(e.peer)} answers in ${formatMs(e.rttMs)} ms (${onPath(e.path)})`,
   'control.listening': e => `control socket at ${e.path}`,

@@ -62,9 +62,12 @@ export class ServiceTable {
   private readonly limits: SessionLimits
   private readonly perPeer = new Map<string, number>()
   private total = 0
+  /** This node's own id: its by-name tunnels to its own services (node.ts selfRoute) pass any allow list. */
+  private readonly self?: string
 
-  constructor (config: ServiceTableConfig) {
+  constructor (config: ServiceTableConfig, self?: string) {
     this.limits = config.limits
+    this.self = self
     const common = (spec: ExposeSpec | ExposeNetSpec): Pick<Entry, 'transport' | 'access' | 'allow'> => {
       // validateConfig refuses a service nobody may use; a table built around it stays closed.
       const access = accessOf(spec, config) ?? []
@@ -100,7 +103,8 @@ export class ServiceTable {
     if (entry.transport !== request.transport) {
       return { ok: false, reason: 'wrong-transport', message: `service is ${entry.transport}` }
     }
-    if (entry.allow != null && !entry.allow.has(request.peer)) return { ok: false, reason: 'not-allowed' }
+    // No peer can authenticate as us without our key: our id arrives only on in-process streams.
+    if (entry.allow != null && !entry.allow.has(request.peer) && request.peer !== this.self) return { ok: false, reason: 'not-allowed' }
 
     const target = this.targetOf(entry, request.destination)
     if ('reason' in target) return target
