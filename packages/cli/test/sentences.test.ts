@@ -59,6 +59,7 @@ describe('terminal sentences', () => {
     assert.equal(sentence({ event: 'node.bootstrap-hint', addrs: [`/ip4/10.0.0.2/tcp/4001/p2p/${P1}`], reachable: false, announce: '/ip4/<public ip>/tcp/4001' }),
       `only private addresses: peers on this network join with --bootstrap /ip4/10.0.0.2/tcp/4001/p2p/${P1}; ` +
       'for peers beyond it, start with --announce /ip4/<public ip>/tcp/4001')
+    assert.equal(sentence({ event: 'node.bootstrap-hint', addrs: [], reachable: false }), 'no address others could join with: give --listen (and --announce behind NAT)')
   })
 
   it('words connection totals in KiB/MiB and seconds', () => {

@@ -25,7 +25,7 @@ describe('a by-name tunnel to a service the node exposes itself', () => {
   })
 
   after(async () => {
-    await node?.stop()
+    await node?.stop({ drainMs: 0 })
     await echo?.close()
     await udpEcho?.close()
   })

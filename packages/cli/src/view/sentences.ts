@@ -67,7 +67,9 @@ export const SENTENCES: Sentences = {
     const addrs = e.addrs.map(a => a.endsWith(`/p2p/${e.peerId}`) ? a.slice(0, -`/p2p/${e.peerId}`.length) : a)
     return `node ${shortId(e.peerId)} started as a ${e.role} node, listening on ${some(addrs)}`
   },
-  'node.bootstrap-hint': e => e.reachable
+  'node.bootstrap-hint': e => e.addrs.length === 0
+    ? 'no address others could join with: give --listen (and --announce behind NAT)'
+    : e.reachable
     ? `others join with: --bootstrap ${e.addrs[0] ?? ''}${e.addrs.length > 1 ? ` (or ${e.addrs.slice(1).join(', ')})` : ''}`
     : `only private addresses: peers on this network join with --bootstrap ${e.addrs[0] ?? ''}; ` +
       `for peers beyond it, start with --announce ${e.announce ?? '/ip4/<public ip>/tcp/<port>'}`,
