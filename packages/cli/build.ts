@@ -18,14 +18,14 @@ import { join } from 'node:path'
 const packageDir = import.meta.dirname
 
 /**
- * Left to Node's resolution at run time: pino with pino-pretty (pino finds worker files
- * beside its own code) and the Unix-socket addon. The QUIC transport is bundled: left
+ * Left to Node's resolution at run time: pino (it finds worker files beside its own code)
+ * and the Unix-socket addon. The QUIC transport is bundled: left
  * out, it loaded its own copies of @libp2p/utils, @libp2p/crypto and the rest from
  * node_modules, 5 MB of RSS more. (Bundled without --initial-old-space-size it made TCP
  * tunnels slower: the smaller heap got a lower collection limit and collected four times
  * as often. node-flags.ts sets that floor; docs/performance.md has the figures.)
  */
-const EXTERNAL = ['node-unix-socket', 'pino', 'pino-pretty']
+const EXTERNAL = ['node-unix-socket', 'pino']
 
 /** Bundled CommonJS dependencies call require(); an ES module has none of its own. */
 const REQUIRE_SHIM = "import { createRequire as __punchgateCreateRequire } from 'node:module';\n" +
