@@ -20,7 +20,11 @@ export async function createLogger (level: LogLevel, io: Pick<Io, 'stdout' | 'st
     timestamp: pino.stdTimeFunctions.isoTime
   }
   if (io.stdout.isTTY !== true) {
-    const json: Logger = pino(options, io.stdout)
+    // A reader that goes away (`punchgate | head`, a log shipper restarting) must not take
+    // the daemon down with a stack trace (EPIPE): its logging stops, the daemon runs on.
+    let open = true
+    io.stdout.on('error', () => { open = false })
+    const json: Logger = pino(options, { write: (record: string) => { if (open) io.stdout.write(record) } })
     return json
   }
   // Formatting in the write call, not through a piped stream, keeps each record

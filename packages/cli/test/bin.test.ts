@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { BIN, binEnv, lines, packageVersion, spawnCli, tempDir } from './fixtures.ts'
+import { requestStatus } from '@punchgate/node'
 import { DAEMON_ENV, DAEMON_NODE_FLAGS, LATE_V8_FLAGS, SHEBANG_NODE_FLAGS } from '../src/node-flags.ts'
 
 const STACK_FRAME = /^\s+at /m
@@ -103,6 +104,27 @@ describe('the punchgate executable', () => {
     await keyed.next(record => record.event === 'node.started')
     assert.equal(await keyed.stop(), 0, keyed.stderr())
     assert.match(keyed.stderr(), /icu-probe: WebAssembly\.Module/)
+  })
+
+  it('keeps running, without a stack trace, when the reader of its JSON log goes away (EPIPE)', { timeout: 30_000 }, async t => {
+    const dir = await tempDir(t)
+    const control = join(dir, 'control.sock')
+    const daemon = spawn(BIN, ['--identity', join(dir, 'node.key'), '--control', control, '--listen', '/ip4/127.0.0.1/tcp/0'],
+      { env: binEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    t.after(() => daemon.kill('SIGKILL'))
+    let stderr = ''
+    daemon.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const records = createInterface({ input: daemon.stdout })
+    for await (const line of records) if (line.includes('"event":"control.listening"')) break
+    // `punchgate | head -1`: the reader closes the pipe; the next records meet EPIPE.
+    records.close()
+    daemon.stdout.destroy()
+    const status = await requestStatus(control)
+    assert.match(status.status.peerId, /^12D3/, 'the daemon still answers on its control socket')
+    const exited = once(daemon, 'exit') as Promise<[number | null]>
+    daemon.kill('SIGTERM')
+    assert.equal((await exited)[0], 0, stderr)
+    assert.doesNotMatch(stderr, STACK_FRAME)
   })
 
   it('starts Node with the daemon environment and flags when run as a program', async () => {
