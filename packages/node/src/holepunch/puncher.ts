@@ -8,8 +8,10 @@
  * outgoing connection to the other's mapping, and the SYNs cross.
  *
  * Roles: B is the TLS/multistream initiator and A the responder, whichever way the TCP
- * connection forms. A dials after B so that a SYN reaching a listener (a full-cone or
- * public side) can only be B's reaching A, which A's listener accepts as the responder.
+ * connection forms: B's dial, or B's listener accepting A's dial (transport/reuseport-tcp.ts
+ * `expectInbound`: A's SYN can reach B's listener first when B's side is a full cone or public
+ * and B is slow to dial, or A is behind a symmetric NAT), upgrade as initiator; A's dial,
+ * or A's listener accepting B's, as responder. A dials half a round trip after B.
  *
  * We do not use @libp2p/dcutr: it closes the relayed connection (and every tunnel on it)
  * once it succeeds, offers only AutoNAT-verified addresses, and in libp2p 3.3 its
@@ -36,6 +38,7 @@ import type { ObservedAddresses } from './observed.ts'
 import { PeerBudget } from './budget.ts'
 import { localScope, offerable, usableCandidates, type CandidateScope } from './candidates.ts'
 import { decodePunch, encodePunch, type PunchMessage } from './wire.ts'
+import { punchRoles } from '../transport/reuseport-tcp.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
 
@@ -58,6 +61,11 @@ export interface HolePuncherInit {
 }
 
 const MINUTE_MS = 60_000
+
+/** The IPs of plain `/ipX/A/tcp/P` candidates. */
+function ipsOf (addrs: string[]): string[] {
+  return [...new Set(addrs.map(a => multiaddr(a).getComponents()[0]?.value).filter((ip): ip is string => ip != null))]
+}
 
 function isRelayed (connection: Connection): boolean {
   return connection.remoteAddr.toString().includes('/p2p-circuit')
@@ -151,6 +159,7 @@ export class HolePuncher {
     const peer = connection.remotePeer.toString()
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
     let attempt = 1
+    const roundOver = new AbortController()
     try {
       const wire = await exchange(stream, signal)
       const connect = await wire.read()
@@ -161,12 +170,18 @@ export class HolePuncher {
       await wire.write({ type: 'connect', addrs: ours })
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
-      const addr = await this.connectDirect(peer, this.dialable(connect.addrs, scope), true, signal)
+      const theirs = this.dialable(connect.addrs, scope)
+      // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
+      // that connection, too, is upgraded with us as the initiator, as A expects.
+      punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs), roundOver.signal)
+      const addr = await this.connectDirect(peer, theirs, true, signal)
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
       this.events.emitEvent('holepunch.failed', { peer, attempt, method: PUNCH_METHOD, role: 'responder', ms: Date.now() - started, error })
+    } finally {
+      roundOver.abort()
     }
   }
 

@@ -15,8 +15,9 @@ import { createRequire } from 'node:module'
 import { isIPv4 } from 'node:net'
 import { tcp, type TCPComponents, type TCPOptions } from '@libp2p/tcp'
 import { serviceCapabilities, transportSymbol } from '@libp2p/interface'
-import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
+import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, MultiaddrConnection, PeerId, Transport, Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { unmapped } from '../holepunch/candidates.ts'
 
 type CreateReuseportFd = (port: number, host: string) => number
 
@@ -68,12 +69,66 @@ function asResponder (upgrader: Upgrader): Upgrader {
   }) as Upgrader
 }
 
-class ReuseportTcp implements Transport {
+/** An inbound upgrade's deadline, as libp2p's own (`inboundUpgradeTimeout`, 10 s by default). */
+const FLIPPED_UPGRADE_TIMEOUT_MS = 10_000
+
+/** The parts of libp2p's upgrader that gate an inbound connection; not on its public type. */
+interface InboundGate {
+  components?: { connectionManager?: { acceptIncomingConnection: (maConn: MultiaddrConnection) => boolean, afterUpgradeInbound: () => void } }
+  shouldBlockConnection?: (method: 'denyInboundConnection', maConn: MultiaddrConnection) => Promise<void>
+}
+
+/**
+ * A connection our listener accepted that must be upgraded as the initiator: a punch round
+ * where the peer's dial reached our listener before ours left (a full-cone or public side),
+ * while the peer dialled as the responder (holepunch/puncher.ts). The inbound gates still
+ * run (connection manager limits and gater), then the handshakes run as for a dial to
+ * `peer`: TLS checks that the remote is `peer`, and yamux is the client.
+ */
+async function upgradeAsInitiator (upgrader: Upgrader, maConn: MultiaddrConnection, peer: PeerId, opts: Parameters<Upgrader['upgradeInbound']>[1]): Promise<void> {
+  const gate = upgrader as unknown as InboundGate
+  const manager = gate.components?.connectionManager
+  if (manager == null || gate.shouldBlockConnection == null) {
+    await upgrader.upgradeInbound(maConn, opts)
+    return
+  }
+  const accepted = manager.acceptIncomingConnection(maConn)
+  try {
+    if (!accepted) throw new Error('Connection denied')
+    await gate.shouldBlockConnection.call(upgrader, 'denyInboundConnection', maConn)
+    const conn = maConn as { remoteAddr: Multiaddr, direction: 'inbound' | 'outbound' }
+    conn.remoteAddr = conn.remoteAddr.encapsulate(`/p2p/${peer.toString()}`)
+    conn.direction = 'outbound'
+    const signal = AbortSignal.any([AbortSignal.timeout(FLIPPED_UPGRADE_TIMEOUT_MS), ...(opts?.signal != null ? [opts.signal] : [])])
+    await upgrader.upgradeOutbound(maConn, { ...opts, signal, initiator: true } as Parameters<Upgrader['upgradeOutbound']>[1])
+  } finally {
+    if (accepted) manager.afterUpgradeInbound()
+  }
+}
+
+/** What the puncher tells the transport about a round (see `expectInbound`). */
+export interface PunchRoles {
+  /**
+   * Until `signal` aborts, the first connection our listener accepts from one of `ips` is
+   * upgraded as the TLS/multistream initiator towards `peer` (which must prove it is `peer`).
+   */
+  expectInbound: (peer: PeerId, ips: string[], signal: AbortSignal) => void
+}
+
+/** The reuseport transport's PunchRoles, if libp2p runs it. */
+export function punchRoles (transports: Transport[]): PunchRoles | undefined {
+  return transports.find((t): t is ReuseportTcp => t instanceof ReuseportTcp)
+}
+
+interface Expectation { peer: PeerId, ips: Set<string> }
+
+class ReuseportTcp implements Transport, PunchRoles {
   readonly [transportSymbol] = true
   readonly [Symbol.toStringTag] = '@punchgate/reuseport-tcp'
   readonly [serviceCapabilities] = ['@libp2p/transport']
   private readonly inner: Transport
   private readonly listeners = new Set<Listener>()
+  private readonly expected = new Set<Expectation>()
 
   constructor (inner: Transport) {
     this.inner = inner
@@ -87,8 +142,15 @@ class ReuseportTcp implements Transport {
     return this.inner.listenFilter(multiaddrs)
   }
 
+  expectInbound (peer: PeerId, ips: string[], signal: AbortSignal): void {
+    if (signal.aborted || ips.length === 0) return
+    const expectation = { peer, ips: new Set(ips.map(ip => unmapped(ip).ip)) }
+    this.expected.add(expectation)
+    signal.addEventListener('abort', () => this.expected.delete(expectation), { once: true })
+  }
+
   createListener (options: CreateListenerOptions): Listener {
-    const listener = this.inner.createListener(options)
+    const listener = this.inner.createListener({ ...options, upgrader: this.listenerUpgrader(options.upgrader) })
     this.listeners.add(listener)
     listener.addEventListener('close', () => this.listeners.delete(listener), { once: true })
     return listener
@@ -102,6 +164,32 @@ class ReuseportTcp implements Transport {
       dialOptions = { ...dialOptions, upgrader: asResponder(options.upgrader) }
     }
     return this.inner.dial(ma, dialOptions)
+  }
+
+  /** The listener's upgrader: as libp2p's, except for a connection a punch round expects (expectInbound). */
+  private listenerUpgrader (upgrader: Upgrader): Upgrader {
+    return Object.create(upgrader, {
+      upgradeInbound: {
+        value: async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeInbound']>[1]) => {
+          const expectation = this.takeExpectation(maConn)
+          if (expectation == null) return upgrader.upgradeInbound(maConn, opts)
+          return upgradeAsInitiator(upgrader, maConn, expectation.peer, opts)
+        }
+      }
+    }) as Upgrader
+  }
+
+  /** The expectation `maConn`'s remote address meets, used up. */
+  private takeExpectation (maConn: MultiaddrConnection): Expectation | undefined {
+    const ip = maConn.remoteAddr.getComponents()[0]?.value
+    if (ip == null) return undefined
+    const from = unmapped(ip).ip
+    for (const expectation of this.expected) {
+      if (!expectation.ips.has(from)) continue
+      this.expected.delete(expectation)
+      return expectation
+    }
+    return undefined
   }
 
   /** A socket bound to the listening port for a dial that may cross a NAT, if there is one. */
