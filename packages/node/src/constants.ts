@@ -53,8 +53,14 @@ export const PUNCH_ATTEMPT_TIMEOUT_MS = 5_000
 /** Rounds per peer before it stays on the relay; later rounds run in the background. */
 export const PUNCH_MAX_ATTEMPTS = 3
 
-/** Delay before a background punch round, doubled each round. */
+/** Delay before a background punch round after the second, doubled each round. */
 export const PUNCH_RETRY_MS = 5_000
+
+/**
+ * Delay before round 2, right after a failed first round: one lost round (a first round on a
+ * fresh path, docs/nat-traversal.md "Round 1 on a fresh path") must not decide the path.
+ */
+export const PUNCH_QUICK_RETRY_MS = 1_000
 
 /** Candidate addresses sent in a punch exchange; more is noise (and a reflection vector). */
 export const MAX_PUNCH_CANDIDATES = 8

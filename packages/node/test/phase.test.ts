@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { backoff, initialState, transition, type Timing } from '../src/phase/machine.ts'
 import type { Command, Event, State } from '../src/phase/types.ts'
 
-const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, republishMs: 1000, upgradeWaitMs: 500, punchRetryMs: 50, punchMaxAttempts: 3 }
+const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, republishMs: 1000, upgradeWaitMs: 500, punchRetryMs: 50, punchQuickRetryMs: 20, punchMaxAttempts: 3 }
 const BOOT = '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
 function run (state: State, events: Event[]): [State, Command[][]] {
@@ -185,11 +185,11 @@ describe('tunnel states', () => {
       last: [
         { type: 'cancel', key: 'upgrade:t' },
         { type: 'activate', tunnel: 't', peer: 'A', path: 'relay' },
-        { type: 'schedule', key: 'punch:A', ms: 50, jitter: true, event: { type: 'retry-punch', peer: 'A' } }
+        { type: 'schedule', key: 'punch:A', ms: 20, jitter: true, event: { type: 'retry-punch', peer: 'A' } }
       ]
     },
     {
-      name: 'background punch rounds double their delay',
+      name: 'background punch rounds after the quick second one double their delay',
       from: readyConsumer,
       events: [
         { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
@@ -197,7 +197,7 @@ describe('tunnel states', () => {
       ],
       status: 'relayed',
       peer: 'A',
-      last: [{ type: 'schedule', key: 'punch:A', ms: 100, jitter: true, event: { type: 'retry-punch', peer: 'A' } }]
+      last: [{ type: 'schedule', key: 'punch:A', ms: 50, jitter: true, event: { type: 'retry-punch', peer: 'A' } }]
     },
     {
       name: 'the retry runs the next round',

@@ -4,7 +4,7 @@
  */
 import {
   BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIRECT_UPGRADE_WAIT_MS, PUNCH_MAX_ATTEMPTS,
-  PUNCH_RETRY_MS, REPUBLISH_INTERVAL_MS, RETRY_MAX_MS, RETRY_MIN_MS
+  PUNCH_QUICK_RETRY_MS, PUNCH_RETRY_MS, REPUBLISH_INTERVAL_MS, RETRY_MAX_MS, RETRY_MIN_MS
 } from '../constants.ts'
 import type { Command, Event, PunchState, State, TunnelState } from './types.ts'
 
@@ -16,6 +16,8 @@ export interface Timing {
   republishMs: number
   upgradeWaitMs: number
   punchRetryMs: number
+  /** Before round 2 only; later rounds wait punchRetryMs, doubled each round. */
+  punchQuickRetryMs: number
   punchMaxAttempts: number
 }
 
@@ -27,6 +29,7 @@ export const DEFAULT_TIMING: Timing = {
   republishMs: REPUBLISH_INTERVAL_MS,
   upgradeWaitMs: DIRECT_UPGRADE_WAIT_MS,
   punchRetryMs: PUNCH_RETRY_MS,
+  punchQuickRetryMs: PUNCH_QUICK_RETRY_MS,
   punchMaxAttempts: PUNCH_MAX_ATTEMPTS
 }
 
@@ -230,7 +233,8 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
       commands.push({
         type: 'schedule',
         key: `punch:${event.peer}`,
-        ms: timing.punchRetryMs * 2 ** (event.attempt - 1),
+        // Round 2 comes quickly: a lost first round must not decide the path. Then 5 s, 10 s, ...
+        ms: event.attempt === 1 ? timing.punchQuickRetryMs : timing.punchRetryMs * 2 ** (event.attempt - 2),
         jitter: true,
         event: { type: 'retry-punch', peer: event.peer }
       })
