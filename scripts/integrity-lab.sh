@@ -43,7 +43,9 @@ run_scenario() {
   local name=$1 client=$2 workhorse=$3 path=$4 out boot opened
   out="$results/$name"
   rm -rf "$out"; mkdir -p "$out"
-  rm -f "$work"/*.key
+  # A fresh deployment: new keys, and the client trusts on first use again (its known-providers
+  # file, beside its key, would pin the previous scenario's workhorse).
+  rm -f "$work"/*.key "$work"/*.known-providers
   echo "integrity: $name path (client behind $client NAT, workhorse behind $workhorse), loss $loss% each way"
   bash "$lab" up "$prefix" "$client" "$workhorse" --loss "$loss" > "$out/lab.log" 2>&1 || fail "$name: lab up failed: $(tail -n 1 "$out/lab.log")"
   lab_up=1

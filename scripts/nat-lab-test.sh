@@ -21,6 +21,7 @@ public-cone            public     cone       direct       5
 symmetric-symmetric    symmetric  symmetric  relay        15
 cone-symmetric         cone       symmetric  any          15
 fullcone-symmetric     fullcone   symmetric  any          15
+symmetric-fullcone     symmetric  fullcone   direct       5
 public-public          public     public     direct       5
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
@@ -133,7 +134,9 @@ for name in ${selected//,/ }; do
   out="$results/$name"
   mkdir -p "$out"
   echo "nat-lab-test: $name (client $client, workhorse $workhorse, target $path, first byte <= $limit s)"
-  rm -f "$work"/*.key
+  # A fresh deployment: new keys, and the client trusts on first use again (its known-providers
+  # file, beside its key, would pin the previous scenario's workhorse).
+  rm -f "$work"/*.key "$work"/*.known-providers
   workhorse_id=$(punchgate_id "$work/workhorse.key")
   setup_error=''
   client_started=0
