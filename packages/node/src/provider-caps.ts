@@ -13,6 +13,12 @@ import { ProviderCapError } from './errors.ts'
 
 /** kad-dht's default datastore prefix (swarm.ts does not change it) and its provider sub-key. */
 const PROVIDER_PREFIX = '/dht/provider/'
+/**
+ * kad-dht's value records (PUT_VALUE): any peer may store one, under a key of its choosing
+ * that a fresh key pair makes new each time (`/pk/...`), and nothing expires them. Punchgate
+ * never reads them; they are held to the same total as provider records.
+ */
+const VALUE_PREFIX = '/dht/record/'
 
 export interface ProviderCaps {
   perPeer: number
@@ -43,6 +49,7 @@ export class CappedProviderStore extends MemoryDatastore {
   private readonly self: string
   private readonly perPeer = new Map<string, number>()
   private total = 0
+  private values = 0
   onRefused?: (refusal: ProviderRefusal) => void
 
   constructor (init: ProviderCapsInit) {
@@ -63,6 +70,11 @@ export class CappedProviderStore extends MemoryDatastore {
   }
 
   put (key: Key, value: Uint8Array, options?: AbortOptions): Key | Promise<Key> {
+    if (key.toString().startsWith(VALUE_PREFIX) && !this.holds(key)) {
+      if (this.values >= this.caps.total) throw new ProviderCapError(`DHT value record refused: total-cap (${this.caps.total})`)
+      this.values++
+      return super.put(key, value, options)
+    }
     const peer = providerOf(key)
     if (peer == null || this.holds(key)) return super.put(key, value, options)
     const count = this.perPeer.get(peer) ?? 0
@@ -79,6 +91,7 @@ export class CappedProviderStore extends MemoryDatastore {
   }
 
   delete (key: Key, options?: AbortOptions): void | Promise<void> {
+    if (key.toString().startsWith(VALUE_PREFIX) && this.holds(key)) this.values--
     const peer = providerOf(key)
     if (peer != null && this.holds(key)) {
       const count = (this.perPeer.get(peer) ?? 1) - 1

@@ -17,6 +17,19 @@ const TIME = Uint8Array.of(1)
 const record = (n: number, peer: string): Key => new Key(`/dht/provider/CIQ${n}/${peer}`)
 
 describe('provider record caps', () => {
+  it('holds DHT value records (PUT_VALUE, any peer, a fresh key each) to the total too', () => {
+    const store = new CappedProviderStore({ self: SELF, perPeer: 10, total: 2 })
+    const value = (n: number): Key => new Key(`/dht/record/AFZBEIB${n}`)
+    store.put(value(1), TIME)
+    store.put(value(2), TIME)
+    assert.throws(() => store.put(value(3), TIME), { name: 'ProviderCapError' })
+    store.put(value(2), TIME)
+    store.delete(value(1))
+    store.put(value(3), TIME)
+    assert.equal(store.has(value(3)), true)
+    store.put(new Key('/peers/x'), TIME)
+  })
+
   it('refuses a publisher\'s record past its cap, still takes a refresh and other publishers\' records', () => {
     const refused: ProviderRefusal[] = []
     const store = new CappedProviderStore({ self: SELF, perPeer: 2, total: 100, onRefused: r => refused.push(r) })
