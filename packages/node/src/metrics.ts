@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { HostPort } from './config.ts'
 import { BindError } from './errors.ts'
 import type { NodeEvents } from './events.ts'
-import type { NodeStatus } from './node.ts'
+import type { NodeStatus } from './status.ts'
 
 /** What the endpoint reads from the node: its events, and a status snapshot at scrape time. */
 export interface MetricsSource {

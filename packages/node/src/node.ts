@@ -17,15 +17,16 @@ import { createExposeHandler, formatHostPort, pathOf } from './protocol/expose.t
 import { startSplicer, type Splicer } from './splice/splicer.ts'
 import { acceptSplices, isSpliced, serveSplices, spliceTo } from './splice/service.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
-import { createLocalListener, type ListenerTotals, type LocalListener } from './protocol/local-listener.ts'
-import { describeServices, ServiceTable, type ServiceDescription } from './protocol/services.ts'
+import { createLocalListener, type LocalListener } from './protocol/local-listener.ts'
+import { describeServices, ServiceTable } from './protocol/services.ts'
 import { createUdpExposeHandler } from './protocol/udp-expose.ts'
 import { requestTunnel } from './protocol/request.ts'
 import { drainConnections } from './drain.ts'
 import { InFlight } from './in-flight.ts'
 import { startRttReporter, type RttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
-import type { Command, Event, State, TunnelStatus } from './phase/types.ts'
+import type { Command, Event, State } from './phase/types.ts'
+import type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 import { relaysFor, relayTrusted } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
@@ -34,6 +35,8 @@ import { KnownProviders, noTrustedProviderReason, splitProviders, trustRule, typ
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
 import { localScope, type CandidateScope } from './holepunch/candidates.ts'
 import { LogLimit } from './log-limit.ts'
+
+export type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
 const UNTRUSTED_WARNED_MAX = 4096
@@ -82,22 +85,6 @@ export interface StopOptions {
   drainMs?: number
 }
 
-export interface TunnelInfo extends ListenerTotals {
-  tunnel: string
-  service: string
-  bind: string
-  status: TunnelStatus
-  peer?: string
-  /** Path new connections take: set while the tunnel is live. */
-  path?: Path
-  /** TCP connections (UDP: senders with a session) open right now. */
-  connections: number
-  /** By-name tunnels: providers of the service the last lookup found and skipped as untrusted. */
-  untrusted?: string[]
-  /** Why the tunnel is down, when every provider found is untrusted. */
-  reason?: string
-}
-
 export interface OpenTunnelOptions {
   service: string
   peer?: string
@@ -109,34 +96,6 @@ export interface TunnelStream {
   stream: Stream
   peer: string
   path: Path
-}
-
-export interface ConnectedPeer {
-  peer: string
-  path: Path
-  addrs: string[]
-  rttMs?: number
-}
-
-/** A snapshot for `punchgate status`: plain data, JSON-serialisable. */
-export interface NodeStatus {
-  peerId: string
-  role: 'public' | 'private'
-  phase: string
-  /** When the node started (ISO 8601). */
-  startedAt: string
-  listenAddrs: string[]
-  announcedAddrs: string[]
-  /** Addresses peers saw us at (identify), confirmed or not: what a NAT maps us to. */
-  observedAddrs: string[]
-  relay: { state: State['relay'], addrs: string[] }
-  /** A public node's splice listener (docs/splice.md): where, pairs copying now, bytes copied both ways. */
-  splice?: { addr: string, active: number, copied: number }
-  peers: ConnectedPeer[]
-  services: ServiceDescription[]
-  tunnels: TunnelInfo[]
-  /** The Prometheus scrape URL, with `--metrics`. */
-  metrics?: string
 }
 
 export async function startNode (config: NodeConfig, options: StartOptions): Promise<PunchgateNode> {

@@ -15,6 +15,18 @@ import { InFlight } from '../in-flight.ts'
 import { pipeSocketStream } from './pipe.ts'
 import { requestTunnel } from './request.ts'
 
+/** Totals over a listener's life, for status. UDP listeners also count datagrams. */
+export interface ListenerTotals {
+  opened: number
+  rejected: number
+  bytesIn: number
+  bytesOut: number
+  datagramsIn?: number
+  datagramsOut?: number
+  /** Datagrams that could not be delivered: no live tunnel, refused, or a congested stream. */
+  dropped?: number
+}
+
 /** Where a live tunnel sends its connections. */
 export interface TunnelRoute {
   peer: string

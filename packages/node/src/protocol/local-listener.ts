@@ -4,20 +4,10 @@
  */
 import type { TunnelSpec } from '../config.ts'
 import type { NodeEvents } from '../events.ts'
-import { TunnelListener, type TunnelRoute } from './listener.ts'
+import { TunnelListener, type ListenerTotals, type TunnelRoute } from './listener.ts'
 import { UdpTunnelListener } from './udp-listener.ts'
 
-/** Totals over a listener's life, for status. UDP listeners also count datagrams. */
-export interface ListenerTotals {
-  opened: number
-  rejected: number
-  bytesIn: number
-  bytesOut: number
-  datagramsIn?: number
-  datagramsOut?: number
-  /** Datagrams that could not be delivered: no live tunnel, refused, or a congested stream. */
-  dropped?: number
-}
+export type { ListenerTotals } from './listener.ts'
 
 export interface LocalListener {
   /** The bound address (`/udp` appended for UDP). */

@@ -15,8 +15,7 @@ import { BindError } from '../errors.ts'
 import type { NodeEvents, Path, UdpCloser } from '../events.ts'
 import { DatagramChannel } from './datagram.ts'
 import { decodeReply, readFrame, writeFrame } from './handshake.ts'
-import { requestOf, type TunnelRoute } from './listener.ts'
-import type { ListenerTotals } from './local-listener.ts'
+import { requestOf, type ListenerTotals, type TunnelRoute } from './listener.ts'
 
 export interface UdpTunnelListenerInit {
   spec: TunnelSpec
