@@ -4,7 +4,6 @@
  * with it, unreadable, malformed or empty, is a usage error naming the file and line.
  */
 import { readFileSync } from 'node:fs'
-import type { ExposeNetSpec, ExposeSpec, NodeConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { privatePathProblem } from './secret-file.ts'
 import { parsePeerId } from './specs.ts'
@@ -17,11 +16,12 @@ export type Access = 'any' | 'mesh' | string[]
 
 /**
  * The service's own `?allow=` wins, then the node's `--allow` list, then `--allow-any`,
- * then the mesh. undefined: nobody may use it (validateConfig refuses such a config).
+ * then the mesh. The shapes are ExposeSpec's and NodeConfig's, spelled out so config.ts can
+ * import this without an import circle. undefined: nobody may use it (validateConfig refuses such a config).
  */
 export function accessOf (
-  spec: Pick<ExposeSpec | ExposeNetSpec, 'allow'>,
-  node: Pick<NodeConfig, 'allow' | 'allowAny' | 'swarmKey'>
+  spec: { allow?: string[] | 'any' },
+  node: { allow: string[], allowAny: boolean, swarmKey?: Uint8Array }
 ): Access | undefined {
   if (spec.allow != null) return spec.allow
   if (node.allow.length > 0) return node.allow
