@@ -93,3 +93,26 @@ export type Command =
   | { type: 'schedule', key: string, ms: number, jitter: boolean, event: Event }
   | { type: 'cancel', key: string }
   | { type: 'stop' }
+
+/** Events by the sub-machine that handles them (machine.ts hands each to its reducer). */
+export type BootstrapEvent = Extract<Event, { type: 'start' | 'bootstrap-connected' | 'bootstrap-dial-failed' | 'bootstrap-disconnected' | 'retry-bootstrap' | 'relay-reserved' | 'relay-failed' | 'relay-lost' | 'retry-relay' }>
+export type ServicesEvent = Extract<Event, { type: 'republish-due' }>
+export type TunnelEvent = Extract<Event, { type: 'resolved' | 'resolve-failed' | 'retry-tunnel' | 'connected' | 'connect-failed' | 'upgrade-wait-over' | 'peer-path' | 'stream-failed' }>
+export type PunchEvent = Extract<Event, { type: 'punch-succeeded' | 'punch-failed' | 'retry-punch' }>
+
+/** A transition's outcome: the next state and the commands for the runner. */
+export type Result = [State, Command[]]
+
+/** Delays the machine schedules with; tests pass small ones. */
+export interface Timing {
+  retryMinMs: number
+  retryMaxMs: number
+  bootstrapRetryMinMs: number
+  bootstrapRetryMaxMs: number
+  republishMs: number
+  upgradeWaitMs: number
+  punchRetryMs: number
+  /** Before round 2 only; later rounds wait punchRetryMs, doubled each round. */
+  punchQuickRetryMs: number
+  punchMaxAttempts: number
+}

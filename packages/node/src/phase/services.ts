@@ -1,0 +1,31 @@
+/** Services sub-machine: when to publish provider records, and republishing them. */
+import type { Command, Result, ServicesEvent, State, Timing } from './types.ts'
+
+export function servicesTransition (state: State, event: ServicesEvent, timing: Timing): Result {
+  switch (event.type) {
+    case 'republish-due':
+      return [state, [{ type: 'publish' }, republishLater(timing)]]
+  }
+}
+
+/** On entering ready: publish if our record can carry a reachable address, and republish on a timer. */
+export function publishOnReady (state: State, timing: Timing): Command[] {
+  if (state.services.length === 0) return []
+  const commands: Command[] = []
+  // A private node publishes once its relay slot is reserved (see relay-reserved), so
+  // that its provider record carries an address peers behind other NATs can reach.
+  if (state.role === 'public' || state.relay === 'reserved' || state.relay === 'off') {
+    commands.push({ type: 'publish' })
+  }
+  commands.push(republishLater(timing))
+  return commands
+}
+
+/** A relay slot was reserved: publish again, the provider record now carries the relayed address peers need. */
+export function publishOnRelay (state: State): Command[] {
+  return state.services.length > 0 ? [{ type: 'publish' }] : []
+}
+
+function republishLater (timing: Timing): Command {
+  return { type: 'schedule', key: 'republish', ms: timing.republishMs, jitter: false, event: { type: 'republish-due' } }
+}
