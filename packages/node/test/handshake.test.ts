@@ -67,7 +67,8 @@ describe('handshake framing', () => {
     ['a service with a space', JSON.stringify({ service: 'my echo' })],
     ['a service starting with a dot', JSON.stringify({ service: '.echo' })],
     ['a destination that is a host name', JSON.stringify({ service: 'lan', destination: { host: 'localhost', port: 22 } })],
-    ['a destination with an escape', JSON.stringify({ service: 'lan', destination: { host: '10.0.0.1\u001b[31m', port: 22 } })]
+    ['a destination with an escape', JSON.stringify({ service: 'lan', destination: { host: '10.0.0.1\u001b[31m', port: 22 } })],
+    ['a destination with an IPv6 zone id', JSON.stringify({ service: 'lan', destination: { host: '::1%lo', port: 22 } })]
   ] as const) {
     it(`refuses a request that is ${name}`, () => {
       assert.throws(() => decodeRequest(text(payload)), { name: 'ProtocolError' })

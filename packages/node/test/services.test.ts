@@ -99,7 +99,10 @@ describe('ServiceTable: --expose-net destinations on this host', () => {
     ['IPv6 loopback, through ::/0', '::/0', '::1'],
     ['unspecified IPv6, through ::/0', '::/0', '::'],
     ['IPv6 loopback, through ::/127', '::/127', '::1'],
-    ['mapped 10.0.0.5, which IPv4 networks do not cover', '192.168.0.0/16', '::ffff:10.0.0.5']
+    ['mapped 10.0.0.5, which IPv4 networks do not cover', '192.168.0.0/16', '::ffff:10.0.0.5'],
+    ['IPv6 loopback with a zone id, through ::/0', '::/0', '::1%lo'],
+    ['mapped IPv4 loopback with a zone id, through ::/0', '::/0', '::ffff:127.0.0.1%lo'],
+    ['a LAN address with a zone id, through fe80::/10', 'fe80::/10', 'fe80::1%eth0']
   ]
   for (const [what, network, host] of refused) {
     it(`refuses ${what}`, () => {

@@ -65,7 +65,8 @@ export function decodeRequest (bytes: Uint8Array): TunnelRequest {
   const destination = obj.destination as Record<string, unknown> | null
   if (typeof destination !== 'object' || destination === null ||
       // An address, never a name: no lookup on a peer's behalf, and the host is safe to log.
-      typeof destination.host !== 'string' || isIP(destination.host) === 0 ||
+      // No IPv6 zone id (`::1%lo`): it picks an interface and defeats the network checks.
+      typeof destination.host !== 'string' || isIP(destination.host) === 0 || destination.host.includes('%') ||
       typeof destination.port !== 'number' || !Number.isInteger(destination.port) || destination.port < 1 || destination.port > 65535) {
     throw new ProtocolError('request has an invalid "destination"')
   }

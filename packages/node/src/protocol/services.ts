@@ -140,6 +140,10 @@ export class ServiceTable {
     }
     // Checked as the address the socket will really reach: a mapped IPv4 address as IPv4,
     // and this host's own loopback only through a network that names it.
+    // A zone id (`::1%lo`) is refused: URL parsing of it throws, and BlockList ignores it.
+    if (destination.host.includes('%')) {
+      return { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port}: an IPv6 zone id is not allowed` }
+    }
     const host = unmapIPv4(destination.host)
     const version = isIP(host)
     const family = version === 4 ? 'ipv4' : 'ipv6'
