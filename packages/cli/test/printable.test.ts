@@ -43,6 +43,12 @@ describe('peer-supplied strings on the terminal', () => {
     }
   })
 
+  it('line separators and invisible characters are escaped too: a peer cannot break a line or make two names look alike', () => {
+    const text = renderStatus({ control: '/run/pg.sock', service: { manager: 'none', state: 'unavailable' }, daemon: daemonWith('a\u2028b\u2029c\u200bd\ufeffe\u2060f') }, new Date(1000))
+    assert.doesNotMatch(text, /[\u2028\u2029\u200b\ufeff\u2060]/)
+    assert.ok(text.includes('svca\\u2028b\\u2029c\\u200bd\\ufeffe\\u2060f'))
+  })
+
   it('a newline inside a value stays on its line: a peer cannot forge report lines', () => {
     const text = renderStatus({ control: '/run/pg.sock', service: { manager: 'none', state: 'unavailable' }, daemon: daemonWith('a\nrole:    public') }, new Date(1000))
     assert.doesNotMatch(text, /^role: +public/m)

@@ -2,10 +2,11 @@
  * Strings a peer chose (service names, error messages, addresses) on their way to a
  * terminal: control characters become visible escapes, so none can move the cursor,
  * recolour, retitle or clear the screen, or hide text (C0, DEL, C1 with its one-byte CSI,
- * and the bidirectional overrides that reorder what is shown).
+ * the bidirectional overrides that reorder what is shown, the line and paragraph separators,
+ * and the zero-width characters that make two different strings look the same).
  */
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g
 
 function hex (c: string): string {
   const code = c.charCodeAt(0)
