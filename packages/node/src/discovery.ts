@@ -19,10 +19,11 @@ export async function publishService (libp2p: Libp2p, name: string, signal: Abor
 }
 
 /**
- * Collects up to MAX_PROVIDERS providers, this node excluded, connected peers first
- * (they are the cheapest to use and most likely alive). Their addresses go to the peer store.
- * With `trusted`, those come first, and the lookup reads on past MAX_PROVIDERS until it has
- * seen one of them (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide them.
+ * Collects up to MAX_PROVIDERS providers, this node excluded. Their addresses go to the peer
+ * store. With `trusted`, those come first, then connected peers (the cheapest to use and most
+ * likely alive), and the lookup reads on past MAX_PROVIDERS until it has seen a trusted one
+ * (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide it. Without (first use), the
+ * lookup's order.
  */
 export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal, trusted?: ReadonlySet<string>, scope: CandidateScope = localScope()): Promise<string[]> {
   const self = libp2p.peerId.toString()
@@ -42,7 +43,11 @@ export async function findServiceProviders (libp2p: Libp2p, name: string, signal
     }
     if (found.size >= MAX_PROVIDERS && trustedSeen) break
   }
+  // Before anything is trusted (the first use that will pin a provider), being connected
+  // to us is no credential: any peer can connect ahead of time to win the pin. Then the
+  // lookup's own order stands.
+  if (trusted == null) return [...found.keys()]
   const connected = new Set(libp2p.getPeers().map(p => p.toString()))
-  const rank = (id: string): number => (trusted?.has(id) === true ? 2 : 0) + (connected.has(id) ? 1 : 0)
+  const rank = (id: string): number => (trusted.has(id) ? 2 : 0) + (connected.has(id) ? 1 : 0)
   return [...found.keys()].sort((a, b) => rank(b) - rank(a))
 }

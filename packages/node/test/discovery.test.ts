@@ -1,0 +1,40 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
+import { findServiceProviders } from '../src/discovery.ts'
+import { localScope } from '../src/holepunch/candidates.ts'
+
+async function peer (): Promise<PeerId> {
+  return peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+}
+
+/** Just what findServiceProviders uses of libp2p: a DHT that yields `providers` in order, `connected` peers. */
+function fakeLibp2p (self: PeerId, providers: PeerId[], connected: PeerId[]): Libp2p {
+  return {
+    peerId: self,
+    contentRouting: {
+      async * findProviders (): AsyncGenerator<PeerInfo> {
+        for (const id of providers) yield { id, multiaddrs: [] }
+      }
+    },
+    peerStore: { merge: async () => {} },
+    getPeers: () => connected,
+    getConnections: () => []
+  } as unknown as Libp2p
+}
+
+describe('findServiceProviders', () => {
+  it('before anything is pinned, a peer that connected to us ahead of time is not moved to the front', async () => {
+    const [self, honest, early] = await Promise.all([peer(), peer(), peer()])
+    const found = await findServiceProviders(fakeLibp2p(self, [honest, early], [early]), 'ssh', AbortSignal.timeout(5_000), undefined, localScope())
+    assert.deepEqual(found, [honest.toString(), early.toString()])
+  })
+
+  it('with trusted providers: trusted first, then connected ones, then the rest', async () => {
+    const [self, a, b, c] = await Promise.all([peer(), peer(), peer(), peer()])
+    const found = await findServiceProviders(fakeLibp2p(self, [a, b, c], [b]), 'ssh', AbortSignal.timeout(5_000), new Set([c.toString()]), localScope())
+    assert.deepEqual(found, [c.toString(), b.toString(), a.toString()])
+  })
+})
