@@ -31,15 +31,15 @@ import { relaysFor, relayTrusted } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
-import { KnownProviders, noTrustedProviderReason, splitProviders, trustRule, type TrustRule } from './trust.ts'
+import { noTrustedProviderReason, splitProviders, type TrustRule } from './trust.ts'
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
 import { localScope, type CandidateScope } from './holepunch/candidates.ts'
 import { LogLimit } from './log-limit.ts'
+import { ConsumerTrust } from './roles/consumer-trust.ts'
 
 export type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
-const UNTRUSTED_WARNED_MAX = 4096
 const PUBLISH_TIMEOUT_MS = 30_000
 
 export interface StartOptions {
@@ -153,12 +153,8 @@ class Runner implements PunchgateNode {
   /** Server-side rejections logged per peer (TCP and UDP together); the rest are summed up. */
   private readonly rejections: LogLimit
   metricsUrl?: string
-  /** Provider pins (trust on first use); read again whenever the file changes. */
-  private readonly known: KnownProviders
-  /** By-name tunnels' untrusted providers (last lookup) and, while none is trusted, why it stays down. */
-  private readonly trustNotes = new Map<string, { untrusted: string[], reason?: string }>()
-  /** `tunnel|service|peer` already warned about as untrusted; bounded (UNTRUSTED_WARNED_MAX). */
-  private readonly warnedUntrusted = new Set<string>()
+  /** Provider trust of by-name tunnels and `connect` (roles/consumer-trust.ts). */
+  private readonly trust: ConsumerTrust
 
   constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
     this.config = config
@@ -166,7 +162,7 @@ class Runner implements PunchgateNode {
     this.events = new NodeEvents(options.logger)
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
     this.handshakeTimeoutMs = options.handshakeTimeoutMs
-    this.known = new KnownProviders(config.knownProviders)
+    this.trust = new ConsumerTrust(this.events, config.trust, config.knownProviders)
     this.services = new ServiceTable(config, swarm.peerId.toString())
     this.state = initialState({
       bootstraps: config.bootstrap,
@@ -214,7 +210,7 @@ class Runner implements PunchgateNode {
         ...(path != null ? { path } : {}),
         connections: listener.connections,
         ...listener.totals,
-        ...this.trustInfo(id)
+        ...this.trust.info(id)
       }
     })
   }
@@ -252,7 +248,7 @@ class Runner implements PunchgateNode {
 
   async start (): Promise<void> {
     // A broken known-providers file stops the node before it binds anything.
-    this.known.refresh()
+    this.trust.refresh()
     for (const spec of this.config.tunnels) {
       const listener = createLocalListener({
         spec,
@@ -471,7 +467,7 @@ class Runner implements PunchgateNode {
       try {
         const opened = await this.openOn(peer, service, signal)
         opened.stream.addEventListener('close', done, { once: true })
-        if (rule?.source === 'first-use') await this.pinFirstUse(undefined, service, peer)
+        if (rule?.source === 'first-use') await this.trust.pinFirstUse(undefined, service, peer)
         return opened
       } catch (err) {
         done()
@@ -488,7 +484,7 @@ class Runner implements PunchgateNode {
    * providers; only those `--trust` or the pin trusts (docs/access-control.md).
    */
   private async candidatesFor (service: string, signal: AbortSignal): Promise<{ peers: string[], rule: TrustRule }> {
-    const rule = this.trustFor(service)
+    const rule = this.trust.ruleFor(service)
     const live = Object.values(this.state.tunnels)
       .filter(t => t.service === service && t.peer != null && (t.status === 'direct' || t.status === 'relayed' || t.status === 'punching'))
       .map(t => t.peer ?? '')
@@ -500,49 +496,11 @@ class Runner implements PunchgateNode {
       if (live.length === 0) throw err
     }
     const { trusted, untrusted } = splitProviders([...new Set([...live, ...providers])], rule)
-    for (const peer of untrusted) this.warnUntrusted(undefined, service, peer)
+    for (const peer of untrusted) this.trust.warnUntrusted(undefined, service, peer)
     if (trusted.length === 0 && untrusted.length > 0) {
       throw new NoTrustedProviderError(service, untrusted, noTrustedProviderReason(service, rule.source))
     }
     return { peers: trusted, rule }
-  }
-
-  /** The trust rule for a lookup of `service`: the tunnel's `?peer=`, else `--trust`, else the pin, else first use. */
-  private trustFor (service: string, peer?: string[]): TrustRule {
-    return trustRule(service, { ...(peer != null ? { peer } : {}), trust: this.config.trust }, this.known)
-  }
-
-  private trustInfo (tunnel: string): Pick<TunnelInfo, 'untrusted' | 'reason'> {
-    const note = this.trustNotes.get(tunnel)
-    if (note == null) return {}
-    return {
-      ...(note.untrusted.length > 0 ? { untrusted: note.untrusted } : {}),
-      ...(note.reason != null ? { reason: note.reason } : {})
-    }
-  }
-
-  /** One warning per tunnel (or `connect`) and peer, not one per retry. */
-  private warnUntrusted (tunnel: string | undefined, service: string, peer: string): void {
-    const key = `${tunnel ?? ''}|${service}|${peer}`
-    if (this.warnedUntrusted.has(key)) return
-    // A stream of fresh sybil ids must not grow this without end; forgetting means warning again.
-    if (this.warnedUntrusted.size >= UNTRUSTED_WARNED_MAX) this.warnedUntrusted.clear()
-    this.warnedUntrusted.add(key)
-    this.events.emitEvent('provider.untrusted', { ...(tunnel != null ? { tunnel } : {}), service, peer })
-  }
-
-  /** Trust on first use: pins `peer` unless another was pinned meanwhile; false then. */
-  private async pinFirstUse (tunnel: string | undefined, service: string, peer: string): Promise<boolean> {
-    const file = this.known.path
-    try {
-      const pinned = await this.known.pin(service, peer)
-      if (pinned.peer !== peer) return false
-      if (pinned.added) this.events.emitEvent('provider.pinned', { ...(tunnel != null ? { tunnel } : {}), service, peer, ...(file != null ? { file } : {}) })
-    } catch (err) {
-      // Kept in memory by KnownProviders: trust still holds for this run.
-      this.events.emitEvent('provider.pin-failed', { service, peer, file: file ?? '', error: (err as Error).message })
-    }
-    return true
   }
 
   /** What a peer may make us dial (holepunch/candidates.ts), as this host stands now. */
@@ -723,13 +681,13 @@ class Runner implements PunchgateNode {
       return
     }
     try {
-      const rule = this.trustFor(service, this.tunnelSpec(tunnel)?.trust)
+      const rule = this.trust.ruleFor(service, this.tunnelSpec(tunnel)?.trust)
       const providers = await findServiceProviders(this.swarm, service, this.signal(LOOKUP_TIMEOUT_MS), rule.trusted, this.dialScope())
       if (!this.running) return
       this.events.emitEvent('service.resolved', { name: service, providers })
       // Filtered before the machine sees them: it only ever dials trusted providers.
       const { trusted, untrusted } = splitProviders(providers, rule)
-      this.noteTrust(tunnel, service, rule, trusted, untrusted)
+      this.trust.note(tunnel, service, rule, trusted, untrusted)
       this.dispatch({ type: 'resolved', tunnel, providers: trusted })
     } catch (err) {
       if (!this.running) return
@@ -749,18 +707,6 @@ class Runner implements PunchgateNode {
 
   private tunnelSpec (tunnel: string): TunnelSpec | undefined {
     return this.config.tunnels.find(t => t.id === tunnel)
-  }
-
-  private noteTrust (tunnel: string, service: string, rule: TrustRule, trusted: string[], untrusted: string[]): void {
-    for (const peer of untrusted) this.warnUntrusted(tunnel, service, peer)
-    const before = this.trustNotes.get(tunnel)
-    if (trusted.length > 0 || untrusted.length === 0) {
-      this.trustNotes.set(tunnel, { untrusted })
-      return
-    }
-    const reason = noTrustedProviderReason(service, rule.source)
-    this.trustNotes.set(tunnel, { untrusted, reason })
-    if (before?.reason !== reason) this.events.emitEvent('tunnel.no-trusted-provider', { tunnel, service, untrusted, reason })
   }
 
   /** Dials by peer id (known or DHT-found addresses), else through each connected bootstrap's relay. */
@@ -824,7 +770,7 @@ class Runner implements PunchgateNode {
     let rule: TrustRule | undefined
     try {
       // Our own service needs no trust, and pinning ourselves would shut out the real providers.
-      rule = spec != null && spec.peer == null && peer !== this.peerId ? this.trustFor(spec.service, spec.trust) : undefined
+      rule = spec != null && spec.peer == null && peer !== this.peerId ? this.trust.ruleFor(spec.service, spec.trust) : undefined
     } catch (err) {
       // The known-providers file broke since the lookup: trust nothing until it is fixed.
       queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: (err as Error).message }))
@@ -832,17 +778,16 @@ class Runner implements PunchgateNode {
     }
     if (rule?.trusted != null && !rule.trusted.has(peer)) {
       // Pinned (or forgotten and re-pinned) to another provider since the lookup: look again.
-      this.warnUntrusted(tunnel, spec?.service ?? '', peer)
+      this.trust.warnUntrusted(tunnel, spec?.service ?? '', peer)
       queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: 'provider no longer trusted' }))
       return
     }
     if (rule?.source === 'first-use' && spec != null) {
-      void this.pinFirstUse(tunnel, spec.service, peer).then(pinned => {
+      void this.trust.pinFirstUse(tunnel, spec.service, peer).then(pinned => {
         if (!pinned && this.running) this.dispatch({ type: 'stream-failed', tunnel, error: 'another provider was pinned' })
       })
     }
-    const note = this.trustNotes.get(tunnel)
-    if (note?.reason != null) this.trustNotes.set(tunnel, { untrusted: note.untrusted })
+    this.trust.clearReason(tunnel)
     listener.activate(this.routeTo(peer))
     this.events.emitEvent('tunnel.activated', { tunnel, peer, service: this.state.tunnels[tunnel]?.service ?? '', path })
   }
