@@ -6,16 +6,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { streamPair } from '@libp2p/utils'
 import { bootstrapHint } from './bootstrap-hint.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
-import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, PrivateKey, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from './config.ts'
-import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_PROVIDER_RECORDS_KEPT, MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_TUNNEL_STREAMS, PROVIDER_REFUSED_LOG_MS, SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
+import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_PROVIDER_RECORDS_KEPT, MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_TUNNEL_STREAMS, PROVIDER_REFUSED_LOG_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from './constants.ts'
 import { ListenError, NoTrustedProviderError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from './errors.ts'
 import { NodeEvents, waitForEvent, type Path } from './events.ts'
 import type { Logger } from './logger.ts'
 import { findServiceProviders, publishService } from './discovery.ts'
-import { createExposeHandler, formatHostPort, pathOf } from './protocol/expose.ts'
-import { startSplicer, type Splicer } from './splice/splicer.ts'
-import { acceptSplices, isSpliced, serveSplices, spliceTo } from './splice/service.ts'
+import { createExposeHandler, pathOf } from './protocol/expose.ts'
 import type { TunnelRoute } from './protocol/listener.ts'
 import { createLocalListener, type LocalListener } from './protocol/local-listener.ts'
 import { describeServices, ServiceTable } from './protocol/services.ts'
@@ -27,7 +25,7 @@ import { startRttReporter, type RttReporter } from './rtt.ts'
 import { DEFAULT_TIMING, initialState, transition, type Timing } from './phase/machine.ts'
 import type { Command, Event, State } from './phase/types.ts'
 import type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
-import { relaysFor, relayTrusted } from './relay.ts'
+import { relaysFor } from './relay.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
@@ -36,6 +34,8 @@ import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provi
 import { localScope, type CandidateScope } from './holepunch/candidates.ts'
 import { LogLimit } from './log-limit.ts'
 import { ConsumerTrust } from './roles/consumer-trust.ts'
+import { Splicing } from './roles/relay.ts'
+import { isSpliced } from './splice/service.ts'
 
 export type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 
@@ -141,7 +141,8 @@ class Runner implements PunchgateNode {
   /** Peers an openTunnelStream() is asking or streaming to right now: punching with them is wanted. */
   private readonly meetings = new Map<string, number>()
   private readonly loopbackCandidates: boolean
-  private splicer?: Splicer
+  /** Splicing for peers (public) or through our bootstraps (private): roles/relay.ts. */
+  private readonly splicing: Splicing
   /** Tunnel connections this node serves to peers (the expose side), open right now. */
   private readonly served = new InFlight()
   /** The TCP and UDP expose handlers by protocol: peers reach them through libp2p, our own by-name tunnels through selfRoute(). */
@@ -163,6 +164,15 @@ class Runner implements PunchgateNode {
     this.timing = { ...DEFAULT_TIMING, ...options.timing }
     this.handshakeTimeoutMs = options.handshakeTimeoutMs
     this.trust = new ConsumerTrust(this.events, config.trust, config.knownProviders)
+    this.splicing = new Splicing({
+      config,
+      swarm,
+      events: this.events,
+      isBootstrap: peer => this.bootstrapPeers.has(peer),
+      signal: ms => this.signal(ms),
+      running: () => this.running,
+      onStop: hook => this.onStop(hook)
+    })
     this.services = new ServiceTable(config, swarm.peerId.toString())
     this.state = initialState({
       bootstraps: config.bootstrap,
@@ -238,7 +248,7 @@ class Runner implements PunchgateNode {
       announcedAddrs: this.addrs(),
       observedAddrs: this.swarm.services.internals.addressManager.getObservedAddrs().map(a => a.toString()),
       relay: { state: this.state.relay, addrs: this.relayAddrs() },
-      ...(this.splicer != null ? { splice: { addr: this.splicer.address, active: this.splicer.active(), copied: this.splicer.copied() } } : {}),
+      ...this.splicing.status(),
       peers: [...peers.values()],
       services: describeServices(this.config),
       tunnels: this.tunnels(),
@@ -294,7 +304,7 @@ class Runner implements PunchgateNode {
 
     try {
       // Bound before the swarm starts, like tunnel listeners: a clash on an explicit port fails fast.
-      await this.bindSplicer()
+      await this.splicing.bind()
     } catch (err) {
       await Promise.all([...this.listeners.values()].map(async l => l.close()))
       throw err
@@ -307,7 +317,7 @@ class Runner implements PunchgateNode {
     }
 
     this.startedAt = new Date()
-    await this.startSplicing()
+    await this.splicing.start()
     if (this.config.rttIntervalMs > 0) {
       const rtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
       this.rtt = rtt
@@ -346,90 +356,6 @@ class Runner implements PunchgateNode {
   }
 
   /** A public node's splice listener (--relay-splice), when it has one. */
-  private async bindSplicer (): Promise<void> {
-    const splice = this.config.relaySplice
-    if (this.config.bootstrap.length > 0 || splice == null) return
-    const relayConfig = this.config.relay
-    try {
-      this.splicer = await startSplicer({
-        host: splice.at.host,
-        port: splice.at.port,
-        pairTimeoutMs: SPLICE_PAIR_TIMEOUT_MS,
-        maxPairs: relayConfig.maxReservations,
-        maxBytesPerPair: Number(relayConfig.maxBytes),
-        maxDurationMs: relayConfig.maxDurationMs,
-        maxUnpaired: 2 * relayConfig.maxReservations
-      })
-    } catch (err) {
-      const addr = formatHostPort(splice.at)
-      const reason = `${(err as Error).message} (choose another with --relay-splice HOST:PORT, or off)`
-      if (splice.explicit) throw new ListenError([addr], reason, 'relay-splice')
-      // The default port (TCP listen port + 1) is taken: relay over circuits only, and say so.
-      this.events.emitEvent('splice.unavailable', { addr, error: reason })
-      return
-    }
-    const splicer = this.splicer
-    this.onStop(async () => splicer.close())
-  }
-
-  /** A public node splices for its peers (bindSplicer); a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
-  private async startSplicing (): Promise<void> {
-    if (this.config.bootstrap.length === 0) {
-      const splicer = this.splicer
-      if (splicer == null) return
-      // The relay's own rules: the peer asked for holds a reservation here, and with
-      // --relay-allow allowed both ends are on the allow list.
-      const relay = (this.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
-      const allowed = new Set(this.config.allow)
-      const onList = (peer: PeerId): boolean => this.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
-      const trusted = relayTrusted(this.config)
-      await serveSplices(this.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to),
-        (from, to) => trusted(from) && trusted(to))
-      return
-    }
-    await acceptSplices(this.swarm, peer => this.bootstrapPeers.has(peer.toString()))
-    this.swarm.addEventListener('connection:open', evt => {
-      const connection = evt.detail
-      if (pathOf(connection) === 'direct') this.retireSplices(connection.remotePeer)
-      else if (!isSpliced(connection) && connection.direction === 'outbound') this.askForSplice(connection)
-    })
-  }
-
-  /** Asks the relay of a circuit we dialled for a spliced twin of it; on failure the circuit carries on. */
-  private askForSplice (circuit: Connection): void {
-    const ids = circuit.remoteAddr.getComponents()
-    const at = ids.findIndex(c => c.name === 'p2p-circuit')
-    const relay = at > 0 ? ids[at - 1]?.value : undefined
-    if (relay == null) return
-    const peer = circuit.remotePeer.toString()
-    const started = Date.now()
-    spliceTo(this.swarm, peerIdFromString(relay), circuit.remotePeer, this.signal(SPLICE_TIMEOUT_MS)).then(
-      spliced => {
-        this.events.emitEvent('splice.opened', { peer, relay, addr: spliced.remoteAddr.toString(), ms: Date.now() - started })
-        this.retireSplices(circuit.remotePeer)
-      },
-      (err: Error) => {
-        if (this.running) this.events.emitEvent('splice.failed', { peer, relay, ms: Date.now() - started, error: err.message })
-      })
-  }
-
-  /**
-   * Once a peer is direct, a spliced connection to it only holds a pair on the relay:
-   * close it as soon as no tunnel stream uses it (checked again every SPLICE_RETIRE_CHECK_MS).
-   */
-  private retireSplices (peer: PeerId): void {
-    if (!this.running) return
-    const open = this.swarm.getConnections(peer).filter(c => c.status === 'open')
-    if (!open.some(c => pathOf(c) === 'direct')) return
-    for (const connection of open.filter(c => isSpliced(c))) {
-      if (connection.streams.some(s => s.protocol === TUNNEL_PROTOCOL || s.protocol === UDP_PROTOCOL)) {
-        setTimeout(() => this.retireSplices(peer), SPLICE_RETIRE_CHECK_MS).unref()
-        return
-      }
-      connection.close().catch(() => {})
-    }
-  }
-
   /** Wraps a stream handler so a graceful stop can wait for the connections it serves. */
   private counted (handler: ExposeHandler): ExposeHandler {
     return async (stream, connection) => {
