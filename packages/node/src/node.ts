@@ -393,7 +393,12 @@ class Runner implements PunchgateNode {
       try {
         const opened = await this.openOn(peer, service, signal)
         opened.stream.addEventListener('close', done, { once: true })
-        if (rule?.source === 'first-use') await this.trust.pinFirstUse(undefined, service, peer)
+        if (rule?.source === 'first-use' && !await this.trust.pinFirstUse(undefined, service, peer)) {
+          // Another connect or tunnel pinned a different provider meanwhile: not one byte to this one.
+          const err = new Error('another provider was pinned meanwhile')
+          opened.stream.abort(err)
+          throw err
+        }
         return opened
       } catch (err) {
         done()
@@ -708,14 +713,23 @@ class Runner implements PunchgateNode {
       queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: 'provider no longer trusted' }))
       return
     }
-    if (rule?.source === 'first-use' && spec != null) {
-      void this.trust.pinFirstUse(tunnel, spec.service, peer).then(pinned => {
-        if (!pinned && this.running) this.dispatch({ type: 'stream-failed', tunnel, error: 'another provider was pinned' })
-      })
+    const goLive = (): void => {
+      this.trust.clearReason(tunnel)
+      listener.activate(this.routeTo(peer))
+      this.events.emitEvent('tunnel.activated', { tunnel, peer, service: this.state.tunnels[tunnel]?.service ?? '', path })
     }
-    this.trust.clearReason(tunnel)
-    listener.activate(this.routeTo(peer))
-    this.events.emitEvent('tunnel.activated', { tunnel, peer, service: this.state.tunnels[tunnel]?.service ?? '', path })
+    if (rule?.source === 'first-use' && spec != null) {
+      // First use: the listener takes connections only once this provider is the pinned one,
+      // so none reaches a provider that loses a race for the pin.
+      void this.trust.pinFirstUse(tunnel, spec.service, peer).then(pinned => {
+        const t = this.state.tunnels[tunnel]
+        if (!this.running || t?.peer !== peer || (t.status !== 'direct' && t.status !== 'relayed')) return
+        if (pinned) goLive()
+        else this.dispatch({ type: 'stream-failed', tunnel, error: 'another provider was pinned' })
+      })
+      return
+    }
+    goLive()
   }
 
   private deactivate (tunnel: string, reason: string): void {

@@ -162,11 +162,13 @@ describe('an impostor provider', () => {
       assert.equal(impostor.requests(), 0)
 
       // What `punchgate trust forget echo` does, from another process's point of view: the file changes.
+      // First use pins the provider before the tunnel goes live on it.
       const activated = event(client, 'tunnel.activated')
+      const pinned = event(client, 'provider.pinned', e => e.peer === impostor?.node.peerId)
       assert.equal(await new KnownProviders(file).forget('echo'), gone)
       assert.equal((await activated).peer, impostor.node.peerId, 'the next lookup took the first provider again')
       assert.equal(client.status().tunnels[0]?.reason, undefined)
-      await event(client, 'provider.pinned', e => e.peer === impostor?.node.peerId)
+      await pinned
       assert.match(await readFile(file, 'utf8'), new RegExp(`^echo ${impostor.node.peerId} `, 'm'))
     } finally {
       await stopAll([client, impostor?.node])
