@@ -713,10 +713,10 @@ class Runner implements PunchgateNode {
       queueMicrotask(() => this.dispatch({ type: 'stream-failed', tunnel, error: 'provider no longer trusted' }))
       return
     }
-    const goLive = (): void => {
+    const goLive = (now: Path): void => {
       this.trust.clearReason(tunnel)
       listener.activate(this.routeTo(peer))
-      this.events.emitEvent('tunnel.activated', { tunnel, peer, service: this.state.tunnels[tunnel]?.service ?? '', path })
+      this.events.emitEvent('tunnel.activated', { tunnel, peer, service: this.state.tunnels[tunnel]?.service ?? '', path: now })
     }
     if (rule?.source === 'first-use' && spec != null) {
       // First use: the listener takes connections only once this provider is the pinned one,
@@ -724,12 +724,13 @@ class Runner implements PunchgateNode {
       void this.trust.pinFirstUse(tunnel, spec.service, peer).then(pinned => {
         const t = this.state.tunnels[tunnel]
         if (!this.running || t?.peer !== peer || (t.status !== 'direct' && t.status !== 'relayed')) return
-        if (pinned) goLive()
+        // The path may have changed while the pin was written: say the one it has now.
+        if (pinned) goLive(t.status === 'direct' ? 'direct' : 'relay')
         else this.dispatch({ type: 'stream-failed', tunnel, error: 'another provider was pinned' })
       })
       return
     }
-    goLive()
+    goLive(path)
   }
 
   private deactivate (tunnel: string, reason: string): void {
