@@ -13,7 +13,7 @@ import { chmod, mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { parseServiceName } from './config.ts'
-import { ConfigError, KnownProvidersError } from './errors.ts'
+import { KnownProvidersError } from './errors.ts'
 import { readAllowFile } from './access.ts'
 import { privatePathProblem } from './secret-file.ts'
 import { parsePeerId } from './specs.ts'
@@ -214,9 +214,7 @@ export function noTrustedProviderReason (service: string, source: TrustSource): 
     : `no trusted provider; add one with ${source === 'peer' ? '?peer=' : '--trust'}`
 }
 
-/** `--trust-file`: the allow-file's format and strictness, and a file with no ids is an error. */
+/** `--trust-file`: the allow-file's format and strictness (readAllowFile refuses a file with no ids too). */
 export function readTrustFile (path: string): string[] {
-  const ids = readAllowFile(path, 'trust-file')
-  if (ids.length === 0) throw new ConfigError('trust-file', path, 'holds no peer id (one a line; # starts a comment)')
-  return ids
+  return readAllowFile(path, 'trust-file')
 }
