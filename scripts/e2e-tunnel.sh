@@ -14,31 +14,10 @@ mkdir -p "$logs"
 rm -f "$logs"/*.log
 pids=()
 
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-  if [ "$status" -ne 0 ]; then
-    echo "e2e: FAILED; logs in $logs" >&2
-    tail -n 20 "$logs"/*.log >&2 || true
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
-
-free_port() {
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
-
-# Waits (event-driven, bounded) until a log file has a line matching a pattern.
-wait_for() {
-  local file=$1 pattern=$2 seconds=${3:-30}
-  if ! timeout "$seconds" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$file" 2>/dev/null); then
-    echo "e2e: timed out after ${seconds}s waiting for /$pattern/ in $(basename "$file")" >&2
-    return 1
-  fi
-}
+suite=e2e
+# suite_cleanup, wait_for, free_port
+source "$root/scripts/loopback-suite.sh"
+trap suite_cleanup EXIT
 
 punchgate() {
   node "$root/packages/cli/bin/punchgate.js" "$@"

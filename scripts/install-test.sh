@@ -20,26 +20,12 @@ mkdir -p "$logs"
 rm -f "$logs"/*.log
 pids=()
 
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-  if [ "$status" -ne 0 ]; then
-    echo "install-test: FAILED; logs in $logs" >&2
-    tail -n 20 "$logs"/*.log >&2 || true
-  fi
-  exit "$status"
-}
-trap cleanup EXIT
+suite=install-test
+# suite_cleanup, wait_for, free_port
+source "$root/scripts/loopback-suite.sh"
+trap suite_cleanup EXIT
 
 fail() { echo "install-test: $*" >&2; exit 1; }
-
-wait_for() {
-  local file=$1 pattern=$2 seconds=${3:-30}
-  timeout "$seconds" grep -m1 -q -E "$pattern" <(tail -n +1 -F "$file" 2>/dev/null) ||
-    fail "timed out after ${seconds}s waiting for /$pattern/ in $(basename "$file")"
-}
 
 # 1. Pack (prepack builds the bundle) and look inside.
 PATH="$node_bin:$PATH" "$npm_cli" pack --workspace packages/cli --pack-destination "$work" > "$logs/pack.log" 2>&1
@@ -66,9 +52,6 @@ version=$(run punchgate --version)
 grep -qx "$version" "$logs/npx.log" || fail "npx printed $(cat "$logs/npx.log")"
 
 # 3. A tunnel between daemons run from the installed binary.
-free_port() {
-  "$node_bin/node" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
-}
 mkdir -m 700 "$work/keys"
 echo_port=$(free_port)
 boot_port=$(free_port)
