@@ -4,6 +4,7 @@
  * on the peer's authenticated id, before anything connects to a target.
  */
 import { BlockList, isIP } from 'node:net'
+import { unmapped } from '../holepunch/candidates.ts'
 import { accessOf, type Access } from '../access.ts'
 import type { ExposeNetSpec, ExposeSpec, HostPort, NodeConfig, SessionLimits } from '../config.ts'
 import type { Cidr, Transport } from '../specs.ts'
@@ -44,17 +45,6 @@ LOCAL.addAddress('::', 'ipv6')
 /** A network that names local space itself (127.0.0.0/8, ::1/128), not one that merely contains it (0.0.0.0/0, ::/0). */
 function isLocalNetwork (n: Cidr): boolean {
   return n.family === 'ipv4' ? n.prefix >= 8 && LOCAL.check(n.address, 'ipv4') : n.prefix === 128 && LOCAL.check(n.address, 'ipv6')
-}
-
-/** `::ffff:127.0.0.1` (in any spelling) is the IPv4 address 127.0.0.1 on a dual-stack socket; anything else is returned as it is. */
-export function unmapIPv4 (host: string): string {
-  if (isIP(host) !== 6) return host
-  const canonical = new URL(`http://[${host}]/`).hostname
-  const match = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(canonical)
-  if (match == null) return host
-  const hi = parseInt(match[1] ?? '0', 16)
-  const lo = parseInt(match[2] ?? '0', 16)
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
 }
 
 export class ServiceTable {
@@ -140,11 +130,12 @@ export class ServiceTable {
     }
     // Checked as the address the socket will really reach: a mapped IPv4 address as IPv4,
     // and this host's own loopback only through a network that names it.
-    // A zone id (`::1%lo`) is refused: URL parsing of it throws, and BlockList ignores it.
+    // A zone id (`::1%lo`) is refused: BlockList ignores it.
     if (destination.host.includes('%')) {
       return { ok: false, reason: 'destination-not-allowed', message: `${destination.host}:${destination.port}: an IPv6 zone id is not allowed` }
     }
-    const host = unmapIPv4(destination.host)
+    // `::ffff:127.0.0.1` (in any spelling) is 127.0.0.1 on a dual-stack socket.
+    const host = unmapped(destination.host).ip
     const version = isIP(host)
     const family = version === 4 ? 'ipv4' : 'ipv6'
     const local = version !== 0 && LOCAL.check(host, family)
