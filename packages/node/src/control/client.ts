@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { ControlError, DaemonNotRunningError, PunchgateError, type ErrorKind } from '../errors.ts'
 import type { Path } from '../events.ts'
 import { defaultStateDir } from '../identity.ts'
-import type { NodeStatus } from '../node.ts'
+import type { NodeStatus } from '../status.ts'
 import { privatePathProblem } from '../secret-file.ts'
 import { encodeLine, readLine, type ConnectTotals, type ControlRequest } from './protocol.ts'
 

@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net'
 import type { Path } from '../events.ts'
-import type { NodeStatus } from '../node.ts'
+import type { NodeStatus } from '../status.ts'
 import { ControlError } from '../errors.ts'
 
 /** A request or reply line longer than this is not ours: NodeStatus of a big node fits easily. */

@@ -52,7 +52,7 @@ export class ServiceTable {
   private readonly limits: SessionLimits
   private readonly perPeer = new Map<string, number>()
   private total = 0
-  /** This node's own id: its by-name tunnels to its own services (node.ts selfRoute) pass any allow list. */
+  /** This node's own id: its by-name tunnels to its own services (roles/provider.ts selfRoute) pass any allow list. */
   private readonly self?: string
 
   constructor (config: ServiceTableConfig, self?: string) {
