@@ -137,3 +137,27 @@ export const MAX_PROVIDER_RECORDS_KEPT = 10_000
 
 /** Refused provider records are logged once per this interval, with a count, not once per record. */
 export const PROVIDER_REFUSED_LOG_MS = 60_000
+
+/**
+ * Relay reservations a private node holds at once (docs/ARCHITECTURE.md "Roles"): two, so the
+ * relay path and its provider records' circuit addresses survive the loss of one public node.
+ */
+export const MAX_RELAY_RESERVATIONS = 2
+
+/** A public node tells its peers which other public nodes it verified reachable (docs/protocol.md). */
+export const RELAYS_PROTOCOL = '/punchgate/relays/1.0.0'
+
+/** Public nodes one `/punchgate/relays/1.0.0` answer lists: a private node needs two relays, a few more cover losses. */
+export const MAX_VOUCHED_RELAYS = 8
+
+/** Addresses listed per public node in that answer (a public node has one or two per transport). */
+export const MAX_VOUCHED_ADDRS = 4
+
+/** One relays request per peer per this interval; a private node asks when it joins and when it runs short of relays. */
+export const RELAYS_ASK_INTERVAL_MS = 10_000
+
+/** A relays request and its answer, on both sides. */
+export const RELAYS_TIMEOUT_MS = 5_000
+
+/** While it holds fewer than MAX_RELAY_RESERVATIONS, a private node asks its bootstraps for relays again this often. */
+export const RELAYS_REFRESH_MS = 60_000
