@@ -85,7 +85,17 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   maxDurationMs: 24 * 60 * 60_000
 }
 
+/**
+ * `--role`: auto follows reachability (without --bootstrap: public; with one: private until
+ * a bootstrap's reach probe finds it reachable); public and private fix the role.
+ */
+export type RoleSetting = 'auto' | 'public' | 'private'
+
+export const ROLE_SETTINGS: readonly RoleSetting[] = ['auto', 'public', 'private']
+
 export interface NodeConfig {
+  /** `--role`; see startsPublic() and mayBePublic(). */
+  role: RoleSetting
   listen: string[]
   /** Extra addresses to advertise (a VPS behind a 1:1 NAT knows its public address). */
   announce: string[]
@@ -293,6 +303,7 @@ export function parseBootstrap (value: string): Multiaddr {
 }
 
 export interface RawConfig {
+  role?: string
   listen?: string[]
   announce?: string[]
   relay?: Partial<RelayLimits>
@@ -328,6 +339,19 @@ export interface RawConfig {
   knownProviders?: string
 }
 
+/** The role a node takes at start: public without --bootstrap or with --role public. */
+export function startsPublic (config: Pick<NodeConfig, 'role' | 'bootstrap'>): boolean {
+  return config.role === 'public' || (config.role === 'auto' && config.bootstrap.length === 0)
+}
+
+/**
+ * Whether the node may ever be public (and so needs a public node's parts: relay server,
+ * splicer, the capped provider store): all but --role private and a node that cannot listen.
+ */
+export function mayBePublic (config: Pick<NodeConfig, 'role' | 'listen'>): boolean {
+  return config.role !== 'private' && config.listen.length > 0
+}
+
 /** Flags that configure a relay server, which only a public node runs. */
 const RELAY_SERVER_FLAGS = [
   ['relay-max-reservations', 'relayMaxReservations'], ['relay-max-bytes', 'relayMaxBytes'],
@@ -345,10 +369,16 @@ export function validateConfig (raw: RawConfig): NodeConfig {
   const defaultListen = swarmKey != null ? DEFAULT_LISTEN.filter(addr => !isQuic(addr)) : DEFAULT_LISTEN
   const bootstrap = raw.bootstrap ?? []
   bootstrap.forEach(parseBootstrap)
+  const role = (raw.role ?? 'auto') as RoleSetting
+  if (!ROLE_SETTINGS.includes(role)) throw new ConfigError('role', String(raw.role), 'expected auto, public or private')
+  if (role === 'private' && bootstrap.length === 0) {
+    throw new ConfigError('role', role, 'a private node needs --bootstrap to join the mesh through')
+  }
   let listen = raw.listen != null && raw.listen.length > 0 ? raw.listen : defaultListen
   if (listen.includes(NO_LISTEN)) {
     if (listen.length > 1) throw new ConfigError('listen', NO_LISTEN, 'cannot be combined with other listen addresses')
     if (bootstrap.length === 0) throw new ConfigError('listen', NO_LISTEN, 'a node without --bootstrap is public and must listen')
+    if (role === 'public') throw new ConfigError('listen', NO_LISTEN, 'a node with --role public must listen')
     listen = []
   }
   listen.forEach(addr => parseMultiaddr('listen', addr))
@@ -417,10 +447,11 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     }
   }
 
-  if (bootstrap.length > 0) {
+  if (!mayBePublic({ role, listen })) {
     for (const [flag, key] of RELAY_SERVER_FLAGS) {
       if (raw[key] != null) {
-        throw new ConfigError(flag, String(raw[key]), 'only a public node (no --bootstrap) runs a relay server')
+        const why = role === 'private' ? '--role private' : '--listen none'
+        throw new ConfigError(flag, String(raw[key]), `only a public node runs a relay server, never one with ${why}`)
       }
     }
   }
@@ -449,6 +480,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
   const udpIdleMs = raw.udpIdleTimeout != null ? parseDuration('udp-idle-timeout', raw.udpIdleTimeout) : DEFAULT_UDP_IDLE_MS
 
   return {
+    role,
     listen,
     announce,
     bootstrap,
@@ -463,7 +495,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     limits,
     relayMode,
     relayAllow,
-    ...(bootstrap.length === 0 && relaySplice != null ? { relaySplice } : {}),
+    ...(mayBePublic({ role, listen }) && relaySplice != null ? { relaySplice } : {}),
     ...(swarmKey != null ? { swarmKey } : {}),
     udpIdleMs,
     ...(metrics != null ? { metrics } : {}),

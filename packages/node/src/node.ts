@@ -5,7 +5,7 @@
  */
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Connection, PrivateKey } from '@libp2p/interface'
-import type { NodeConfig } from './config.ts'
+import { startsPublic, type NodeConfig } from './config.ts'
 import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, MAX_PROVIDER_RECORDS_KEPT, MAX_PROVIDER_RECORDS_KEPT_PER_PEER, PROVIDER_REFUSED_LOG_MS } from './constants.ts'
 import { ListenError } from './errors.ts'
 import { bootstrapHint } from './bootstrap-hint.ts'
@@ -77,7 +77,7 @@ export async function startNode (config: NodeConfig, options: StartOptions): Pro
   // --metrics only: the endpoint's modules (an HTTP server, prom-client) are loaded when asked for.
   const metricsModule = config.metrics != null ? await import('./metrics.ts') : undefined
   const registry = metricsModule?.createRegistry()
-  const providers = config.bootstrap.length === 0
+  const providers = startsPublic(config)
     ? new CappedProviderStore({ self: peerIdFromPrivateKey(options.privateKey).toString(), ...(options.providerCaps ?? { perPeer: MAX_PROVIDER_RECORDS_KEPT_PER_PEER, total: MAX_PROVIDER_RECORDS_KEPT }) })
     : undefined
   const node = new Node(config, options, await createSwarm(config, options.privateKey, registry, providers))
@@ -123,7 +123,8 @@ class Node implements PunchgateNode {
       bootstraps: config.bootstrap,
       services: [...config.expose, ...config.exposeNet].map(e => e.name),
       tunnels: config.tunnels,
-      relayOff: config.relayMode.mode === 'off'
+      relayOff: config.relayMode.mode === 'off',
+      role: startsPublic(config) ? 'public' : 'private'
     }), { ...DEFAULT_TIMING, ...options.timing }, this.events)
     const loop = this.runner
     this.membership = new Membership(config, swarm, this.events, loop)

@@ -1,7 +1,7 @@
 /**
- * Builds the libp2p node from a validated config. Roles follow from the config: no
- * bootstrap means public (DHT server, relay server); with one, private (DHT client,
- * relay client). Everything protocol-specific to Punchgate lives elsewhere.
+ * Builds the libp2p node from a validated config. Roles follow from the config
+ * (config.ts: startsPublic): public means DHT server and relay server; private, DHT
+ * client and relay client. Everything protocol-specific to Punchgate lives elsewhere.
  *
  * No @libp2p/dcutr: hole punching is ours (holepunch/puncher.ts says why), over a TCP
  * transport that dials from its listening port (transport/reuseport-tcp.ts).
@@ -17,7 +17,7 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
-import type { NodeConfig } from './config.ts'
+import { startsPublic, type NodeConfig } from './config.ts'
 import { DHT_PROTOCOL } from './constants.ts'
 import { relayConnectionLimit, relayGater, relayTrusted } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
@@ -67,7 +67,7 @@ function explicitAddrs (listen: string[]): string[] {
  * `datastore`: where the DHT keeps records (a public node's caps them: provider-caps.ts).
  */
 export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, registry?: Registry, datastore?: Datastore): Promise<Swarm> {
-  const isPublic = config.bootstrap.length === 0
+  const isPublic = startsPublic(config)
   const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),

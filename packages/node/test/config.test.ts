@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { ConfigError, parseExpose, parseTunnel, parseTunnelByName, validateConfig } from '../src/index.ts'
+import { ConfigError, mayBePublic, parseExpose, parseTunnel, parseTunnelByName, startsPublic, validateConfig } from '../src/index.ts'
 
 const PEER = '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
@@ -63,8 +63,25 @@ describe('validateConfig', () => {
     assert.deepEqual(validateConfig({ relaySplice: '11.0.0.2:7000' }).relaySplice, { at: { host: '11.0.0.2', port: 7000 }, explicit: true })
     assert.throws(() => validateConfig({ relaySplice: '7000' }), /--relay-splice "7000": expected HOST:PORT/)
     const boot = `/ip4/11.0.0.2/tcp/4001/p2p/${PEER}`
-    assert.equal(validateConfig({ bootstrap: [boot] }).relaySplice, undefined, 'a private node runs no splicer')
-    assert.throws(() => validateConfig({ bootstrap: [boot], relaySplice: '0.0.0.0:4002' }), /only a public node/)
+    assert.equal(validateConfig({ bootstrap: [boot], role: 'private' }).relaySplice, undefined, 'a private node runs no splicer')
+    assert.throws(() => validateConfig({ bootstrap: [boot], role: 'private', relaySplice: '0.0.0.0:4002' }), /only a public node runs a relay server, never one with --role private/)
+    assert.deepEqual(validateConfig({ bootstrap: [boot], role: 'public', relaySplice: '0.0.0.0:4002' }).relaySplice, { at: { host: '0.0.0.0', port: 4002 }, explicit: true })
+    // --role auto with a bootstrap becomes public once reachable: its splicer settings are kept for then.
+    assert.deepEqual(validateConfig({ bootstrap: [boot] }).relaySplice, { at: { host: '0.0.0.0', port: 0 }, explicit: false })
+  })
+
+  it('takes --role auto, public or private; private needs a bootstrap', () => {
+    const boot = `/ip4/11.0.0.2/tcp/4001/p2p/${PEER}`
+    assert.equal(validateConfig({}).role, 'auto')
+    assert.equal(startsPublic(validateConfig({})), true, 'auto without a bootstrap is public')
+    assert.equal(startsPublic(validateConfig({ bootstrap: [boot] })), false, 'auto with a bootstrap starts private')
+    assert.equal(startsPublic(validateConfig({ bootstrap: [boot], role: 'public' })), true)
+    assert.equal(startsPublic(validateConfig({ bootstrap: [boot], role: 'private' })), false)
+    assert.equal(mayBePublic(validateConfig({ bootstrap: [boot] })), true)
+    assert.equal(mayBePublic(validateConfig({ bootstrap: [boot], listen: ['none'] })), false)
+    assert.throws(() => validateConfig({ role: 'private' }), (err: unknown) => err instanceof ConfigError && err.flag === 'role' && /needs --bootstrap/.test(err.message))
+    assert.throws(() => validateConfig({ role: 'relay' }), (err: unknown) => err instanceof ConfigError && err.flag === 'role' && /auto, public or private/.test(err.message))
+    assert.throws(() => validateConfig({ role: 'public', bootstrap: [boot], listen: ['none'] }), /--role public must listen/)
   })
 
   it('rejects a bootstrap address without /p2p', () => {

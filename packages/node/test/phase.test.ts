@@ -22,6 +22,8 @@ function run (state: State, events: Event[]): [State, Command[][]] {
 
 const publicNode = (): State => initialState({ bootstraps: [], services: ['echo'], tunnels: [] })
 const privateNode = (services: string[] = ['echo']): State => initialState({ bootstraps: [BOOT], services, tunnels: [] })
+/** `--role public --bootstrap BOOT`: a public node that also joins through a bootstrap. */
+const publicWithBootstrap = (): State => initialState({ bootstraps: [BOOT], services: ['echo'], tunnels: [], role: 'public' })
 const consumer = (peer?: string): State => initialState({
   bootstraps: [BOOT], services: [], tunnels: [{ id: 't', service: 'echo', ...(peer != null ? { peer } : {}) }]
 })
@@ -77,6 +79,30 @@ describe('node phases', () => {
       events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-reserved' }, { type: 'relay-lost' }],
       phase: 'ready',
       last: [{ type: 'schedule', key: 'relay', ms: 0, jitter: false, event: { type: 'retry-relay' } }]
+    },
+    {
+      name: 'a public node with a bootstrap (--role public) is ready at once, publishes and dials its bootstrap',
+      from: publicWithBootstrap,
+      events: [{ type: 'start' }],
+      phase: 'ready',
+      last: [
+        { type: 'dial-bootstrap', addr: BOOT },
+        { type: 'publish' }, { type: 'schedule', key: 'republish', ms: 1000, jitter: false, event: { type: 'republish-due' } }
+      ]
+    },
+    {
+      name: 'a public node reserves no relay slot on its bootstrap',
+      from: publicWithBootstrap,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
+      phase: 'ready',
+      last: []
+    },
+    {
+      name: 'a public node that loses its bootstrap stays ready and redials it',
+      from: publicWithBootstrap,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'bootstrap-disconnected', addr: BOOT }],
+      phase: 'ready',
+      last: [{ type: 'schedule', key: `bootstrap:${BOOT}`, ms: 10, jitter: true, event: { type: 'retry-bootstrap', addr: BOOT } }]
     },
     {
       name: 'shutdown stops, and nothing happens after it',

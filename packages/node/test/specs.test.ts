@@ -98,7 +98,9 @@ describe('validateConfig: new options', () => {
   it('parses relay server limits, on a public node only', () => {
     const c = validateConfig({ relayMaxReservations: '16', relayMaxBytes: '1GiB', relayMaxDuration: '1h' })
     assert.deepEqual(c.relay, { maxReservations: 16, maxBytes: 1024n ** 3n, maxDurationMs: 3_600_000 })
-    assert.throws(() => validateConfig({ bootstrap: [RELAY], relayMaxBytes: '1GiB' }), /only a public node/)
+    assert.throws(() => validateConfig({ bootstrap: [RELAY], role: 'private', relayMaxBytes: '1GiB' }), /only a public node/)
+    assert.throws(() => validateConfig({ bootstrap: [RELAY], listen: ['none'], relayMaxBytes: '1GiB' }), /never one with --listen none/)
+    assert.equal(validateConfig({ bootstrap: [RELAY], relayMaxBytes: '1GiB' }).relay.maxBytes, 1024n ** 3n, 'auto may become public')
     assert.throws(() => validateConfig({ relayMaxReservations: 'many' }), /positive whole number/)
   })
 

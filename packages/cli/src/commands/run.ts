@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import type { Options } from 'yargs'
 import {
   ControlServer, DEFAULT_LISTEN, DRAIN_TIMEOUT_MS, parseDuration, DEFAULT_RTT_INTERVAL_MS, defaultControlPath, defaultIdentityPath, loadOrCreateIdentity,
-  readAllowFile, readSwarmKey, readTrustFile, startNode, validateConfig, type NodeConfig
+  readAllowFile, readSwarmKey, readTrustFile, ROLE_SETTINGS, startNode, validateConfig, type NodeConfig, type RoleSetting
 } from '@punchgate/node'
 import type { Command, Io } from '../command.ts'
 import { blameConfigFile, readConfigFile, type ConfigFile } from '../config-file.ts'
@@ -17,6 +17,7 @@ import { controlOption, identityOption, knownProvidersOption, knownProvidersPath
 
 export interface RunArgs {
   identity?: string
+  role?: RoleSetting
   listen?: string[]
   announce?: string[]
   bootstrap?: string[]
@@ -54,6 +55,7 @@ const RELAY_ALLOW = ['any', 'allowed'] as const
 
 const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   identity: 'path',
+  role: ROLE_SETTINGS,
   listen: 'list',
   announce: 'list',
   bootstrap: 'list',
@@ -116,6 +118,14 @@ export const runOptions = {
   listen: { ...repeatable("multiaddr to listen on; 'none' for no listener (reachable through the relay only)"), defaultDescription: DEFAULT_LISTEN.join(' ') },
   announce: repeatable('multiaddr to advertise instead of the listen addresses, e.g. a VPS\'s public address behind 1:1 NAT'),
   bootstrap: repeatable('bootstrap peer multiaddr, ending in /p2p/<peer id>; none makes this a public node'),
+  role: {
+    choices: ROLE_SETTINGS,
+    requiresArg: true,
+    coerce: (value: RoleSetting | RoleSetting[]) => lastWins(value),
+    describe: 'public: DHT server, relay and splice host for private peers (with --bootstrap: joins through them too); ' +
+      'private: never one (needs --bootstrap); auto: public without --bootstrap, else private',
+    defaultDescription: 'auto'
+  },
   expose: repeatable('publish a local service as NAME=HOST:PORT[/udp][?allow=PEER_ID,...|any], for the peers of --allow or ?allow= (or --allow-any)'),
   'expose-net': repeatable('let peers choose the destination, inside these networks and ports: NAME=CIDR[,CIDR...]:PORTS[/udp][?allow=PEER_ID,...|any]'),
   tunnel: repeatable('listen on BIND (HOST:PORT[/udp]) and tunnel to service SVC of peer PEER, as PEER:SVC@BIND[>DEST_IP:PORT]'),
@@ -217,6 +227,7 @@ function settingsFrom (options: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings
   const trustFile = options['trust-file']
   const swarmKey = options['swarm-key']
   const config = validateConfig({
+    role: options.role,
     listen: options.listen,
     announce: options.announce,
     bootstrap: options.bootstrap,

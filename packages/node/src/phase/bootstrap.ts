@@ -10,17 +10,20 @@ import type { BootstrapEvent, Command, Result, State, Timing } from './types.ts'
 export function bootstrapTransition (state: State, event: BootstrapEvent, timing: Timing): Result {
   switch (event.type) {
     case 'start': {
+      const dials: Command[] = Object.keys(state.bootstraps).map(addr => ({ type: 'dial-bootstrap', addr }))
       if (state.role === 'public') {
-        return enterReady(state, timing)
+        // A public node is in the mesh by itself; its bootstraps (--role public) join it to theirs.
+        const [ready, commands] = enterReady(state, timing)
+        return [ready, [...dials, ...commands]]
       }
-      return [state, Object.keys(state.bootstraps).map(addr => ({ type: 'dial-bootstrap', addr }))]
+      return [state, dials]
     }
 
     case 'bootstrap-connected': {
       const bootstraps = { ...state.bootstraps, [event.addr]: { connected: true, failures: 0 } }
       let next: State = { ...state, bootstraps }
       const commands: Command[] = []
-      if (next.relay === 'none') {
+      if (next.relay === 'none' && next.role === 'private') {
         next = { ...next, relay: 'reserving' }
         commands.push({ type: 'reserve-relay' })
       }
@@ -41,7 +44,8 @@ export function bootstrapTransition (state: State, event: BootstrapEvent, timing
       const next: State = {
         ...state,
         bootstraps,
-        phase: anyConnected ? state.phase : 'joining'
+        // A public node stays in the mesh it holds itself.
+        phase: anyConnected || state.role === 'public' ? state.phase : 'joining'
       }
       return [next, [{
         type: 'schedule',

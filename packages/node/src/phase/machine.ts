@@ -13,7 +13,7 @@ import { bootstrapTransition } from './bootstrap.ts'
 import { punchTransition } from './punch.ts'
 import { servicesTransition } from './services.ts'
 import { tunnelTransition } from './tunnels.ts'
-import type { Event, Result, State, Timing, TunnelState } from './types.ts'
+import type { Event, Result, Role, State, Timing, TunnelState } from './types.ts'
 
 export type { Timing } from './types.ts'
 export { backoff } from './state.ts'
@@ -36,6 +36,8 @@ export interface InitialStateInit {
   tunnels: Array<{ id: string, service: string, peer?: string }>
   /** `--relay-mode off`: never reserve a relay slot; publish without one. */
   relayOff?: boolean
+  /** The role at start; default: public without bootstraps, else private. */
+  role?: Role
 }
 
 export function initialState (init: InitialStateInit): State {
@@ -53,7 +55,7 @@ export function initialState (init: InitialStateInit): State {
   }
   return {
     phase: 'joining',
-    role: init.bootstraps.length === 0 ? 'public' : 'private',
+    role: init.role ?? (init.bootstraps.length === 0 ? 'public' : 'private'),
     bootstraps: Object.fromEntries(init.bootstraps.map(addr => [addr, { connected: false, failures: 0 }])),
     relay: init.relayOff === true ? 'off' : 'none',
     relayFailures: 0,

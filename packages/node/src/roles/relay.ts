@@ -1,6 +1,6 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId } from '@libp2p/interface'
-import type { NodeConfig } from '../config.ts'
+import { startsPublic, type NodeConfig } from '../config.ts'
 import { SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from '../constants.ts'
 import { ListenError } from '../errors.ts'
 import type { NodeEvents } from '../events.ts'
@@ -44,7 +44,7 @@ export class Splicing {
   /** A public node binds its splicer (--relay-splice) before it listens. */
   async bind (): Promise<void> {
     const splice = this.deps.config.relaySplice
-    if (this.deps.config.bootstrap.length > 0 || splice == null) return
+    if (!startsPublic(this.deps.config) || splice == null) return
     const relayConfig = this.deps.config.relay
     try {
       this.splicer = await startSplicer({
@@ -68,22 +68,27 @@ export class Splicing {
     this.deps.onStop(async () => splicer.close())
   }
 
-  /** A public node splices for its peers (bind); a private one takes splices from its bootstraps and asks for one on every relayed connection it dials. */
+  /**
+   * A public node splices for its peers (bind); a private one takes splices from its
+   * bootstraps. Any node with bootstraps asks for one on every relayed connection it dials.
+   */
   async start (): Promise<void> {
-    if (this.deps.config.bootstrap.length === 0) {
+    if (startsPublic(this.deps.config)) {
       const splicer = this.splicer
-      if (splicer == null) return
-      // The relay's own rules: the peer asked for holds a reservation here, and with
-      // --relay-allow allowed both ends are on the allow list.
-      const relay = (this.deps.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
-      const allowed = new Set(this.deps.config.allow)
-      const onList = (peer: PeerId): boolean => this.deps.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
-      const trusted = relayTrusted(this.deps.config)
-      await serveSplices(this.deps.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to),
-        (from, to) => trusted(from) && trusted(to))
-      return
+      if (splicer != null) {
+        // The relay's own rules: the peer asked for holds a reservation here, and with
+        // --relay-allow allowed both ends are on the allow list.
+        const relay = (this.deps.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
+        const allowed = new Set(this.deps.config.allow)
+        const onList = (peer: PeerId): boolean => this.deps.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
+        const trusted = relayTrusted(this.deps.config)
+        await serveSplices(this.deps.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to),
+          (from, to) => trusted(from) && trusted(to))
+      }
+    } else {
+      await acceptSplices(this.deps.swarm, peer => this.deps.isBootstrap(peer.toString()))
     }
-    await acceptSplices(this.deps.swarm, peer => this.deps.isBootstrap(peer.toString()))
+    if (this.deps.config.bootstrap.length === 0) return
     this.deps.swarm.addEventListener('connection:open', evt => {
       const connection = evt.detail
       if (pathOf(connection) === 'direct') this.retireSplices(connection.remotePeer)
