@@ -161,3 +161,33 @@ export const RELAYS_TIMEOUT_MS = 5_000
 
 /** While it holds fewer than MAX_RELAY_RESERVATIONS, a private node asks its bootstraps for relays again this often. */
 export const RELAYS_REFRESH_MS = 60_000
+
+/** The reach probe (reachability/, docs/protocol.md): "can you reach me?", asked of a public node. */
+export const REACH_PROTOCOL = '/punchgate/reach/1.0.0'
+
+/** TCP listen ports one probe request may name: a node listens on one or two (IPv4, IPv6). */
+export const REACH_MAX_PORTS = 2
+
+/** One probe dial-back: a reachable port answers a TCP SYN within a round trip or two. */
+export const REACH_DIAL_TIMEOUT_MS = 3_000
+
+/** One probe request per peer per this interval: a node re-probes every REACH_REPROBE_MS. */
+export const REACH_ASK_INTERVAL_MS = 30_000
+
+/** Probe requests per remote IP per REACH_ASK_INTERVAL_MS: fresh peer ids from one host buy no more dial-backs to it. */
+export const REACH_ASKS_PER_IP = 4
+
+/** Probe dial-backs in flight on a public node, whoever asked: a flood of askers cannot open more sockets. */
+export const REACH_MAX_DIALS_IN_FLIGHT = 8
+
+/** A probe stream, request to answer, on both sides: the dial-backs (REACH_DIAL_TIMEOUT_MS) run inside it. */
+export const REACH_TIMEOUT_MS = 10_000
+
+/** A node with --role auto and a bootstrap asks again this often (and when its observed addresses change). */
+export const REACH_REPROBE_MS = 5 * 60_000
+
+/** A verified peer counts as public this long after its last successful probe (three re-probes). */
+export const REACH_VERIFIED_TTL_MS = 3 * REACH_REPROBE_MS
+
+/** Verified public peers a public node remembers: the oldest is forgotten first. */
+export const REACH_MAX_VERIFIED = 256

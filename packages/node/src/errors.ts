@@ -209,3 +209,15 @@ export class ProviderCapError extends Error {
     this.name = ProviderCapError.NAME
   }
 }
+
+/** A public node refused a reach probe (reachability/): `reason` is the wire reason code. */
+export class ReachRefusedError extends Error {
+  static readonly NAME = 'ReachRefusedError'
+  readonly reason: string
+
+  constructor (reason: string) {
+    super(`reach probe refused: ${reason}`)
+    this.name = ReachRefusedError.NAME
+    this.reason = reason
+  }
+}
