@@ -85,6 +85,8 @@ export interface EventMap {
   'tunnel.no-trusted-provider': { tunnel: string, service: string, untrusted: string[], reason: string }
   /** A public node refused provider records over its caps; `refused`: how many since the last such event (one a minute at most). */
   'provider.refused': { peer: string, reason: 'peer-cap' | 'total-cap', refused: number }
+  /** A public node answered a reach probe (reachability/): it dialed `peer` back at `ip` on the ports it asked for. */
+  'reach.probed': { peer: string, ip: string, reachable: number[], unreachable: number[] }
   /** `--metrics` listens beyond loopback: whoever reaches it reads peer ids and traffic figures. */
   'metrics.exposed': { addr: string }
 }
@@ -100,7 +102,7 @@ const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'tunnel.rejected-suppressed'
 ])
 
-const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened'])
+const DEBUG_EVENTS: ReadonlySet<EventName> = new Set<EventName>(['tunnel.opened', 'reach.probed'])
 
 /** A typed EventEmitter: `on('tunnel.activated', e => e.path)`. */
 export class NodeEvents extends EventEmitter {

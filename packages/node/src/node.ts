@@ -26,6 +26,7 @@ import { Consumer, type OpenTunnelOptions, type TunnelStream } from './roles/con
 import { Membership } from './roles/membership.ts'
 import { Provider } from './roles/provider.ts'
 import { Splicing } from './roles/relay.ts'
+import { Reachability } from './roles/reachability.ts'
 
 export type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 export type { OpenTunnelOptions, TunnelStream } from './roles/consumer.ts'
@@ -109,6 +110,8 @@ class Node implements PunchgateNode {
   /** Splicing for peers (public) or through our bootstraps (private): roles/relay.ts. */
   private readonly splicing: Splicing
   private readonly puncher: HolePuncher
+  /** The reach probe and the role it decides (roles/reachability.ts). */
+  readonly reachability: Reachability
   private readonly peerPaths = new Map<string, Path>()
   private stopping?: Promise<void>
   private readonly stopHooks: Array<() => Promise<void>> = []
@@ -147,6 +150,7 @@ class Node implements PunchgateNode {
       running: () => loop.running,
       onStop: hook => this.onStop(hook)
     })
+    this.reachability = new Reachability({ swarm, events: this.events, loop })
     this.puncher = new HolePuncher({
       swarm,
       observed: new ObservedAddresses(swarm),
@@ -248,6 +252,7 @@ class Node implements PunchgateNode {
 
     this.startedAt = new Date()
     await this.splicing.start()
+    await this.reachability.start()
     if (this.config.rttIntervalMs > 0) {
       const rtt = startRttReporter({ swarm: this.swarm, events: this.events, intervalMs: this.config.rttIntervalMs })
       this.rtt = rtt

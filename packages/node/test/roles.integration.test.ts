@@ -5,7 +5,9 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { PunchgateNode } from '../src/node.ts'
+import { askReach } from '../src/reachability/client.ts'
 import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
 
 describe('--role public with --bootstrap: a second public node', () => {
@@ -55,6 +57,15 @@ describe('--role public with --bootstrap: a second public node', () => {
     await event(consumer, 'tunnel.activated')
     const data = random(64 * 1024)
     assert.equal(sha256(await roundTrip(portOf(consumer.tunnels()[0]?.bind ?? ''), data)), sha256(data))
+  })
+
+  it('answers the reach probe: dials the asker back on its TCP listen port', async () => {
+    const node = await start({ role: 'private', bootstrap: [tcpAddr(second)] })
+    if (node.swarm.getConnections(second.swarm.peerId).length === 0) await event(node, 'peer.connected', e => e.peer === second.peerId)
+    const port = Number(multiaddr(tcpAddr(node)).getComponents().find(c => c.name === 'tcp')?.value)
+    const probed = event(second, 'reach.probed', e => e.peer === node.peerId)
+    assert.deepEqual(await askReach(node.swarm, second.swarm.peerId, [port]), { ip: '127.0.0.1', reachable: [port], unreachable: [] })
+    assert.deepEqual(await probed, { peer: node.peerId, ip: '127.0.0.1', reachable: [port], unreachable: [] })
   })
 
   it('--role private and auto with a bootstrap start private', async () => {

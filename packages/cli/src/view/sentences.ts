@@ -135,6 +135,7 @@ export const SENTENCES: Sentences = {
   'provider.pinned': e => `${shortId(e.peer)} is now the only trusted provider of ${e.service}${e.file != null ? ` (pinned in ${e.file})` : ''}`,
   'provider.pin-failed': e => `could not pin ${shortId(e.peer)} for ${e.service} in ${e.file}: ${e.error}; the pin holds until the node stops`,
   'tunnel.no-trusted-provider': e => `tunnel ${e.tunnel} stays down: ${e.reason} (untrusted: ${peers(e.untrusted)})`,
+  'reach.probed': e => `reach probe for ${shortId(e.peer)} at ${e.ip}: ${e.reachable.length > 0 ? `reachable on ${e.reachable.join(', ')}` : 'not reachable'}${e.reachable.length > 0 && e.unreachable.length > 0 ? `, not on ${e.unreachable.join(', ')}` : ''}`,
   'provider.refused': e => `refused ${plural(e.refused, 'provider record')} over the ${e.reason === 'peer-cap' ? 'per-peer' : 'total'} cap (last from ${shortId(e.peer)})`
 }
 
