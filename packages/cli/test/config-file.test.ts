@@ -90,6 +90,7 @@ describe('--config FILE: values and precedence', () => {
       '"tunnel-by-name" = ["web@127.0.0.1:8080"]',
       `trust = ['${OTHER}']`,
       'mdns = true',
+      'port-mapping = false',
       'allow-any = true',
       'rtt-interval = 2.5',
       'log-level = "debug"',
@@ -103,6 +104,7 @@ describe('--config FILE: values and precedence', () => {
     assert.deepEqual(got.config.tunnels.map(tunnel => tunnel.id), ['web@127.0.0.1:8080'])
     assert.deepEqual(got.config.trust, [OTHER])
     assert.equal(got.config.mdns, true)
+    assert.equal(got.config.portMapping, false)
     assert.equal(got.config.allowAny, true)
     assert.equal(got.config.rttIntervalMs, 2500)
     assert.equal(got.logLevel, 'debug')

@@ -68,6 +68,13 @@ describe('argument parsing', () => {
     assert.deepEqual([config.bootstrap, config.expose, config.tunnels], [[], [], []])
     assert.equal(config.mdns, false)
     assert.equal(config.autonat, false)
+    assert.equal(config.portMapping, true)
+  })
+
+  it('turns port mapping off with --no-port-mapping or PUNCHGATE_PORT_MAPPING=off', async () => {
+    assert.equal((await settings(['--no-port-mapping'])).config.portMapping, false)
+    assert.equal((await settings([], { PUNCHGATE_PORT_MAPPING: 'off' })).config.portMapping, false)
+    assert.equal((await settings(['--port-mapping'], { PUNCHGATE_PORT_MAPPING: 'off' })).config.portMapping, true)
   })
 })
 

@@ -84,3 +84,34 @@ describe('punchgate status: who may use each service', () => {
     assert.match(table, /lan +10\.0\.0\.0\/8:22 +12D3Ko…AJU5SA, 12D3Ko…Lui6xD \+2 more\n/)
   })
 })
+
+describe('punchgate status: port mappings', () => {
+  const base: NodeStatus = {
+    peerId: '12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA',
+    role: 'private',
+    phase: 'ready',
+    startedAt: new Date(0).toISOString(),
+    listenAddrs: [],
+    announcedAddrs: [],
+    observedAddrs: [],
+    relay: { state: 'off', addrs: [] },
+    peers: [],
+    services: [],
+    tunnels: []
+  }
+  const render = (status: NodeStatus): string =>
+    renderStatus({ control: '/run/pg.sock', service: { manager: 'none', state: 'unknown' }, daemon: { status, connects: { open: 0, opened: 0, failed: 0, bytesIn: 0, bytesOut: 0 } } }, new Date(0))
+
+  it('lists each mapping with its router, method and lease; none yet says so; --no-port-mapping shows no line', () => {
+    const text = render({
+      ...base,
+      portMappings: [
+        { protocol: 'tcp', internal: '10.2.0.2:4001', external: '11.0.0.12:4001', method: 'upnp-igd', gateway: '10.2.0.1', expiresAt: new Date(31 * 60_000).toISOString() },
+        { protocol: 'udp', internal: '10.2.0.2:4001', external: '11.0.0.12:4001', method: 'nat-pmp', gateway: '10.2.0.1', expiresAt: new Date(60_000).toISOString() }
+      ]
+    })
+    assert.match(text, /^mapped: +TCP 11\.0\.0\.12:4001 -> 10\.2\.0\.2:4001 \(UPnP-IGD on 10\.2\.0\.1, lease ends in 31m 00s\)\n +UDP 11\.0\.0\.12:4001 -> 10\.2\.0\.2:4001 \(NAT-PMP on 10\.2\.0\.1, lease ends in 1m 00s\)$/m)
+    assert.match(render({ ...base, portMappings: [] }), /^mapped: +none \(no router answered, or nothing to map\)$/m)
+    assert.doesNotMatch(render(base), /^mapped:/m)
+  })
+})

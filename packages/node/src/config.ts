@@ -132,6 +132,8 @@ export interface NodeConfig {
   trust: string[]
   /** The known-providers file (provider pins); undefined keeps pins in memory for the node's life. */
   knownProviders?: string
+  /** A private node asks its router to forward its listen ports (NAT-PMP, UPnP-IGD); `--no-port-mapping` turns it off. */
+  portMapping: boolean
 }
 
 /** Long enough for WireGuard (25 s keepalives) and DNS retries, short enough to free streams of one-off senders. */
@@ -337,6 +339,8 @@ export interface RawConfig {
   trust?: string[]
   /** The known-providers file's path. */
   knownProviders?: string
+  /** `--no-port-mapping` gives false. @default true */
+  portMapping?: boolean
 }
 
 /** The role a node takes at start: public without --bootstrap or with --role public. */
@@ -500,6 +504,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     udpIdleMs,
     ...(metrics != null ? { metrics } : {}),
     rttIntervalMs,
+    portMapping: raw.portMapping ?? true,
     trust: [...new Set((raw.trust ?? []).map(id => parsePeerId('trust', id, id.trim())))],
     ...(raw.knownProviders != null ? { knownProviders: raw.knownProviders } : {})
   }

@@ -191,3 +191,25 @@ export const REACH_VERIFIED_TTL_MS = 3 * REACH_REPROBE_MS
 
 /** Verified public peers a public node remembers: the oldest is forgotten first. */
 export const REACH_MAX_VERIFIED = 256
+
+/**
+ * Port mapping (portmap/): the lease asked of the router. An hour, renewed halfway: a node
+ * that dies without deleting its mapping leaves it open at most that long. UPnP-IGD leases
+ * are an hour at least (the library raises shorter ones).
+ */
+export const PORTMAP_LIFETIME_S = 3600
+
+/** Finding the router's NAT-PMP or UPnP-IGD service: it is on our LAN, so it answers fast or not at all. */
+export const PORTMAP_DISCOVER_TIMEOUT_MS = 3_000
+
+/** One map or unmap request to a router that has answered before. */
+export const PORTMAP_REQUEST_TIMEOUT_MS = 5_000
+
+/** No router answered, or every mapping was lost: ask again this much later (a router may be rebooted or reconfigured). */
+export const PORTMAP_RETRY_MS = 10 * 60_000
+
+/** A failing renewal is retried no sooner than this, and always before the lease runs out. */
+export const PORTMAP_MIN_RENEW_MS = 30_000
+
+/** Deleting the mappings at stop: shutdown waits no longer for a router. */
+export const PORTMAP_STOP_TIMEOUT_MS = 1_500

@@ -27,6 +27,7 @@ import { Membership } from './roles/membership.ts'
 import { Provider } from './roles/provider.ts'
 import { Splicing } from './roles/relay.ts'
 import { Reachability } from './roles/reachability.ts'
+import type { PortMapping } from './portmap/index.ts'
 
 export type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 export type { OpenTunnelOptions, TunnelStream } from './roles/consumer.ts'
@@ -98,6 +99,17 @@ export async function startNode (config: NodeConfig, options: StartOptions): Pro
   return node
 }
 
+function portMappingStatus (portMapping: PortMapping): NonNullable<NodeStatus['portMappings']> {
+  return portMapping.mappings().map(m => ({
+    protocol: m.protocol,
+    internal: `${m.internalIp}:${m.internalPort}`,
+    external: `${m.externalIp}:${m.externalPort}`,
+    method: m.method,
+    gateway: m.gateway,
+    expiresAt: new Date(m.expiresAt).toISOString()
+  }))
+}
+
 class Node implements PunchgateNode {
   readonly events: NodeEvents
   readonly swarm: Swarm
@@ -117,6 +129,7 @@ class Node implements PunchgateNode {
   private readonly stopHooks: Array<() => Promise<void>> = []
   private startedAt = new Date(0)
   private rtt?: RttReporter
+  private portMapping?: PortMapping
 
   constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
     this.config = config
@@ -215,7 +228,8 @@ class Node implements PunchgateNode {
       peers: [...peers.values()],
       services: describeServices(this.config),
       tunnels: this.tunnels(),
-      ...(this.metricsUrl != null ? { metrics: this.metricsUrl } : {})
+      ...(this.metricsUrl != null ? { metrics: this.metricsUrl } : {}),
+      ...(this.portMapping != null ? { portMappings: portMappingStatus(this.portMapping) } : {})
     }
   }
 
@@ -260,6 +274,13 @@ class Node implements PunchgateNode {
     }
     this.provider.announceUnrestricted()
     const role = this.runner.state.role
+    if (role === 'private' && this.config.portMapping) {
+      // Loaded only here: a public node, or one with --no-port-mapping, never loads the mapper.
+      const portMapping = (await import('./portmap/index.ts')).startPortMapping(this.swarm, this.events)
+      this.portMapping = portMapping
+      // A stop hook runs before the swarm stops: the mappings are deleted while it still listens.
+      this.onStop(async () => portMapping.stop())
+    }
     this.events.emitEvent('node.started', { peerId: this.peerId, addrs: this.addrs(), role })
     if (role === 'public') this.events.emitEvent('node.bootstrap-hint', bootstrapHint(this.addrs()))
     this.runner.dispatch({ type: 'start' })

@@ -27,6 +27,7 @@ export interface RunArgs {
   'log-level'?: LogLevel
   mdns?: boolean
   autonat?: boolean
+  'port-mapping'?: boolean
   control?: string
   metrics?: string
   'rtt-interval'?: number
@@ -65,6 +66,7 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'log-level': LOG_LEVELS,
   mdns: 'boolean',
   autonat: 'boolean',
+  'port-mapping': 'boolean',
   control: 'path',
   metrics: 'string',
   'rtt-interval': 'number',
@@ -167,6 +169,11 @@ export const runOptions = {
   },
   mdns: { type: 'boolean', describe: 'find and join peers on the local network by mDNS', defaultDescription: 'false' },
   autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' },
+  'port-mapping': {
+    type: 'boolean',
+    describe: 'private node: ask the router (NAT-PMP, UPnP-IGD) to forward the listen ports and announce the mapped address; --no-port-mapping turns it off',
+    defaultDescription: 'true'
+  },
   control: controlOption,
   metrics: {
     type: 'string',
@@ -236,6 +243,7 @@ function settingsFrom (options: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings
     tunnelByName: options['tunnel-by-name'],
     mdns: options.mdns,
     autonat: options.autonat,
+    portMapping: options['port-mapping'],
     metrics: options.metrics,
     rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined,
     allow: [...options.allow ?? [], ...(allowFile != null ? readAllowFile(allowFile) : [])],

@@ -61,6 +61,13 @@ const REFUSALS: Record<string, string> = {
   'too-many-rounds': 'too many rounds this minute'
 }
 
+const METHODS: Record<string, string> = { 'nat-pmp': 'NAT-PMP', 'upnp-igd': 'UPnP-IGD' }
+const PORTMAP_REMOVALS: Record<string, string> = {
+  stopped: 'deleted at stop',
+  expired: 'expired: the router stopped renewing it',
+  unused: 'deleted: its listener is gone'
+}
+
 export const SENTENCES: Sentences = {
   'node.started': e => {
     // The hint that follows gives the full addresses; here the own id would only repeat.
@@ -136,7 +143,10 @@ export const SENTENCES: Sentences = {
   'provider.pin-failed': e => `could not pin ${shortId(e.peer)} for ${e.service} in ${e.file}: ${e.error}; the pin holds until the node stops`,
   'tunnel.no-trusted-provider': e => `tunnel ${e.tunnel} stays down: ${e.reason} (untrusted: ${peers(e.untrusted)})`,
   'reach.probed': e => `reach probe for ${shortId(e.peer)} at ${e.ip}: ${e.reachable.length > 0 ? `reachable on ${e.reachable.join(', ')}` : 'not reachable'}${e.reachable.length > 0 && e.unreachable.length > 0 ? `, not on ${e.unreachable.join(', ')}` : ''}`,
-  'provider.refused': e => `refused ${plural(e.refused, 'provider record')} over the ${e.reason === 'peer-cap' ? 'per-peer' : 'total'} cap (last from ${shortId(e.peer)})`
+  'provider.refused': e => `refused ${plural(e.refused, 'provider record')} over the ${e.reason === 'peer-cap' ? 'per-peer' : 'total'} cap (last from ${shortId(e.peer)})`,
+  'portmap.mapped': e => `${e.renewed ? 'renewed' : 'mapped'} ${e.protocol.toUpperCase()} ${e.external} to ${e.internal} on router ${e.gateway} (${METHODS[e.method] ?? e.method}, ${formatDuration(e.lifetimeS * 1000)})`,
+  'portmap.failed': e => `no port mapping${e.gateway != null ? ` on router ${e.gateway}` : ''}: ${e.error}`,
+  'portmap.removed': e => `port mapping ${e.protocol.toUpperCase()} ${e.external} ${PORTMAP_REMOVALS[e.reason] ?? e.reason}${e.error != null ? ` (router did not confirm: ${e.error})` : ''}`
 }
 
 const MARKERS: Record<number, string> = { 10: 'TRACE ', 20: 'DEBUG ', 40: 'WARN ', 50: 'ERROR ', 60: 'FATAL ' }

@@ -1,5 +1,7 @@
 /** `punchgate status` as text: the service manager's view, then the live daemon's. */
-import type { Access, DaemonStatus } from '@punchgate/node'
+import type { Access, DaemonStatus, NodeStatus } from '@punchgate/node'
+
+type PortMappings = NonNullable<NodeStatus['portMappings']>
 import type { ServiceState } from '../service/manager.ts'
 import { fields, formatBytes, formatDuration, formatMs, lines, shortPeer, table, type Lines } from './format.ts'
 
@@ -37,6 +39,13 @@ function reserved (addrs: string[]): Lines {
   return lines([`reserved ${first ?? '-'}`, ...rest])
 }
 
+/** `TCP 203.0.113.9:4001 -> 192.168.1.20:4001 (UPnP-IGD on 192.168.1.1, lease ends in 31m)`, one per line. */
+function portMappings (mappings: PortMappings, now: Date): Lines {
+  if (mappings.length === 0) return lines(['none (no router answered, or nothing to map)'])
+  return lines(mappings.map(m => `${m.protocol.toUpperCase()} ${m.external} -> ${m.internal} (${m.method === 'nat-pmp' ? 'NAT-PMP' : 'UPnP-IGD'} on ${m.gateway}, ` +
+    `lease ends in ${formatDuration(Math.max(0, Date.parse(m.expiresAt) - now.getTime()))})`))
+}
+
 export function renderStatus (report: StatusReport, now: Date = new Date()): string {
   const { daemon } = report
   if (daemon == null) {
@@ -59,6 +68,7 @@ export function renderStatus (report: StatusReport, now: Date = new Date()): str
     ['announced', list(s.announcedAddrs)],
     ['observed', list(s.observedAddrs)],
     ['relay', relay],
+    ...(s.portMappings != null ? [['mapped', portMappings(s.portMappings, now)] as [string, Lines]] : []),
     ...(s.metrics != null ? [['metrics', s.metrics] as [string, string]] : [])
   ])
 

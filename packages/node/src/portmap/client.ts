@@ -1,0 +1,116 @@
+/**
+ * The router's side of port mapping, over @achingbrain/nat-port-mapper (NAT-PMP and
+ * UPnP-IGD v2; it has no PCP). The library is imported when a client is made, so a node
+ * that never maps a port never loads it (docs/performance.md).
+ *
+ * The library's own refresh timers are off (`autoRefresh: false`): portmap.ts renews.
+ * Each NAT-PMP operation uses a fresh library gateway: the library sends a request once and
+ * keeps it at the head of its queue until an answer comes, so after one unanswered request
+ * every later one would wait forever.
+ */
+import type { Gateway } from './gateway.ts'
+
+export type MappingMethod = 'nat-pmp' | 'upnp-igd'
+export type MappingProtocol = 'tcp' | 'udp'
+
+export interface MapRequest {
+  protocol: MappingProtocol
+  internalPort: number
+  /** The external port to ask for; the router may give another. */
+  externalPort: number
+  lifetimeS: number
+}
+
+export interface Lease {
+  externalIp: string
+  externalPort: number
+  /** The lifetime the mapping has from now on, as far as we know. */
+  lifetimeS: number
+}
+
+/** One router, spoken to by one method. */
+export interface MappingClient {
+  readonly method: MappingMethod
+  map: (request: MapRequest, signal: AbortSignal) => Promise<Lease>
+  unmap: (request: MapRequest, signal: AbortSignal) => Promise<void>
+  close: () => Promise<void>
+}
+
+/** Finds the router's service for one method; rejects when it does not answer in time. */
+export type ClientFactory = (gateway: Gateway, signal: AbortSignal) => Promise<MappingClient>
+
+/** UPnP-IGD leases shorter than this are raised to it by the library. */
+export const UPNP_MIN_LIFETIME_S = 3600
+
+const DESCRIPTION = 'punchgate'
+
+/** NAT-PMP (RFC 6886) to the gateway's port 5351. The library binds UDP 5350 while a request runs. */
+export const natPmpClient: ClientFactory = async (gateway, signal) => {
+  const { pmpNat } = await import('@achingbrain/nat-port-mapper')
+  const once = async <T>(op: (gw: ReturnType<typeof pmpNat>) => Promise<T>): Promise<T> => {
+    const gw = pmpNat(gateway.ip, { autoRefresh: false, description: DESCRIPTION })
+    try {
+      return await op(gw)
+    } finally {
+      await gw.stop().catch(() => {})
+    }
+  }
+  // The external address request is NAT-PMP's "are you there": a router without it never answers.
+  await once(async gw => gw.externalIp({ signal }))
+  return {
+    method: 'nat-pmp',
+    map: async (request, signal) => once(async gw => {
+      // The library writes `ttl` into the request's lifetime field as it is: seconds here.
+      const m = await gw.map(request.internalPort, gateway.localIp, {
+        protocol: request.protocol, externalPort: request.externalPort, ttl: request.lifetimeS, autoRefresh: false, signal
+      })
+      return { externalIp: m.externalHost, externalPort: m.externalPort, lifetimeS: request.lifetimeS }
+    }),
+    unmap: async (request, signal) => once(async gw => {
+      // NAT-PMP deletes by internal port and protocol; the library's options type omits the protocol.
+      const options = { protocol: request.protocol, signal }
+      await gw.unmap(request.internalPort, options)
+    }),
+    close: async () => {}
+  }
+}
+
+/**
+ * UPnP-IGD v2: an SSDP search on the LAN, and only a device whose description lives on the
+ * gateway's own address is used; any other host that answers is ignored.
+ */
+export const upnpClient: ClientFactory = async (gateway, signal) => {
+  const { upnpNat } = await import('@achingbrain/nat-port-mapper')
+  const client = upnpNat({ autoRefresh: false, description: DESCRIPTION })
+  let found: Awaited<ReturnType<typeof client.getGateway>> | undefined
+  for await (const candidate of client.findGateways({ signal, searchInterval: 500 })) {
+    if (candidate.family === 'IPv4' && candidate.host === gateway.ip) {
+      found = candidate
+      break
+    }
+  }
+  if (found == null) throw new Error(signal.aborted ? 'no UPnP-IGD v2 device answered on the gateway' : 'search ended without the gateway')
+  const igd = found
+  return {
+    method: 'upnp-igd',
+    map: async (request, signal) => {
+      const m = await igd.map(request.internalPort, gateway.localIp, {
+        protocol: request.protocol === 'tcp' ? 'TCP' : 'UDP',
+        externalPort: request.externalPort,
+        ttl: request.lifetimeS * 1000,
+        autoRefresh: false,
+        signal
+      })
+      return { externalIp: m.externalHost, externalPort: m.externalPort, lifetimeS: Math.max(request.lifetimeS, UPNP_MIN_LIFETIME_S) }
+    },
+    unmap: async (request, signal) => {
+      // The library deletes by external port = internal port: a mapping the router moved to
+      // another external port is left to expire rather than delete someone else's.
+      if (request.externalPort !== request.internalPort) return
+      await igd.unmap(request.internalPort, { signal })
+    },
+    // Not the library's stop(): it deletes every mapping by its internal port (see unmap).
+    // Nothing stays open between requests: the SSDP search ended with the loop above.
+    close: async () => {}
+  }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Judges one run of scripts/portmap-lab.sh from its logs and prints one line per check.
+// Usage: node scripts/portmap-lab-check.mjs mapping|off DIR FIRST_BYTE_LIMIT_S
+// Exits 1 if a check fails.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+const [run, dir, limitText] = process.argv.slice(2)
+const limit = Number(limitText)
+if (!['mapping', 'off'].includes(run) || dir == null || !(limit > 0)) {
+  process.stderr.write('usage: portmap-lab-check.mjs mapping|off DIR FIRST_BYTE_LIMIT_S\n')
+  process.exit(2)
+}
+
+const read = name => existsSync(join(dir, name)) ? readFileSync(join(dir, name), 'utf8') : ''
+const events = name => read(name).split('\n').flatMap(line => {
+  try { return [JSON.parse(line)] } catch { return [] }
+})
+const client = events('client.log')
+const workhorse = events('workhorse.log')
+const probe = events('probe.json')[0] ?? {}
+const count = name => Number(read(name).trim() || '-1')
+
+const checks = []
+const check = (ok, what) => checks.push({ ok, what })
+const error = read('error').trim()
+if (error !== '') check(false, `setup: ${error}`)
+
+const mapped = evs => evs.filter(e => e.event === 'portmap.mapped' && !e.renewed)
+const removed = evs => evs.filter(e => e.event === 'portmap.removed')
+const activations = client.filter(e => e.event === 'tunnel.activated')
+const path = activations.at(-1)?.path ?? 'none'
+const firstByte = probe.firstByteMs != null ? probe.firstByteMs / 1000 : null
+
+check(probe.exact === true, `echo byte-exact through the tunnel (${probe.bytes ?? 0} bytes${probe.error != null ? `; probe: ${probe.error}` : ''})`)
+check(firstByte != null && firstByte <= limit, `first echoed byte ${firstByte?.toFixed(2) ?? '-'} s after the client started (limit ${limit} s)`)
+if (run === 'mapping') {
+  const w = mapped(workhorse)
+  const c = mapped(client)
+  check(w.some(e => e.method === 'upnp-igd' && e.protocol === 'tcp' && e.external === '11.0.0.12:4001'),
+    `workhorse mapped 11.0.0.12:4001 by UPnP-IGD (${w.map(e => `${e.method} ${e.external}`).join(', ') || 'nothing'})`)
+  check(c.some(e => e.method === 'nat-pmp' && e.protocol === 'tcp' && e.external === '11.0.0.11:4001'),
+    `client mapped 11.0.0.11:4001 by NAT-PMP (${c.map(e => `${e.method} ${e.external}`).join(', ') || 'nothing'})`)
+  const punched = client.find(e => e.event === 'holepunch.succeeded')
+  check(path === 'direct', `tunnel direct (path ${path}; activations ${activations.map(e => e.path).join(' -> ') || 'none'}; punch ${punched != null ? `round ${punched.attempt}, ${punched.ms} ms, ${punched.addr}` : 'none'})`)
+  check(count('routerA.mappings-before') >= 1 && count('routerB.mappings-before') >= 1,
+    `routers held the mappings while the daemons ran (routerA ${count('routerA.mappings-before')}, routerB ${count('routerB.mappings-before')})`)
+  const gone = [...removed(workhorse), ...removed(client)]
+  check(gone.length >= 2 && gone.every(e => e.reason === 'stopped' && e.error == null),
+    `both daemons deleted their mappings on stop (${gone.map(e => `${e.method} ${e.external} ${e.reason}${e.error != null ? ` (${e.error})` : ''}`).join(', ') || 'no portmap.removed'})`)
+  check(count('routerA.mappings-after') === 0 && count('routerB.mappings-after') === 0,
+    `routers hold no mapping after stop (routerA ${count('routerA.mappings-after')}, routerB ${count('routerB.mappings-after')})`)
+} else {
+  const asked = [...workhorse, ...client].filter(e => String(e.event).startsWith('portmap.'))
+  check(asked.length === 0, `--no-port-mapping: no portmap event (${asked.length})`)
+  check(count('routerA.mappings-before') === 0 && count('routerB.mappings-before') === 0,
+    `--no-port-mapping: routers hold no mapping (routerA ${count('routerA.mappings-before')}, routerB ${count('routerB.mappings-before')})`)
+  check(path === 'relay' && !client.some(e => e.event === 'holepunch.succeeded'),
+    `tunnel stays relayed, as symmetric/symmetric does (path ${path}; punch rounds failed: ${client.filter(e => e.event === 'holepunch.failed').length})`)
+}
+
+for (const { ok, what } of checks) process.stdout.write(`  ${ok ? 'ok  ' : 'FAIL'} ${what}\n`)
+process.exit(checks.every(c => c.ok) ? 0 : 1)
