@@ -3,7 +3,7 @@
  * data, in a module of its own so readers of a status need not import the node.
  */
 import type { Path } from './events.ts'
-import type { State, TunnelStatus } from './phase/types.ts'
+import type { RelaySlot, TunnelStatus } from './phase/types.ts'
 import type { ListenerTotals } from './protocol/listener.ts'
 import type { ServiceDescription } from './protocol/services.ts'
 
@@ -41,7 +41,15 @@ export interface NodeStatus {
   announcedAddrs: string[]
   /** Addresses peers saw us at (identify), confirmed or not: what a NAT maps us to. */
   observedAddrs: string[]
-  relay: { state: State['relay'], addrs: string[] }
+  /**
+   * A private node's relay reservations: `state` sums them up (reserved: at least one held),
+   * `relays` lists each relay (peer id) tried, `addrs` our circuit addresses through them.
+   */
+  relay: {
+    state: 'off' | 'none' | 'reserving' | 'reserved'
+    addrs: string[]
+    relays: Array<{ peer: string, status: RelaySlot['status'] }>
+  }
   /** A public node's splice listener (docs/splice.md): where, pairs copying now, bytes copied both ways. */
   splice?: { addr: string, active: number, copied: number }
   peers: ConnectedPeer[]

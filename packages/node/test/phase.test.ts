@@ -46,16 +46,23 @@ describe('node phases', () => {
       last: [{ type: 'dial-bootstrap', addr: BOOT }]
     },
     {
-      name: 'a private node is ready once its bootstrap connects, reserves, and publishes only later',
+      name: 'a private node is ready once its bootstrap connects, and publishes only later',
       from: privateNode,
       events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
       phase: 'ready',
-      last: [{ type: 'reserve-relay' }, { type: 'schedule', key: 'republish', ms: 1000, jitter: false, event: { type: 'republish-due' } }]
+      last: [{ type: 'schedule', key: 'republish', ms: 1000, jitter: false, event: { type: 'republish-due' } }]
+    },
+    {
+      name: 'the connected bootstrap, reported as a relay candidate, gets a reservation',
+      from: privateNode,
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-candidates', relays: ['R1'] }],
+      phase: 'ready',
+      last: [{ type: 'reserve-relay', relay: 'R1' }]
     },
     {
       name: 'the relay reservation triggers the publish',
       from: privateNode,
-      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-reserved' }],
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-candidates', relays: ['R1'] }, { type: 'relay-reserved', relay: 'R1' }],
       phase: 'ready',
       last: [{ type: 'publish' }]
     },
@@ -76,9 +83,9 @@ describe('node phases', () => {
     {
       name: 'a lost relay reservation is re-made at once',
       from: privateNode,
-      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-reserved' }, { type: 'relay-lost' }],
+      events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-candidates', relays: ['R1'] }, { type: 'relay-reserved', relay: 'R1' }, { type: 'relay-lost', relay: 'R1' }],
       phase: 'ready',
-      last: [{ type: 'schedule', key: 'relay', ms: 0, jitter: false, event: { type: 'retry-relay' } }]
+      last: [{ type: 'schedule', key: 'relay:R1', ms: 0, jitter: false, event: { type: 'retry-relay', relay: 'R1' } }]
     },
     {
       name: 'a public node with a bootstrap (--role public) is ready at once, publishes and dials its bootstrap',
@@ -128,7 +135,7 @@ describe('tunnel states', () => {
       from: consumer,
       events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
       status: 'resolving',
-      last: [{ type: 'reserve-relay' }, { type: 'cancel', key: 'retry:t' }, { type: 'resolve', tunnel: 't', service: 'echo', attempt: 1 }]
+      last: [{ type: 'cancel', key: 'retry:t' }, { type: 'resolve', tunnel: 't', service: 'echo', attempt: 1 }]
     },
     {
       name: 'a by-peer tunnel connects straight away',
@@ -136,7 +143,7 @@ describe('tunnel states', () => {
       events: [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }],
       status: 'connecting',
       peer: 'P',
-      last: [{ type: 'reserve-relay' }, { type: 'cancel', key: 'retry:t' }, { type: 'connect', tunnel: 't', peer: 'P' }]
+      last: [{ type: 'cancel', key: 'retry:t' }, { type: 'connect', tunnel: 't', peer: 'P' }]
     },
     {
       name: 'providers are tried in order: the first',
@@ -336,5 +343,100 @@ describe('hole-punch state per peer', () => {
 describe('backoff', () => {
   it('doubles from the minimum and stops at the cap', () => {
     assert.deepEqual([1, 2, 3, 4, 5].map(n => backoff(n, 100, 800)), [100, 200, 400, 800, 800])
+  })
+})
+
+describe('relay slots', () => {
+  const joined = (): State => run(privateNode(), [{ type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }])[0]
+  const statuses = (state: State): Record<string, string> => Object.fromEntries(Object.entries(state.relays).map(([r, s]) => [r, s.status]))
+
+  it('reserves on the two best candidates and no more', () => {
+    const [state, commands] = run(joined(), [{ type: 'relay-candidates', relays: ['R1', 'R2', 'R3'] }])
+    assert.deepEqual(commands.at(-1), [{ type: 'reserve-relay', relay: 'R1' }, { type: 'reserve-relay', relay: 'R2' }])
+    assert.deepEqual(statuses(state), { R1: 'reserving', R2: 'reserving' })
+  })
+
+  it('a relay learnt later fills the second slot; one held already is not reserved again', () => {
+    const [state, commands] = run(joined(), [
+      { type: 'relay-candidates', relays: ['R1'] }, { type: 'relay-reserved', relay: 'R1' },
+      { type: 'relay-candidates', relays: ['R1', 'R2'] }, { type: 'relay-reserved', relay: 'R2' }
+    ])
+    assert.deepEqual(commands[2], [{ type: 'reserve-relay', relay: 'R2' }])
+    // Each new reservation republishes: the record then carries a circuit through both relays.
+    assert.deepEqual(commands[3], [{ type: 'publish' }])
+    assert.deepEqual(statuses(state), { R1: 'reserved', R2: 'reserved' })
+  })
+
+  it('a failed reservation backs off that relay and hands its slot to the next candidate', () => {
+    const [state, commands] = run(joined(), [
+      { type: 'relay-candidates', relays: ['R1', 'R2', 'R3'] }, { type: 'relay-failed', relay: 'R1', error: 'x' }
+    ])
+    assert.deepEqual(commands.at(-1), [
+      { type: 'schedule', key: 'relay:R1', ms: 100, jitter: true, event: { type: 'retry-relay', relay: 'R1' } },
+      { type: 'reserve-relay', relay: 'R3' }
+    ])
+    assert.deepEqual(statuses(state), { R1: 'backoff', R2: 'reserving', R3: 'reserving' })
+  })
+
+  it('a relay failing again waits longer; after its backoff it is tried once a slot is free', () => {
+    const [state, commands] = run(joined(), [
+      { type: 'relay-candidates', relays: ['R1', 'R2'] },
+      { type: 'relay-failed', relay: 'R1', error: 'x' }, { type: 'retry-relay', relay: 'R1' },
+      { type: 'relay-failed', relay: 'R1', error: 'x' }
+    ])
+    assert.deepEqual(commands[2], [{ type: 'reserve-relay', relay: 'R1' }])
+    assert.deepEqual(commands[3], [{ type: 'schedule', key: 'relay:R1', ms: 200, jitter: true, event: { type: 'retry-relay', relay: 'R1' } }])
+    assert.deepEqual(statuses(state), { R1: 'backoff', R2: 'reserving' })
+  })
+
+  it('losing one of two relays moves its slot to a spare at once; the lost one, retried, waits while two are held', () => {
+    const [state, commands] = run(joined(), [
+      { type: 'relay-candidates', relays: ['R1', 'R2', 'R3'] }, { type: 'relay-reserved', relay: 'R1' }, { type: 'relay-reserved', relay: 'R2' },
+      { type: 'relay-lost', relay: 'R1' }, { type: 'relay-reserved', relay: 'R3' }, { type: 'retry-relay', relay: 'R1' }
+    ])
+    assert.deepEqual(commands[3], [
+      { type: 'schedule', key: 'relay:R1', ms: 0, jitter: false, event: { type: 'retry-relay', relay: 'R1' } },
+      { type: 'reserve-relay', relay: 'R3' }
+    ])
+    assert.deepEqual(commands[5], [])
+    assert.deepEqual(statuses(state), { R1: 'idle', R2: 'reserved', R3: 'reserved' })
+  })
+
+  it('a relay gone from the candidates is forgotten and its retry cancelled; a held one is kept', () => {
+    const [state, commands] = run(joined(), [
+      { type: 'relay-candidates', relays: ['R1', 'R2'] }, { type: 'relay-reserved', relay: 'R2' }, { type: 'relay-failed', relay: 'R1', error: 'x' },
+      { type: 'relay-candidates', relays: ['R3'] }
+    ])
+    assert.deepEqual(commands.at(-1), [{ type: 'cancel', key: 'relay:R1' }, { type: 'reserve-relay', relay: 'R3' }])
+    assert.deepEqual(statuses(state), { R2: 'reserved', R3: 'reserving' })
+  })
+
+  it('a held relay keeps the node ready without a bootstrap; losing it too goes back to joining, and a new one rejoins', () => {
+    const [state, commands] = run(joined(), [
+      { type: 'relay-candidates', relays: ['R1', 'R2'] }, { type: 'relay-reserved', relay: 'R2' },
+      { type: 'bootstrap-disconnected', addr: BOOT }, { type: 'relay-candidates', relays: ['R2'] }
+    ])
+    assert.equal(state.phase, 'ready')
+    assert.deepEqual(commands.at(-1), [])
+    const [lost] = run(state, [{ type: 'relay-lost', relay: 'R2' }])
+    assert.equal(lost.phase, 'joining')
+    const [back, backCommands] = run(lost, [{ type: 'retry-relay', relay: 'R2' }, { type: 'relay-reserved', relay: 'R2' }])
+    assert.equal(back.phase, 'ready')
+    assert.deepEqual(backCommands.at(-1)?.map(c => c.type), ['publish', 'schedule'])
+  })
+
+  it('stray outcomes (a relay never asked for, a second reservation report) change nothing', () => {
+    const [state] = run(joined(), [{ type: 'relay-candidates', relays: ['R1'] }, { type: 'relay-reserved', relay: 'R1' }])
+    for (const event of [
+      { type: 'relay-reserved', relay: 'R1' }, { type: 'relay-reserved', relay: 'R9' }, { type: 'relay-failed', relay: 'R1', error: 'x' },
+      { type: 'relay-lost', relay: 'R9' }, { type: 'retry-relay', relay: 'R1' }
+    ] satisfies Event[]) {
+      assert.deepEqual(transition(state, event, T), [state, []], event.type)
+    }
+  })
+
+  it('a public node reserves nothing', () => {
+    const [, commands] = run(publicNode(), [{ type: 'start' }, { type: 'relay-candidates', relays: ['R1'] }])
+    assert.deepEqual(commands.at(-1), [])
   })
 })

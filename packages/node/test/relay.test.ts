@@ -19,10 +19,11 @@ describe('relay choice', () => {
     const state = initialState({ bootstraps: [BOOT], services: ['echo'], tunnels: [], relayOff: true })
     const [started] = transition(state, { type: 'start' })
     const [ready, commands] = transition(started, { type: 'bootstrap-connected', addr: BOOT })
-    assert.equal(ready.relay, 'off')
+    assert.equal(ready.relayOff, true)
     assert.equal(ready.phase, 'ready')
     assert.deepEqual(commands.map(c => c.type), ['publish', 'schedule'])
-    assert.deepEqual(transition(ready, { type: 'retry-relay' })[1], [])
+    assert.deepEqual(transition(ready, { type: 'relay-candidates', relays: ['R1'] })[1], [])
+    assert.deepEqual(transition(ready, { type: 'retry-relay', relay: 'R1' })[1], [])
   })
 
   it('relayGater: open by default; with relay-allow allowed, only allowed peers reserve and only between allowed peers', async () => {

@@ -1,8 +1,8 @@
 /**
  * The pure reducer: (state, event) -> [state, commands]. No I/O, no clocks, no
  * randomness: the runner executes the commands and feeds results back as events.
- * Each event goes to the sub-machine that owns it: bootstrap.ts (bootstraps and the
- * relay slot), services.ts (publishing), tunnels.ts (resolve, connect, activate,
+ * Each event goes to the sub-machine that owns it: bootstrap.ts (bootstraps), relays.ts
+ * (relay slots), services.ts (publishing), tunnels.ts (resolve, connect, activate,
  * fallback) and punch.ts (hole-punch rounds).
  */
 import {
@@ -11,6 +11,7 @@ import {
 } from '../constants.ts'
 import { bootstrapTransition } from './bootstrap.ts'
 import { punchTransition } from './punch.ts'
+import { relayTransition } from './relays.ts'
 import { servicesTransition } from './services.ts'
 import { tunnelTransition } from './tunnels.ts'
 import type { Event, Result, Role, State, Timing, TunnelState } from './types.ts'
@@ -57,8 +58,9 @@ export function initialState (init: InitialStateInit): State {
     phase: 'joining',
     role: init.role ?? (init.bootstraps.length === 0 ? 'public' : 'private'),
     bootstraps: Object.fromEntries(init.bootstraps.map(addr => [addr, { connected: false, failures: 0 }])),
-    relay: init.relayOff === true ? 'off' : 'none',
-    relayFailures: 0,
+    relays: {},
+    relayCandidates: [],
+    relayOff: init.relayOff === true,
     services: init.services,
     tunnels,
     punches: {}
@@ -76,11 +78,14 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
     case 'bootstrap-dial-failed':
     case 'bootstrap-disconnected':
     case 'retry-bootstrap':
+      return bootstrapTransition(state, event, timing)
+
+    case 'relay-candidates':
     case 'relay-reserved':
     case 'relay-failed':
     case 'relay-lost':
     case 'retry-relay':
-      return bootstrapTransition(state, event, timing)
+      return relayTransition(state, event, timing)
 
     case 'republish-due':
       return servicesTransition(state, event, timing)

@@ -12,16 +12,16 @@ export function servicesTransition (state: State, event: ServicesEvent, timing: 
 export function publishOnReady (state: State, timing: Timing): Command[] {
   if (state.services.length === 0) return []
   const commands: Command[] = []
-  // A private node publishes once its relay slot is reserved (see relay-reserved), so
+  // A private node publishes once a relay slot is reserved (relays.ts, relay-reserved), so
   // that its provider record carries an address peers behind other NATs can reach.
-  if (state.role === 'public' || state.relay === 'reserved' || state.relay === 'off') {
+  if (state.role === 'public' || state.relayOff || Object.values(state.relays).some(s => s.status === 'reserved')) {
     commands.push({ type: 'publish' })
   }
   commands.push(republishLater(timing))
   return commands
 }
 
-/** A relay slot was reserved: publish again, the provider record now carries the relayed address peers need. */
+/** A relay slot was reserved: publish again, the provider record now carries a circuit through that relay too. */
 export function publishOnRelay (state: State): Command[] {
   return state.services.length > 0 ? [{ type: 'publish' }] : []
 }

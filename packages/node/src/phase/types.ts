@@ -44,13 +44,26 @@ export interface BootstrapState {
   failures: number
 }
 
+/**
+ * One relay (by its peer id) a private node reserves a slot on. reserving: a reservation in
+ * flight; reserved: held; backoff: it failed or was lost, retried when its timer fires;
+ * idle: may be tried again (its failures still count for the next backoff).
+ */
+export interface RelaySlot {
+  status: 'reserving' | 'reserved' | 'backoff' | 'idle'
+  failures: number
+}
+
 export interface State {
   phase: Phase
   role: Role
   bootstraps: Record<string, BootstrapState>
-  /** Private nodes only: 'none' until a bootstrap is connected; 'off' with `--relay-mode off`. */
-  relay: 'none' | 'reserving' | 'reserved' | 'off'
-  relayFailures: number
+  /** Private nodes only: relay slots by relay peer id; at most MAX_RELAY_RESERVATIONS reserving or reserved. */
+  relays: Record<string, RelaySlot>
+  /** Relays we may reserve on, best first (connected bootstraps, then relays they vouch for): the runner keeps it current. */
+  relayCandidates: string[]
+  /** `--relay-mode off`: never reserve a relay slot; publish without one. */
+  relayOff: boolean
   services: string[]
   tunnels: Record<string, TunnelState>
   punches: Record<string, PunchState>
@@ -61,12 +74,13 @@ export type Event =
   | { type: 'bootstrap-connected', addr: string }
   | { type: 'bootstrap-dial-failed', addr: string, error: string }
   | { type: 'bootstrap-disconnected', addr: string }
-  | { type: 'relay-reserved' }
-  | { type: 'relay-failed', error: string }
-  | { type: 'relay-lost' }
+  | { type: 'relay-candidates', relays: string[] }
+  | { type: 'relay-reserved', relay: string }
+  | { type: 'relay-failed', relay: string, error: string }
+  | { type: 'relay-lost', relay: string }
   | { type: 'republish-due' }
   | { type: 'retry-bootstrap', addr: string }
-  | { type: 'retry-relay' }
+  | { type: 'retry-relay', relay: string }
   | { type: 'resolved', tunnel: string, providers: string[] }
   | { type: 'resolve-failed', tunnel: string, error: string }
   | { type: 'retry-tunnel', tunnel: string }
@@ -82,7 +96,7 @@ export type Event =
 
 export type Command =
   | { type: 'dial-bootstrap', addr: string }
-  | { type: 'reserve-relay' }
+  | { type: 'reserve-relay', relay: string }
   | { type: 'publish' }
   | { type: 'resolve', tunnel: string, service: string, attempt: number }
   | { type: 'connect', tunnel: string, peer: string }
@@ -95,7 +109,8 @@ export type Command =
   | { type: 'stop' }
 
 /** Events by the sub-machine that handles them (machine.ts hands each to its reducer). */
-export type BootstrapEvent = Extract<Event, { type: 'start' | 'bootstrap-connected' | 'bootstrap-dial-failed' | 'bootstrap-disconnected' | 'retry-bootstrap' | 'relay-reserved' | 'relay-failed' | 'relay-lost' | 'retry-relay' }>
+export type BootstrapEvent = Extract<Event, { type: 'start' | 'bootstrap-connected' | 'bootstrap-dial-failed' | 'bootstrap-disconnected' | 'retry-bootstrap' }>
+export type RelayEvent = Extract<Event, { type: 'relay-candidates' | 'relay-reserved' | 'relay-failed' | 'relay-lost' | 'retry-relay' }>
 export type ServicesEvent = Extract<Event, { type: 'republish-due' }>
 export type TunnelEvent = Extract<Event, { type: 'resolved' | 'resolve-failed' | 'retry-tunnel' | 'connected' | 'connect-failed' | 'upgrade-wait-over' | 'peer-path' | 'stream-failed' }>
 export type PunchEvent = Extract<Event, { type: 'punch-succeeded' | 'punch-failed' | 'retry-punch' }>
