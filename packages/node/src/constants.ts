@@ -213,3 +213,12 @@ export const PORTMAP_MIN_RENEW_MS = 30_000
 
 /** Deleting the mappings at stop: shutdown waits no longer for a router. */
 export const PORTMAP_STOP_TIMEOUT_MS = 1_500
+
+/**
+ * Dialing a peer: its known addresses get this head start, then the relays we know are
+ * tried beside them. A provider behind NAT often has addresses that swallow SYNs (its LAN
+ * address, a mapping its NAT filters): libp2p tries them one after another for up to 6 s
+ * each, and waiting them out held a by-name tunnel's recovery after a relay loss well past
+ * DIAL_TIMEOUT_MS.
+ */
+export const RELAY_DIAL_HEAD_START_MS = 1_000

@@ -40,7 +40,10 @@ export interface EventMap {
   'peer.connected': { peer: string, direct: boolean, addr: string }
   'peer.disconnected': { peer: string, direct: boolean, addr: string }
   'bootstrap.dial-failed': { addr: string, attempt: number, retryInMs: number, error: string }
+  /** A private node holds a slot on `relay` (its address, ending in its /p2p/ id); `addrs`: our circuit addresses through it. */
   'relay.reserved': { relay: string, addrs: string[] }
+  /** A bootstrap (peer id) vouched for other public nodes (`/punchgate/relays/1.0.0`): relays to reserve on next. */
+  'relay.vouched': { bootstrap: string, relays: string[] }
   'relay.lost': { relay: string }
   'relay.reserve-failed': { relay: string, retryInMs: number, error: string }
   'service.unrestricted': { name: string }

@@ -28,6 +28,9 @@ import { Provider } from './roles/provider.ts'
 import { Splicing } from './roles/relay.ts'
 import { Reachability } from './roles/reachability.ts'
 import type { PortMapping } from './portmap/index.ts'
+import { RelayChoice } from './relays/choice.ts'
+import { relaySummary } from './phase/relays.ts'
+import { serveRelays, type VouchedRelay } from './relays/vouch.ts'
 
 export type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 export type { OpenTunnelOptions, TunnelStream } from './roles/consumer.ts'
@@ -117,6 +120,8 @@ class Node implements PunchgateNode {
   private readonly config: NodeConfig
   private readonly runner: Runner
   private readonly membership: Membership
+  /** A private node's relay slots and the relays it dials through (relays/choice.ts). */
+  private readonly relays: RelayChoice
   private readonly provider: Provider
   private readonly consumer: Consumer
   /** Splicing for peers (public) or through our bootstraps (private): roles/relay.ts. */
@@ -143,7 +148,8 @@ class Node implements PunchgateNode {
       role: startsPublic(config) ? 'public' : 'private'
     }), { ...DEFAULT_TIMING, ...options.timing }, this.events)
     const loop = this.runner
-    this.membership = new Membership(config, swarm, this.events, loop)
+    this.relays = new RelayChoice({ config, swarm, events: this.events, loop, scope: () => this.consumer.dialScope() })
+    this.membership = new Membership(config, swarm, this.events, loop, (peer, connected) => this.relays.onBootstrap(peer, connected))
     this.provider = new Provider({ config, swarm, events: this.events, loop, handshakeTimeoutMs: options.handshakeTimeoutMs })
     this.consumer = new Consumer({
       config,
@@ -151,14 +157,15 @@ class Node implements PunchgateNode {
       events: this.events,
       loop,
       provider: this.provider,
-      relays: () => this.membership.relays(),
+      relays: () => this.relays.dialVia(),
       loopbackCandidates: options.loopbackCandidates === true
     })
     this.splicing = new Splicing({
       config,
       swarm,
       events: this.events,
-      isBootstrap: peer => this.membership.isBootstrap(peer),
+      // Splice offers come from the relays we hold a slot on (and our bootstraps).
+      isRelay: peer => this.membership.isBootstrap(peer) || this.relays.holds(peer),
       signal: ms => loop.signal(ms),
       running: () => loop.running,
       onStop: hook => this.onStop(hook)
@@ -174,7 +181,7 @@ class Node implements PunchgateNode {
     this.consumer.puncher = this.puncher
     this.runner.handle({
       'dial-bootstrap': c => { void this.membership.dialBootstrap(c.addr) },
-      'reserve-relay': () => { void this.membership.reserveRelay() },
+      'reserve-relay': c => { void this.relays.reserve(c.relay) },
       publish: () => { void this.provider.publish() },
       resolve: c => { void this.consumer.resolve(c.tunnel, c.service, c.attempt) },
       connect: c => { void this.consumer.connect(c.tunnel, c.peer) },
@@ -223,7 +230,7 @@ class Node implements PunchgateNode {
       listenAddrs: this.swarm.services.internals.transportManager.getAddrs().map(a => a.toString()),
       announcedAddrs: this.addrs(),
       observedAddrs: this.swarm.services.internals.addressManager.getObservedAddrs().map(a => a.toString()),
-      relay: { state: state.relay, addrs: this.membership.relayAddrs() },
+      relay: { state: relaySummary(state), addrs: this.relays.relayAddrs(), relays: this.relays.status() },
       ...this.splicing.status(),
       peers: [...peers.values()],
       services: describeServices(this.config),
@@ -241,7 +248,8 @@ class Node implements PunchgateNode {
     await this.puncher.start()
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
-    this.swarm.addEventListener('self:peer:update', () => this.membership.checkRelay())
+    this.swarm.addEventListener('self:peer:update', () => this.relays.checkRelays())
+    await serveRelays(this.swarm, () => this.vouchFor())
     if (this.config.mdns) {
       // @libp2p/mdns only reports peers; joining them is up to us.
       this.swarm.addEventListener('peer:discovery', evt => {
@@ -284,6 +292,15 @@ class Node implements PunchgateNode {
     this.events.emitEvent('node.started', { peerId: this.peerId, addrs: this.addrs(), role })
     if (role === 'public') this.events.emitEvent('node.bootstrap-hint', bootstrapHint(this.addrs()))
     this.runner.dispatch({ type: 'start' })
+    this.relays.start()
+  }
+
+  /**
+   * The public nodes we vouch for over `/punchgate/relays/1.0.0`: those our reach probe
+   * verified reachable and still connected (roles/reachability.ts); none on a private node.
+   */
+  private vouchFor (): VouchedRelay[] {
+    return this.reachability.verifiedPublicPeers()
   }
 
   async stop (options: StopOptions = {}): Promise<void> {

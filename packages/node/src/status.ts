@@ -48,7 +48,7 @@ export interface NodeStatus {
   relay: {
     state: 'off' | 'none' | 'reserving' | 'reserved'
     addrs: string[]
-    relays: Array<{ peer: string, status: RelaySlot['status'] }>
+    relays?: Array<{ peer: string, status: RelaySlot['status'] }>
   }
   /** A public node's splice listener (docs/splice.md): where, pairs copying now, bytes copied both ways. */
   splice?: { addr: string, active: number, copied: number }

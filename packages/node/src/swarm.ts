@@ -18,7 +18,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
 import { startsPublic, type NodeConfig } from './config.ts'
-import { DHT_PROTOCOL } from './constants.ts'
+import { DHT_PROTOCOL, MAX_RELAY_RESERVATIONS } from './constants.ts'
 import { relayConnectionLimit, relayGater, relayTrusted } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
 import { socketTls } from './socket-tls.ts'
@@ -110,7 +110,9 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
       // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
       ...(config.swarmKey == null ? [quic()] : []),
       // --relay-mode off: direct connections only, so no relayed dials.
-      ...(useRelays ? [circuitRelayTransport({ reservationCompletionTimeout: 10_000 })] : [])
+      // Reservations run side by side: libp2p's queue of one stalled the second of our two
+      // slots behind its own relay discovery's join of the first (relays/choice.ts).
+      ...(useRelays ? [circuitRelayTransport({ reservationCompletionTimeout: 10_000, reservationConcurrency: MAX_RELAY_RESERVATIONS })] : [])
     ],
     // Loaded only with a key: @libp2p/pnet compiles a WebAssembly module when it loads (lazy-noise.ts).
     ...(config.swarmKey != null ? { connectionProtector: (await import('@libp2p/pnet')).preSharedKey({ psk: config.swarmKey }) } : {}),

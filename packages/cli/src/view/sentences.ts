@@ -88,6 +88,9 @@ export const SENTENCES: Sentences = {
   'peer.disconnected': e => `disconnected from ${shortId(e.peer)} (${e.direct ? 'direct' : 'relayed'}, ${e.addr})`,
   'bootstrap.dial-failed': e => `cannot reach bootstrap ${e.addr} (attempt ${e.attempt}): ${e.error}; ${retry(e.retryInMs)}`,
   'relay.reserved': e => `holding a relay slot on ${shortId(e.relay)}: reachable at ${some(e.addrs)}`,
+  'relay.vouched': e => e.relays.length === 0
+    ? `bootstrap ${shortId(e.bootstrap)} knows no other public node`
+    : `bootstrap ${shortId(e.bootstrap)} vouches for ${plural(e.relays.length, 'public node')}: ${peers(e.relays)}`,
   'relay.lost': e => `lost the relay slot on ${shortId(e.relay)}; reserving again`,
   'relay.reserve-failed': e => `no relay slot on ${shortId(e.relay)}: ${e.error}; ${retry(e.retryInMs)}`,
   'service.unrestricted': e => `service ${e.name} is open to every peer (--allow-any or ?allow=any)`,

@@ -5,7 +5,6 @@
  * path at the time it opens. Also one-off tunnel streams for `punchgate connect`.
  * Carries out the machine's resolve, connect, punch, activate and deactivate commands.
  */
-import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from '../config.ts'
@@ -25,6 +24,7 @@ import type { TunnelInfo } from '../status.ts'
 import type { Swarm } from '../swarm.ts'
 import { noTrustedProviderReason, splitProviders, type TrustRule } from '../trust.ts'
 import { ConsumerTrust } from './consumer-trust.ts'
+import { dialPeer, type DialOutcome } from '../relays/dial.ts'
 import type { Provider } from './provider.ts'
 
 const LOOKUP_TIMEOUT_MS = 20_000
@@ -350,25 +350,9 @@ export class Consumer {
     return this.config.tunnels.find(t => t.id === tunnel)
   }
 
-  /** Dials by peer id (known or DHT-found addresses), else through each relay we know. */
-  private async dialPeer (peer: string, signal: AbortSignal): Promise<{ connection?: Connection, errors: string[] }> {
-    const errors: string[] = []
-    const dialSignal = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)])
-    try {
-      return { connection: await this.swarm.dial(peerIdFromString(peer), { signal: dialSignal() }), errors }
-    } catch (err) {
-      errors.push((err as Error).message)
-    }
-    // A peer behind NAT may be reachable only through the relay slot it holds on our bootstrap (or the --relay-mode relay).
-    for (const relay of this.relays()) {
-      if (signal.aborted) break
-      try {
-        return { connection: await this.swarm.dial(multiaddr(`${relay}/p2p-circuit/p2p/${peer}`), { signal: dialSignal() }), errors }
-      } catch (err) {
-        errors.push((err as Error).message)
-      }
-    }
-    return { errors }
+  /** Dials by peer id (known or DHT-found addresses) and, after a head start, through each relay we hold or know (relays/dial.ts). */
+  private async dialPeer (peer: string, signal: AbortSignal): Promise<DialOutcome> {
+    return dialPeer(this.swarm, peer, this.relays, signal)
   }
 
   /** New streams always take the best connection at the time they open: direct once one exists, then a spliced (unlimited) relayed one. */

@@ -14,8 +14,8 @@ export interface SplicingDeps {
   config: NodeConfig
   swarm: Swarm
   events: NodeEvents
-  /** Whether a peer id is one of our connected bootstraps (we take splices only from them). */
-  isBootstrap: (peer: string) => boolean
+  /** Whether a peer id is a relay we hold a slot on, or a bootstrap (we take splices only from them). */
+  isRelay: (peer: string) => boolean
   /** An abort signal for `ms` that also fires on shutdown. */
   signal: (ms: number) => AbortSignal
   running: () => boolean
@@ -24,7 +24,7 @@ export interface SplicingDeps {
 
 /**
  * The relay role's splicing (docs/splice.md): a public node pairs relayed connections on
- * --relay-splice; a private one takes splices from its bootstraps, asks for one on every
+ * --relay-splice; a private one takes splices from its relays, asks for one on every
  * circuit it dials, and retires spliced connections once the peer is direct.
  */
 export class Splicing {
@@ -69,8 +69,9 @@ export class Splicing {
   }
 
   /**
-   * A public node splices for its peers (bind); a private one takes splices from its
-   * bootstraps. Any node with bootstraps asks for one on every relayed connection it dials.
+   * A public node splices for its peers (bind); a private one takes splices from its relays
+   * (bootstraps and relays it holds a slot on). Any node with bootstraps asks for one on
+   * every relayed connection it dials.
    */
   async start (): Promise<void> {
     if (startsPublic(this.deps.config)) {
@@ -86,7 +87,7 @@ export class Splicing {
           (from, to) => trusted(from) && trusted(to))
       }
     } else {
-      await acceptSplices(this.deps.swarm, peer => this.deps.isBootstrap(peer.toString()))
+      await acceptSplices(this.deps.swarm, peer => this.deps.isRelay(peer.toString()))
     }
     if (this.deps.config.bootstrap.length === 0) return
     this.deps.swarm.addEventListener('connection:open', evt => {
