@@ -55,7 +55,8 @@ export interface TunnelSpec {
 }
 
 /**
- * auto: reserve a slot on a connected bootstrap and dial through bootstraps' relays;
+ * auto: reserve slots on up to two relays (connected bootstraps, then public nodes they
+ * vouch for: relays/choice.ts) and dial through every relay known;
  * off: direct connections only, no relay at all; fixed: this relay (a multiaddr) only.
  */
 export type RelayMode = { mode: 'auto' } | { mode: 'off' } | { mode: 'fixed', addr: string }

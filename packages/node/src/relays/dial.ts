@@ -1,11 +1,18 @@
 /**
- * Dialing a peer that may be reachable only through a relay: its known addresses (peer
- * store, provider records) first, and after a short head start every relay we know beside
- * them, whichever connects first. Relayed dials go straight to the transport: libp2p's dial
- * queue would fold a second dial to the same peer into the first one and try its addresses
- * only after the first list ran out.
+ * Dialing a peer that may be reachable only through a relay. Its direct addresses (peer
+ * store: identify, provider records) are dialed first; after a short head start, or at
+ * once when that failed or there is none, its circuits are tried beside them, one after
+ * another: those its provider record names, then every relay we hold or know. Whichever
+ * connects first wins.
+ *
+ * Why not one dial by peer id: libp2p tries a peer's addresses one after another, up to 6 s
+ * each, circuits last; a provider behind NAT has addresses that swallow SYNs (its LAN
+ * address, a mapping its NAT filters), and waiting them out held a by-name tunnel's
+ * recovery after a relay loss past DIAL_TIMEOUT_MS. Circuits go to the transport itself,
+ * one at a time: libp2p's dial queue would fold them into the running dial to the same
+ * peer, and two circuits at once would cost two relay slots and two splices.
  */
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection } from '@libp2p/interface'
 import { DIAL_TIMEOUT_MS, RELAY_DIAL_HEAD_START_MS } from '../constants.ts'
@@ -24,26 +31,44 @@ export interface DialOptions {
   headStartMs?: number
 }
 
+const isCircuit = (ma: Multiaddr): boolean => ma.getComponents().some(c => c.name === 'p2p-circuit')
+
 /**
- * Dials `peer` by its id, and through each of `relays` (multiaddrs ending in the relay's
- * /p2p/ id; tried one after another) once the direct dial failed or had its head start.
- * Resolves with the first connection, or with every error when all failed.
+ * Dials `peer`: its direct addresses, and its circuits (its own, then through each of
+ * `relays`, multiaddrs ending in the relay's /p2p/ id) once the direct dial failed or had
+ * its head start. Resolves with the first connection, or with every error when all failed.
  */
 export async function dialPeer (swarm: Swarm, peer: string, relays: () => string[], signal: AbortSignal, options: DialOptions = {}): Promise<DialOutcome> {
+  const peerId = peerIdFromString(peer)
+  const open = (): Connection | undefined => swarm.getConnections(peerId).find(c => c.status === 'open')
+  const existing = open()
+  if (existing != null) return { connection: existing, errors: [] }
+
   const timeoutMs = options.timeoutMs ?? DIAL_TIMEOUT_MS
   const errors: string[] = []
   const attemptSignal = (): AbortSignal => AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)])
+  const known = (await swarm.peerStore.get(peerId).catch(() => undefined))?.addresses.map(a => a.multiaddr) ?? []
+  const withId = (ma: Multiaddr): Multiaddr => ma.getComponents().at(-1)?.name === 'p2p' ? ma : ma.encapsulate(`/p2p/${peer}`)
+  const direct = known.filter(ma => !isCircuit(ma)).map(withId)
   let done = false
 
-  const direct = swarm.dial(peerIdFromString(peer), { signal: attemptSignal() })
-  direct.catch((err: Error) => { errors.push(err.message) })
+  // No address known at all: libp2p looks the peer up (DHT) when dialed by id alone.
+  const directDial: Promise<Connection> = known.length === 0
+    ? swarm.dial(peerId, { signal: attemptSignal() })
+    : direct.length > 0
+      ? swarm.dial(direct, { signal: attemptSignal() })
+      : Promise.reject(new Error('no direct address known'))
+  directDial.catch((err: Error) => { if (direct.length > 0 || known.length === 0) errors.push(err.message) })
 
-  const relayed = (async (): Promise<Connection> => {
-    await Promise.race([direct.catch(() => {}), delay(options.headStartMs ?? RELAY_DIAL_HEAD_START_MS, signal)])
-    for (const relay of relays()) {
+  const relayedDial = (async (): Promise<Connection> => {
+    await Promise.race([directDial.catch(() => {}), delay(options.headStartMs ?? RELAY_DIAL_HEAD_START_MS, signal)])
+    const circuits = [...known.filter(isCircuit).map(withId).map(ma => ma.toString()), ...relays().map(r => `${r}/p2p-circuit/p2p/${peer}`)]
+    for (const circuit of new Set(circuits)) {
+      const connection = open()
+      if (connection != null) return connection
       if (done || signal.aborted) break
       try {
-        return await swarm.services.internals.transportManager.dial(multiaddr(`${relay}/p2p-circuit/p2p/${peer}`), { signal: attemptSignal() })
+        return await swarm.services.internals.transportManager.dial(multiaddr(circuit), { signal: attemptSignal() })
       } catch (err) {
         errors.push((err as Error).message)
       }
@@ -52,7 +77,7 @@ export async function dialPeer (swarm: Swarm, peer: string, relays: () => string
   })()
 
   try {
-    return { connection: await Promise.any([direct, relayed]), errors }
+    return { connection: await Promise.any([directDial, relayedDial]), errors }
   } catch {
     return { errors }
   } finally {
