@@ -3,7 +3,8 @@
  * store: identify, provider records) are dialed first; after a short head start, or at
  * once when that failed or there is none, its circuits are tried beside them, one after
  * another: those its provider record names, then every relay we hold or know. Whichever
- * connects first wins.
+ * connects first wins. With no address known at all, libp2p looks the peer up first and
+ * the relays are tried only after that dial failed.
  *
  * Why not one dial by peer id: libp2p tries a peer's addresses one after another, up to 6 s
  * each, circuits last; a provider behind NAT has addresses that swallow SYNs (its LAN
@@ -61,7 +62,10 @@ export async function dialPeer (swarm: Swarm, peer: string, relays: () => string
   directDial.catch((err: Error) => { if (direct.length > 0 || known.length === 0) errors.push(err.message) })
 
   const relayedDial = (async (): Promise<Connection> => {
-    await Promise.race([directDial.catch(() => {}), delay(options.headStartMs ?? RELAY_DIAL_HEAD_START_MS, signal)])
+    // A lookup by id may come back with the peer's own circuits and dial one: wait for it,
+    // rather than open a second circuit beside it.
+    const settled = directDial.then(() => {}, () => {})
+    await (known.length === 0 ? settled : Promise.race([settled, delay(options.headStartMs ?? RELAY_DIAL_HEAD_START_MS, signal)]))
     const circuits = [...known.filter(isCircuit).map(withId).map(ma => ma.toString()), ...relays().map(r => `${r}/p2p-circuit/p2p/${peer}`)]
     for (const circuit of new Set(circuits)) {
       const connection = open()
