@@ -40,11 +40,11 @@ fail() { echo "relay-failover: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
 
 # The lab's host at 11.0.0.2's twin at 11.0.0.3: nat-lab.sh's own once it has one, else a
-# namespace of ours on the lab's internet bridge. Prints the name to pass to run_in.
+# namespace of ours on the lab's internet bridge. Sets p2_host, the name to pass to run_in.
 second_public() {
   local host
   for host in boot2 public2; do
-    if bash "$lab" exec "$prefix" "$host" true 2>/dev/null; then echo "$host"; return; fi
+    if bash "$lab" exec "$prefix" "$host" true 2>/dev/null; then p2_host=$host; return; fi
   done
   own_ns="${prefix}pub2"
   ip netns add "$own_ns"
@@ -54,7 +54,7 @@ second_public() {
   ip -n "${prefix}inet" link set pub2 master br0 up
   ip -n "$own_ns" addr add "$P2_IP/8" dev eth0
   ip -n "$own_ns" link set eth0 up
-  echo ":own"
+  p2_host=":own"
 }
 
 # Runs CMD... in lab host HOST (or our own second public host) in the background, output to LOG.
@@ -95,7 +95,7 @@ first_byte_after() {
 
 bash "$lab" up "$prefix" symmetric cone > "$logs/lab.log" 2>&1 || fail "lab up failed: $(tail -n 1 "$logs/lab.log")"
 lab_up=1
-p2_host=$(second_public)
+second_public
 p1="/ip4/$P1_IP/tcp/4001/p2p/$(node "$cli" id --identity "$work/p1.key")"
 p2="/ip4/$P2_IP/tcp/4001/p2p/$(node "$cli" id --identity "$work/p2.key")"
 p1_id=${p1##*/} p2_id=${p2##*/}
@@ -125,7 +125,7 @@ echo "relay-failover: tunnel by name live: first byte after $ms ms"
 workhorse_id=$(node "$cli" id --identity "$work/workhorse.key")
 through=$(bash "$lab" exec "$prefix" client node "$cli" status --control "$work/client.sock" --json |
   node -e 'let s = ""; process.stdin.on("data", d => { s += d }).on("end", () => {
-    const peer = JSON.parse(s).peers.find(p => p.peer === process.argv[1])
+    const peer = JSON.parse(s).daemon?.peers?.find(p => p.peer === process.argv[1])
     const m = (peer?.addrs ?? []).map(a => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)).find(Boolean)
     console.log(m?.[1] ?? "") })' "$workhorse_id")
 case "$through" in
@@ -136,14 +136,14 @@ esac
 echo "relay-failover: the tunnel runs through $dead (the $([ "$dead" = p1 ] && echo first || echo second) bootstrap); killing it"
 
 t0=$(now_ms)
-kill -9 "$dead_pid"
+kill -9 "$dead_pid"; wait "$dead_pid" 2>/dev/null || true
 ms=$(first_byte_after "$t0") || fail "no byte-exact echo within ${FIRST_BYTE_LIMIT_S} s of the kill"
 [ "$ms" -le $((FIRST_BYTE_LIMIT_S * 1000)) ] || fail "first byte $ms ms after the kill (limit ${FIRST_BYTE_LIMIT_S} s)"
 echo "relay-failover: $dead killed: 64 KiB echoed byte-exact, first byte $ms ms after the kill"
 
 now=$(bash "$lab" exec "$prefix" client node "$cli" status --control "$work/client.sock" --json |
   node -e 'let s = ""; process.stdin.on("data", d => { s += d }).on("end", () => {
-    const peer = JSON.parse(s).peers.find(p => p.peer === process.argv[1])
+    const peer = JSON.parse(s).daemon?.peers?.find(p => p.peer === process.argv[1])
     console.log((peer?.addrs ?? []).join(" ")) })' "$workhorse_id")
 [[ "$now" == *"/p2p/$survivor/p2p-circuit"* ]] || fail "after the kill the client reaches the workhorse over '$now', not through the survivor"
 echo "relay-failover: ok (through the survivor: $now)"
