@@ -2,12 +2,15 @@
  * Two public nodes; a provider reachable only through relays and a consumer, both private.
  * The provider holds a relay slot on each public node and its provider record reaches both.
  * The public node the by-name tunnel runs through dies: bytes flow again, byte-exact, by
- * name, through the other one, within a bound.
+ * name, through the other one, within a bound. Then the same with private nodes that know
+ * only the first public node: it vouches for the second (`/punchgate/relays/1.0.0`).
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { multiaddr } from '@multiformats/multiaddr'
 import type { PunchgateNode } from '../src/node.ts'
+import { askReach } from '../src/reachability/client.ts'
 import { connectTo, echoServer, event, portOf, random, sha256, tcpAddr, testNode, until, type EchoServer } from './fixtures.ts'
 
 /** The issue's bound for the NAT lab (first byte <= 15 s after the kill); loopback must do well within it. */
@@ -100,5 +103,57 @@ describe('a private node keeps two relays', () => {
     const relay = provider.status().relay
     assert.ok(relay.relays?.some(r => r.peer === survivor.peerId && r.status === 'reserved'), JSON.stringify(relay.relays))
     assert.ok(relay.addrs.every(a => !a.includes(`/p2p/${dead.peerId}/p2p-circuit`)), relay.addrs.join(' '))
+  })
+})
+
+describe('a bootstrap vouches for a second public node', () => {
+  let first: PunchgateNode
+  let second: PunchgateNode
+  let provider: PunchgateNode
+  let consumer: PunchgateNode
+  let echo: EchoServer
+  const stopped = new Set<PunchgateNode>()
+
+  before(async () => {
+    echo = await echoServer()
+    first = await testNode()
+    second = await testNode({ role: 'public', bootstrap: [tcpAddr(first)] })
+    if (second.swarm.getConnections(first.swarm.peerId).length === 0) await event(second, 'peer.connected', e => e.peer === first.peerId)
+    // The second public node passes the first's reach probe: only then is it vouched for.
+    const port = Number(multiaddr(tcpAddr(second)).getComponents().find(c => c.name === 'tcp')?.value)
+    await askReach(second.swarm, first.swarm.peerId, [port])
+  })
+
+  after(async () => {
+    await Promise.all([consumer, provider, first, second].filter(n => n != null && !stopped.has(n)).map(async n => n.stop({ drainMs: 0 })))
+    await echo?.close()
+  })
+
+  it('private nodes that know only the first hold a slot on both, and keep a tunnel by name through the second when the first dies', async () => {
+    const only = [tcpAddr(first)]
+    provider = await testNode({ bootstrap: only, listen: ['none'], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`] }, { loopbackCandidates: true })
+    const vouched = await event(provider, 'relay.vouched')
+    assert.deepEqual(vouched, { bootstrap: first.peerId, relays: [second.peerId] })
+    await until(() => provider.status().relay.relays?.filter(r => r.status === 'reserved').length === 2, 15_000, 50)
+    // Published after its second slot: the record names a circuit through each public node.
+    await event(provider, 'service.published')
+
+    consumer = await testNode({ bootstrap: only, tunnelByName: ['echo@127.0.0.1:0'] }, { loopbackCandidates: true })
+    await event(consumer, 'tunnel.activated')
+    await until(() => consumer.status().relay.relays?.some(r => r.peer === second.peerId && r.status === 'reserved') === true, 15_000, 50)
+    const [tunnel] = consumer.tunnels()
+    const port = portOf(tunnel?.bind ?? '')
+    const data = random(64 * 1024)
+    assert.equal(sha256((await echoThrough(port, data)).echoed), sha256(data))
+
+    stopped.add(first)
+    const killedAt = Date.now()
+    await first.stop({ drainMs: 0 })
+    const after = await echoThrough(port, data)
+    assert.equal(sha256(after.echoed), sha256(data), 'byte-exact through the second public node')
+    assert.ok(Date.now() - killedAt <= FIRST_BYTE_BOUND_MS, `${Date.now() - killedAt} ms after the kill`)
+    assert.equal(relayOf(consumer, provider), second.peerId)
+    // Its only bootstrap is gone, but the slot it holds keeps the consumer in the mesh.
+    assert.equal(consumer.status().phase, 'ready')
   })
 })
