@@ -77,7 +77,7 @@ export class RelayChoice {
   candidates (): string[] {
     const mode = this.config.relayMode
     if (mode.mode === 'off') return []
-    if (mode.mode === 'fixed') return [peerOfAddr(mode.addr) ?? '']
+    if (mode.mode === 'fixed') return [peerOfAddr(mode.addr)].filter((id): id is string => id != null)
     const self = this.swarm.peerId.toString()
     const list = this.connectedBootstraps()
     for (const bootstrap of this.configured.keys()) {
