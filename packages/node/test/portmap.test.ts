@@ -11,7 +11,7 @@ import { silentLogger } from '../src/logger.ts'
 import { defaultGateway, parseRouteTable, type Gateway } from '../src/portmap/gateway.ts'
 import { listenPorts } from '../src/portmap/index.ts'
 import { PortMapper, type ActiveMapping, type PortMapperInit } from '../src/portmap/portmap.ts'
-import type { Lease, MappingClient, MappingMethod, MapRequest } from '../src/portmap/client.ts'
+import { upnpClientFrom, type IgdDevice, type Lease, type MappingClient, type MappingMethod, type MapRequest } from '../src/portmap/client.ts'
 
 const GATEWAY: Gateway = { ip: '192.168.1.1', iface: 'eth0', localIp: '192.168.1.20' }
 const FAST = { discoverTimeoutMs: 100, requestTimeoutMs: 100, retryMs: 150, minRenewMs: 10, stopTimeoutMs: 100 }
@@ -258,5 +258,53 @@ describe('port mapping: which router, which ports', { timeout: 10_000 }, () => {
       '/ip4/10.2.0.2/tcp/4003/ws', '/ip4/10.2.0.2/tcp/4001', '/ip6/::1/tcp/4001'].map(a => multiaddr(a))
     assert.deepEqual(listenPorts(addrs, '10.2.0.2'), [{ protocol: 'tcp', port: 4001 }, { protocol: 'udp', port: 4001 }])
     assert.deepEqual(listenPorts(addrs, '192.168.9.9'), [])
+  })
+})
+
+describe('port mapping: UPnP-IGD asks only the gateway', { timeout: 10_000 }, () => {
+  /** A device on the fake LAN that records what it was asked. */
+  function device (host: string, family: 'IPv4' | 'IPv6' = 'IPv4'): IgdDevice & { asked: number[] } {
+    const asked: number[] = []
+    return {
+      host,
+      family,
+      asked,
+      map: async (internalPort, _internalHost, options) => { asked.push(internalPort); return { externalHost: '203.0.113.9', externalPort: options.externalPort } },
+      unmap: async internalPort => { asked.push(-internalPort) }
+    }
+  }
+
+  /** An SSDP search that yields these answers in order, then waits until its signal ends it. */
+  function lan (...devices: IgdDevice[]) {
+    return async () => ({
+      findGateways: async function * (options: { signal: AbortSignal }) {
+        for (const d of devices) yield d
+        await silent(options.signal).catch(() => {})
+      }
+    })
+  }
+
+  it('maps through the device on the gateway address, not through another LAN host that answered first', async () => {
+    const rogue = device('192.168.1.66')
+    const v6 = device('192.168.1.1', 'IPv6')
+    const router = device(GATEWAY.ip)
+    const client = await upnpClientFrom(lan(rogue, v6, router))(GATEWAY, AbortSignal.timeout(1000))
+    const got = await client.map({ protocol: 'tcp', internalPort: 4001, externalPort: 4001, lifetimeS: 60 }, AbortSignal.timeout(1000))
+    assert.deepEqual(got, { externalIp: '203.0.113.9', externalPort: 4001, lifetimeS: 3600 }, 'UPnP leases are an hour at least')
+    assert.deepEqual([rogue.asked, v6.asked, router.asked], [[], [], [4001]])
+  })
+
+  it('gives up when only other hosts answer', async () => {
+    const rogue = device('192.168.1.66')
+    await assert.rejects(upnpClientFrom(lan(rogue))(GATEWAY, AbortSignal.timeout(100)), /no UPnP-IGD v2 device answered on the gateway/)
+    assert.deepEqual(rogue.asked, [])
+  })
+
+  it('deletes only a mapping on its own port number (the library deletes by that number)', async () => {
+    const router = device(GATEWAY.ip)
+    const client = await upnpClientFrom(lan(router))(GATEWAY, AbortSignal.timeout(1000))
+    await client.unmap({ protocol: 'tcp', internalPort: 4001, externalPort: 4001, lifetimeS: 60 }, AbortSignal.timeout(1000))
+    await client.unmap({ protocol: 'tcp', internalPort: 4001, externalPort: 4002, lifetimeS: 60 }, AbortSignal.timeout(1000))
+    assert.deepEqual(router.asked, [-4001])
   })
 })

@@ -75,42 +75,65 @@ export const natPmpClient: ClientFactory = async (gateway, signal) => {
   }
 }
 
+/** What upnpClient needs of the library's UPnP side (tests give a fake LAN). */
+export interface IgdDevice {
+  host: string
+  family: 'IPv4' | 'IPv6'
+  map: (internalPort: number, internalHost: string, options: {
+    protocol: 'TCP' | 'UDP', externalPort: number, ttl: number, autoRefresh: false, signal: AbortSignal
+  }) => Promise<{ externalHost: string, externalPort: number }>
+  unmap: (internalPort: number, options: { signal: AbortSignal }) => Promise<void>
+}
+
+export interface IgdSearch {
+  findGateways: (options: { signal: AbortSignal, searchInterval: number }) => AsyncGenerator<IgdDevice, void, unknown>
+}
+
+/** The SSDP search is repeated this often until the gateway answers or the search times out. */
+const SSDP_SEARCH_INTERVAL_MS = 500
+
 /**
  * UPnP-IGD v2: an SSDP search on the LAN, and only a device whose description lives on the
  * gateway's own address is used; any other host that answers is ignored.
  */
-export const upnpClient: ClientFactory = async (gateway, signal) => {
-  const { upnpNat } = await import('@achingbrain/nat-port-mapper')
-  const client = upnpNat({ autoRefresh: false, description: DESCRIPTION })
-  let found: Awaited<ReturnType<typeof client.getGateway>> | undefined
-  for await (const candidate of client.findGateways({ signal, searchInterval: 500 })) {
-    if (candidate.family === 'IPv4' && candidate.host === gateway.ip) {
-      found = candidate
-      break
+export function upnpClientFrom (search: () => Promise<IgdSearch>): ClientFactory {
+  return async (gateway, signal) => {
+    const client = await search()
+    let found: IgdDevice | undefined
+    for await (const candidate of client.findGateways({ signal, searchInterval: SSDP_SEARCH_INTERVAL_MS })) {
+      if (candidate.family === 'IPv4' && candidate.host === gateway.ip) {
+        found = candidate
+        break
+      }
+    }
+    if (found == null) throw new Error(signal.aborted ? 'no UPnP-IGD v2 device answered on the gateway' : 'search ended without the gateway')
+    const igd = found
+    return {
+      method: 'upnp-igd',
+      map: async (request, signal) => {
+        const m = await igd.map(request.internalPort, gateway.localIp, {
+          protocol: request.protocol === 'tcp' ? 'TCP' : 'UDP',
+          externalPort: request.externalPort,
+          ttl: request.lifetimeS * 1000,
+          autoRefresh: false,
+          signal
+        })
+        return { externalIp: m.externalHost, externalPort: m.externalPort, lifetimeS: Math.max(request.lifetimeS, UPNP_MIN_LIFETIME_S) }
+      },
+      unmap: async (request, signal) => {
+        // The library deletes by external port = internal port: a mapping the router moved to
+        // another external port is left to expire rather than delete someone else's.
+        if (request.externalPort !== request.internalPort) return
+        await igd.unmap(request.internalPort, { signal })
+      },
+      // Not the library's stop(): it deletes every mapping by its internal port (see unmap).
+      // Nothing stays open between requests: the SSDP search ended with the loop above.
+      close: async () => {}
     }
   }
-  if (found == null) throw new Error(signal.aborted ? 'no UPnP-IGD v2 device answered on the gateway' : 'search ended without the gateway')
-  const igd = found
-  return {
-    method: 'upnp-igd',
-    map: async (request, signal) => {
-      const m = await igd.map(request.internalPort, gateway.localIp, {
-        protocol: request.protocol === 'tcp' ? 'TCP' : 'UDP',
-        externalPort: request.externalPort,
-        ttl: request.lifetimeS * 1000,
-        autoRefresh: false,
-        signal
-      })
-      return { externalIp: m.externalHost, externalPort: m.externalPort, lifetimeS: Math.max(request.lifetimeS, UPNP_MIN_LIFETIME_S) }
-    },
-    unmap: async (request, signal) => {
-      // The library deletes by external port = internal port: a mapping the router moved to
-      // another external port is left to expire rather than delete someone else's.
-      if (request.externalPort !== request.internalPort) return
-      await igd.unmap(request.internalPort, { signal })
-    },
-    // Not the library's stop(): it deletes every mapping by its internal port (see unmap).
-    // Nothing stays open between requests: the SSDP search ended with the loop above.
-    close: async () => {}
-  }
 }
+
+export const upnpClient: ClientFactory = upnpClientFrom(async () => {
+  const { upnpNat } = await import('@achingbrain/nat-port-mapper')
+  return upnpNat({ autoRefresh: false, description: DESCRIPTION })
+})
