@@ -5,11 +5,13 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createSocket } from 'node:dgram'
 import { multiaddr } from '@multiformats/multiaddr'
 import { NodeEvents, waitForEvent, type EventMap } from '../src/events.ts'
 import { silentLogger } from '../src/logger.ts'
 import { defaultGateway, parseRouteTable, type Gateway } from '../src/portmap/gateway.ts'
 import { listenPorts } from '../src/portmap/index.ts'
+import { answersNatPmp, answersSsdp } from '../src/portmap/probe.ts'
 import { PortMapper, type ActiveMapping, type PortMapperInit } from '../src/portmap/portmap.ts'
 import { upnpClientFrom, type IgdDevice, type Lease, type MappingClient, type MappingMethod, type MapRequest } from '../src/portmap/client.ts'
 
@@ -306,5 +308,71 @@ describe('port mapping: UPnP-IGD asks only the gateway', { timeout: 10_000 }, ()
     await client.unmap({ protocol: 'tcp', internalPort: 4001, externalPort: 4001, lifetimeS: 60 }, AbortSignal.timeout(1000))
     await client.unmap({ protocol: 'tcp', internalPort: 4001, externalPort: 4002, lifetimeS: 60 }, AbortSignal.timeout(1000))
     assert.deepEqual(router.asked, [-4001])
+  })
+})
+
+describe('port mapping: probing the gateway before loading the library', { timeout: 10_000 }, () => {
+  const LOOP: Gateway = { ip: '127.0.0.1', iface: 'lo', localIp: '127.0.0.1' }
+
+  /** A fake router on `host`: answers each datagram with `reply(request, count)` (nothing when undefined). */
+  async function fakeRouter (t: { after: (fn: () => void) => void }, host: string, reply: (msg: Buffer, count: number) => Buffer | undefined): Promise<{ port: number, received: () => number }> {
+    const socket = createSocket('udp4')
+    let count = 0
+    socket.on('message', (msg, rinfo) => {
+      count++
+      const answer = reply(msg, count)
+      if (answer != null) socket.send(answer, rinfo.port, rinfo.address)
+    })
+    await new Promise<void>(resolve => socket.bind(0, host, resolve))
+    t.after(() => socket.close())
+    return { port: socket.address().port, received: () => count }
+  }
+
+  const pmpAnswer = (): Buffer => Buffer.from([0, 128, 0, 0, 0, 0, 0, 1, 203, 0, 113, 9])
+
+  it('NAT-PMP: the gateway answering the external address request is a yes, after retransmits when the first requests are lost', async t => {
+    const router = await fakeRouter(t, '127.0.0.1', (msg, count) => msg.length === 2 && count >= 3 ? pmpAnswer() : undefined)
+    const started = Date.now()
+    assert.equal(await answersNatPmp(LOOP, AbortSignal.timeout(3000), { port: router.port }), true)
+    assert.equal(router.received(), 3)
+    const ms = Date.now() - started
+    assert.ok(ms >= 700 && ms < 1500, `answered after 250 + 500 ms of retransmits, took ${ms} ms`)
+  })
+
+  it('NAT-PMP: an answer from another address, or an error result, is a no within the timeout', async t => {
+    const other = await fakeRouter(t, '127.0.0.2', () => pmpAnswer())
+    assert.equal(await answersNatPmp(LOOP, AbortSignal.timeout(400), { host: '127.0.0.2', port: other.port }), false)
+    assert.ok(other.received() >= 1)
+    const refusing = await fakeRouter(t, '127.0.0.1', () => Buffer.from([0, 128, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0]))
+    assert.equal(await answersNatPmp(LOOP, AbortSignal.timeout(400), { port: refusing.port }), false)
+  })
+
+  it('NAT-PMP: a router that refuses the port (ICMP port unreachable) is a no at once, not after the timeout', async () => {
+    // A port nothing listens on: bind one, note it, close it.
+    const free = await new Promise<number>(resolve => {
+      const socket = createSocket('udp4')
+      socket.bind(0, '127.0.0.1', () => { const { port } = socket.address(); socket.close(() => { resolve(port) }) })
+    })
+    const started = Date.now()
+    assert.equal(await answersNatPmp(LOOP, AbortSignal.timeout(3000), { port: free }), false)
+    assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`)
+  })
+
+  const ssdpAnswer = (locationHost: string): Buffer => Buffer.from([
+    'HTTP/1.1 200 OK', 'CACHE-CONTROL: max-age=120', `ST: ${'urn:schemas-upnp-org:device:InternetGatewayDevice:2'}`,
+    'USN: uuid:x::urn:schemas-upnp-org:device:InternetGatewayDevice:2', 'EXT:', `LOCATION: http://${locationHost}:45629/rootDesc.xml`, '', ''
+  ].join('\r\n'))
+
+  it('SSDP: an IGD v2 answer from the gateway, describing itself on the gateway address, is a yes', async t => {
+    const router = await fakeRouter(t, '127.0.0.1', msg => msg.toString().startsWith('M-SEARCH') && msg.toString().includes('InternetGatewayDevice:2') ? ssdpAnswer('127.0.0.1') : undefined)
+    assert.equal(await answersSsdp(LOOP, AbortSignal.timeout(2000), { host: '127.0.0.1', port: router.port }), true)
+  })
+
+  it('SSDP: a description elsewhere, or an answer from another host, is a no', async t => {
+    const elsewhere = await fakeRouter(t, '127.0.0.1', () => ssdpAnswer('192.168.1.66'))
+    assert.equal(await answersSsdp(LOOP, AbortSignal.timeout(300), { host: '127.0.0.1', port: elsewhere.port }), false)
+    const other = await fakeRouter(t, '127.0.0.2', () => ssdpAnswer('127.0.0.1'))
+    assert.equal(await answersSsdp(LOOP, AbortSignal.timeout(300), { host: '127.0.0.2', port: other.port }), false)
+    assert.ok(elsewhere.received() >= 1 && other.received() >= 1)
   })
 })

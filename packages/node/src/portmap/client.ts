@@ -1,7 +1,8 @@
 /**
  * The router's side of port mapping, over @achingbrain/nat-port-mapper (NAT-PMP and
- * UPnP-IGD v2; it has no PCP). The library is imported when a client is made, so a node
- * that never maps a port never loads it (docs/performance.md).
+ * UPnP-IGD v2; it has no PCP). The library is imported only once the gateway has answered
+ * our own probe (probe.ts), so a node whose router speaks neither never loads it
+ * (docs/performance.md).
  *
  * The library's own refresh timers are off (`autoRefresh: false`): portmap.ts renews.
  * Each NAT-PMP operation uses a fresh library gateway: the library sends a request once and
@@ -9,6 +10,7 @@
  * every later one would wait forever.
  */
 import type { Gateway } from './gateway.ts'
+import { answersNatPmp, answersSsdp } from './probe.ts'
 
 export type MappingMethod = 'nat-pmp' | 'upnp-igd'
 export type MappingProtocol = 'tcp' | 'udp'
@@ -46,6 +48,7 @@ const DESCRIPTION = 'punchgate'
 
 /** NAT-PMP (RFC 6886) to the gateway's port 5351. The library binds UDP 5350 while a request runs. */
 export const natPmpClient: ClientFactory = async (gateway, signal) => {
+  if (!await answersNatPmp(gateway, signal)) throw new Error('no NAT-PMP answer from the gateway')
   const { pmpNat } = await import('@achingbrain/nat-port-mapper')
   const once = async <T>(op: (gw: ReturnType<typeof pmpNat>) => Promise<T>): Promise<T> => {
     const gw = pmpNat(gateway.ip, { autoRefresh: false, description: DESCRIPTION })
@@ -55,8 +58,6 @@ export const natPmpClient: ClientFactory = async (gateway, signal) => {
       await gw.stop().catch(() => {})
     }
   }
-  // The external address request is NAT-PMP's "are you there": a router without it never answers.
-  await once(async gw => gw.externalIp({ signal }))
   return {
     method: 'nat-pmp',
     map: async (request, signal) => once(async gw => {
@@ -133,7 +134,12 @@ export function upnpClientFrom (search: () => Promise<IgdSearch>): ClientFactory
   }
 }
 
-export const upnpClient: ClientFactory = upnpClientFrom(async () => {
+const libraryUpnp = upnpClientFrom(async () => {
   const { upnpNat } = await import('@achingbrain/nat-port-mapper')
   return upnpNat({ autoRefresh: false, description: DESCRIPTION })
 })
+
+export const upnpClient: ClientFactory = async (gateway, signal) => {
+  if (!await answersSsdp(gateway, signal)) throw new Error('no UPnP-IGD v2 device answered on the gateway')
+  return libraryUpnp(gateway, signal)
+}
