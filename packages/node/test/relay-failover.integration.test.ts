@@ -79,7 +79,7 @@ describe('a private node keeps two relays', () => {
     for (const p of [p1, p2]) assert.ok(relay.addrs.some(a => a.includes(`/p2p/${p.peerId}/p2p-circuit`)), relay.addrs.join(' '))
   })
 
-  it('when the public node its tunnel runs through dies, the tunnel comes back by name through the other, byte-exact', async () => {
+  it('when the public node its tunnel runs through dies, the tunnel comes back by name through the other, byte-exact', async t => {
     const data = random(256 * 1024)
     const before = await echoThrough(port, data)
     assert.equal(sha256(before.echoed), sha256(data))
@@ -92,12 +92,13 @@ describe('a private node keeps two relays', () => {
     await dead.stop({ drainMs: 0 })
 
     // A new connection right after the kill waits for the tunnel to come back, then echoes.
+    const connectedAt = Date.now()
     const after = await echoThrough(port, data)
-    const firstByteMs = Date.now() - killedAt - (after.echoed.length > 0 ? 0 : 0)
+    const firstByteMs = connectedAt - killedAt + after.firstByteMs
     assert.equal(sha256(after.echoed), sha256(data), 'byte-exact after the relay loss')
-    assert.ok(after.firstByteMs >= 0 && firstByteMs <= FIRST_BYTE_BOUND_MS, `first byte ${after.firstByteMs} ms after connecting, ${firstByteMs} ms after the kill`)
+    assert.ok(after.firstByteMs >= 0 && firstByteMs <= FIRST_BYTE_BOUND_MS, `first byte ${firstByteMs} ms after the kill`)
     assert.equal(relayOf(consumer, provider), survivor.peerId)
-    console.log(`relay failover: first byte ${after.firstByteMs} ms after connecting (${Date.now() - killedAt} ms after the kill, transfer included)`)
+    t.diagnostic(`first byte ${firstByteMs} ms after the kill`)
 
     // The provider keeps its slot on the survivor; the lost relay's slot waits out its backoff.
     const relay = provider.status().relay
