@@ -60,11 +60,16 @@ export class RelayChoice {
     return this.loop.state.role === 'private' && this.config.relayMode.mode !== 'off'
   }
 
-  /** Starts asking bootstraps again every RELAYS_REFRESH_MS while fewer relays than wanted are held. */
+  /**
+   * Every RELAYS_REFRESH_MS while private with fewer relays than wanted: ask the bootstraps
+   * again and report the candidates (a node whose role changed back to private starts here).
+   */
   start (): void {
-    if (!this.enabled) return
+    if (this.config.relayMode.mode === 'off' || this.config.bootstrap.length === 0) return
     this.refresh = setInterval(() => {
-      if (this.held().length < MAX_RELAY_RESERVATIONS) void this.askBootstraps()
+      if (!this.enabled || this.held().length >= MAX_RELAY_RESERVATIONS) return
+      this.update()
+      void this.askBootstraps()
     }, RELAYS_REFRESH_MS)
     this.refresh.unref()
     this.loop.shutdownSignal.addEventListener('abort', () => clearInterval(this.refresh), { once: true })
