@@ -2,10 +2,16 @@
 # Relay failover in the NAT lab (issue 22): two public nodes (11.0.0.2 and 11.0.0.3), a
 # workhorse behind a cone NAT exposing an echo service, and a client behind a SYMMETRIC
 # NAT (no hole punch can work from there: its tunnel rides a relay) tunnelling to it by
-# name. Both private nodes list both public nodes as bootstraps; the workhorse holds a relay
-# slot on each. The public node the tunnel runs through is killed (SIGKILL); the tunnel must
-# echo again, byte-exact, by name, through the other one, its first byte at most
-# FIRST_BYTE_LIMIT_S after the kill. Needs root. Logs: test-results/relay-failover/.
+# name. The workhorse holds a relay slot on each public node. A public node is killed
+# (SIGKILL); the tunnel must echo again, byte-exact, by name, through the other one, its
+# first byte at most FIRST_BYTE_LIMIT_S after the kill. Two scenarios:
+#   listed:  both private nodes list both public nodes as bootstraps; the public node the
+#            tunnel runs through is killed.
+#   vouched: the second public node starts with --bootstrap P1 (--role auto) and becomes
+#            public on P1's reach probe; the private nodes know only P1, which vouches for
+#            the second (/punchgate/relays/1.0.0). P1, their only bootstrap, is killed.
+# RELAY_FAILOVER_SCENARIOS=listed,vouched picks (default: listed; vouched needs --role auto
+# to follow the reach probe). Needs root. Logs: test-results/relay-failover/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,12 +23,13 @@ logs=${RELAY_FAILOVER_LOG_DIR:-$root/test-results/relay-failover}
 work=$(mktemp -d)
 readonly FIRST_BYTE_LIMIT_S=${FIRST_BYTE_LIMIT_S:-15} START_TIMEOUT_S=30 ECHO_PORT=7000 TUNNEL_PORT=2222
 readonly P1_IP=11.0.0.2 P2_IP=11.0.0.3
+scenarios=${RELAY_FAILOVER_SCENARIOS:-listed}
 mkdir -p "$logs"; rm -f "$logs"/*.log
 pids=()
 lab_up=0
 own_ns=''
 
-# lab_cleanup, start_in, wait_for
+# lab_cleanup, start_in, stop_processes, wait_for
 source "$root/scripts/lab-processes.sh"
 on_failure="relay-failover: FAILED; logs in $logs"
 cleanup() {
@@ -57,7 +64,8 @@ second_public() {
   p2_host=":own"
 }
 
-# Runs CMD... in lab host HOST (or our own second public host) in the background, output to LOG.
+# Runs CMD... in lab host HOST (or our own second public host) in the background, output to
+# LOG; its pid is in $started.
 run_in() {
   local host=$1 log=$2
   shift 2
@@ -70,11 +78,10 @@ run_in() {
   started=${pids[-1]}
 }
 
-# A public node: listens on IP's TCP port 4001 (splices on 4002).
-start_public() {
-  local host=$1 name=$2 ip=$3
-  run_in "$host" "$logs/$name.log" node "$cli" --identity "$work/$name.key" --control "$work/$name.sock" \
-    --listen "/ip4/$ip/tcp/4001"
+# Waits for a log to hold at least N lines matching PATTERN.
+wait_count() {
+  local log=$1 pattern=$2 n=$3
+  timeout "$START_TIMEOUT_S" bash -c "until [ \$(grep -c -E '$pattern' '$log' 2>/dev/null || true) -ge $n ]; do sleep 0.2; done"
 }
 
 # One client connection through the tunnel, retried until a byte-exact echo of 64 KiB or
@@ -93,57 +100,99 @@ first_byte_after() {
     attempt()' "$1" "$FIRST_BYTE_LIMIT_S" "$TUNNEL_PORT"
 }
 
+# A field of the client daemon's status (JSON), by a JavaScript expression over `s`.
+client_status() {
+  bash "$lab" exec "$prefix" client node "$cli" status --control "$keys/client.sock" --json |
+    node -e 'let t = ""; process.stdin.on("data", d => { t += d }).on("end", () => {
+      const s = JSON.parse(t).daemon ?? {}; const workhorse = process.argv[2]
+      console.log(eval(process.argv[1])) })' "$1" "$workhorse_id"
+}
+
+# The peer id of the relay the client's connection to the workhorse runs through.
+client_relay() {
+  client_status '((s.peers ?? []).find(p => p.peer === workhorse)?.addrs ?? []).map(a => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)).find(Boolean)?.[1] ?? ""'
+}
+
+scenario() {
+  local name=$1
+  keys="$work/$name"
+  mkdir -p "$keys"
+  local log="$logs/$name"
+  p1="/ip4/$P1_IP/tcp/4001/p2p/$(node "$cli" id --identity "$keys/p1.key")"
+  p2="/ip4/$P2_IP/tcp/4001/p2p/$(node "$cli" id --identity "$keys/p2.key")"
+  p1_id=${p1##*/} p2_id=${p2##*/}
+  client_id=$(node "$cli" id --identity "$keys/client.key")
+  workhorse_id=$(node "$cli" id --identity "$keys/workhorse.key")
+  local bootstraps=(--bootstrap "$p1" --bootstrap "$p2")
+
+  run_in boot "$log-p1.log" node "$cli" --identity "$keys/p1.key" --control "$keys/p1.sock" --listen "/ip4/$P1_IP/tcp/4001"
+  p1_pid=$started
+  wait_for "$log-p1.log" '"event":"phase.changed"' || fail "$name: public node 1 did not start"
+  if [ "$name" = vouched ]; then
+    # Public on its own merit: P1's reach probe finds its listen port open.
+    run_in "$p2_host" "$log-p2.log" node "$cli" --identity "$keys/p2.key" --control "$keys/p2.sock" --listen "/ip4/$P2_IP/tcp/4001" --bootstrap "$p1"
+    p2_pid=$started
+    wait_for "$log-p2.log" '"event":"role.changed".*"to":"public"' || fail "$name: the second node did not become public"
+    bootstraps=(--bootstrap "$p1")
+  else
+    run_in "$p2_host" "$log-p2.log" node "$cli" --identity "$keys/p2.key" --control "$keys/p2.sock" --listen "/ip4/$P2_IP/tcp/4001"
+    p2_pid=$started
+    wait_for "$log-p2.log" '"event":"phase.changed"' || fail "$name: public node 2 did not start"
+  fi
+
+  run_in workhorse "$log-echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
+  run_in workhorse "$log-workhorse.log" node "$cli" --identity "$keys/workhorse.key" --control "$keys/workhorse.sock" \
+    "${bootstraps[@]}" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
+  # A slot on each public node, then the record that carries both circuits.
+  wait_count "$log-workhorse.log" '"event":"relay.reserved"' 2 || fail "$name: the workhorse did not hold two relay slots within $START_TIMEOUT_S s"
+  local reserved_at
+  reserved_at=$(grep -n '"event":"relay.reserved"' "$log-workhorse.log" | sed -n 2p | cut -d: -f1)
+  timeout "$START_TIMEOUT_S" grep -m1 -q '"event":"service.published"' <(tail -n "+$reserved_at" -F "$log-workhorse.log") ||
+    fail "$name: the workhorse did not publish after its second reservation"
+
+  run_in client "$log-client.log" node "$cli" --identity "$keys/client.key" --control "$keys/client.sock" \
+    "${bootstraps[@]}" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
+  local ms
+  ms=$(first_byte_after "$(now_ms)") || fail "$name: no byte-exact echo through the tunnel at start"
+  echo "relay-failover: $name: tunnel by name live, first byte after $ms ms"
+  if [ "$name" = vouched ]; then
+    # The client too holds a slot on the vouched-for node: with P1 gone, that keeps it in the mesh.
+    wait_count "$log-client.log" '"event":"relay.reserved"' 2 || fail "$name: the client did not hold two relay slots"
+  fi
+
+  local through dead dead_pid survivor
+  through=$(client_relay)
+  if [ "$name" = vouched ] || [ "$through" = "$p1_id" ]; then
+    dead=p1 dead_pid=$p1_pid survivor=$p2_id
+  elif [ "$through" = "$p2_id" ]; then
+    dead=p2 dead_pid=$p2_pid survivor=$p1_id
+  else
+    fail "$name: the client's connection to the workhorse runs through neither public node ('$through')"
+  fi
+  echo "relay-failover: $name: the tunnel runs through $([ "$through" = "$p1_id" ] && echo p1 || echo p2); killing $dead"
+
+  local t0
+  t0=$(now_ms)
+  kill -9 "$dead_pid"; wait "$dead_pid" 2>/dev/null || true
+  ms=$(first_byte_after "$t0") || fail "$name: no byte-exact echo within ${FIRST_BYTE_LIMIT_S} s of the kill"
+  [ "$ms" -le $((FIRST_BYTE_LIMIT_S * 1000)) ] || fail "$name: first byte $ms ms after the kill (limit ${FIRST_BYTE_LIMIT_S} s)"
+  through=$(client_relay)
+  [ "$through" = "$survivor" ] || fail "$name: after the kill the client reaches the workhorse through '$through', not the survivor"
+  echo "relay-failover: $name: $dead killed: 64 KiB echoed byte-exact through the other public node, first byte $ms ms after the kill"
+  [ "$(client_status 's.phase')" = ready ] || fail "$name: the client is not ready after the kill"
+
+  stop_processes
+  bash "$lab" flush-nat "$prefix" routerA >/dev/null
+  bash "$lab" flush-nat "$prefix" routerB >/dev/null
+}
+
 bash "$lab" up "$prefix" symmetric cone > "$logs/lab.log" 2>&1 || fail "lab up failed: $(tail -n 1 "$logs/lab.log")"
 lab_up=1
 second_public
-p1="/ip4/$P1_IP/tcp/4001/p2p/$(node "$cli" id --identity "$work/p1.key")"
-p2="/ip4/$P2_IP/tcp/4001/p2p/$(node "$cli" id --identity "$work/p2.key")"
-p1_id=${p1##*/} p2_id=${p2##*/}
-client_id=$(node "$cli" id --identity "$work/client.key")
-
-start_public boot p1 "$P1_IP"; p1_pid=$started
-start_public "$p2_host" p2 "$P2_IP"; p2_pid=$started
-wait_for "$logs/p1.log" '"event":"phase.changed"' || fail "public node 1 did not start"
-wait_for "$logs/p2.log" '"event":"phase.changed"' || fail "public node 2 did not start"
-
-run_in workhorse "$logs/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
-run_in workhorse "$logs/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
-  --bootstrap "$p1" --bootstrap "$p2" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
-# A slot on each public node, then the record that carries both circuits.
-timeout "$START_TIMEOUT_S" bash -c "until [ \$(grep -c '\"event\":\"relay.reserved\"' '$logs/workhorse.log') -ge 2 ]; do sleep 0.2; done" ||
-  fail "the workhorse did not hold two relay slots within $START_TIMEOUT_S s"
-reserved_at=$(grep -n '"event":"relay.reserved"' "$logs/workhorse.log" | sed -n 2p | cut -d: -f1)
-timeout "$START_TIMEOUT_S" grep -m1 -q '"event":"service.published"' <(tail -n "+$reserved_at" -F "$logs/workhorse.log") ||
-  fail "the workhorse did not publish after its second reservation"
-
-run_in client "$logs/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" \
-  --bootstrap "$p1" --bootstrap "$p2" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
-ms=$(first_byte_after "$(now_ms)") || fail "no byte-exact echo through the tunnel at start"
-echo "relay-failover: tunnel by name live: first byte after $ms ms"
-
-# Which public node the tunnel runs through: the relay in the client's connection(s) to the workhorse.
-workhorse_id=$(node "$cli" id --identity "$work/workhorse.key")
-through=$(bash "$lab" exec "$prefix" client node "$cli" status --control "$work/client.sock" --json |
-  node -e 'let s = ""; process.stdin.on("data", d => { s += d }).on("end", () => {
-    const peer = JSON.parse(s).daemon?.peers?.find(p => p.peer === process.argv[1])
-    const m = (peer?.addrs ?? []).map(a => /\/p2p\/([^/]+)\/p2p-circuit/.exec(a)).find(Boolean)
-    console.log(m?.[1] ?? "") })' "$workhorse_id")
-case "$through" in
-  "$p1_id") dead=p1 dead_pid=$p1_pid survivor=$p2_id ;;
-  "$p2_id") dead=p2 dead_pid=$p2_pid survivor=$p1_id ;;
-  *) fail "the client's connection to the workhorse runs through neither public node ('$through')" ;;
-esac
-echo "relay-failover: the tunnel runs through $dead (the $([ "$dead" = p1 ] && echo first || echo second) bootstrap); killing it"
-
-t0=$(now_ms)
-kill -9 "$dead_pid"; wait "$dead_pid" 2>/dev/null || true
-ms=$(first_byte_after "$t0") || fail "no byte-exact echo within ${FIRST_BYTE_LIMIT_S} s of the kill"
-[ "$ms" -le $((FIRST_BYTE_LIMIT_S * 1000)) ] || fail "first byte $ms ms after the kill (limit ${FIRST_BYTE_LIMIT_S} s)"
-echo "relay-failover: $dead killed: 64 KiB echoed byte-exact, first byte $ms ms after the kill"
-
-now=$(bash "$lab" exec "$prefix" client node "$cli" status --control "$work/client.sock" --json |
-  node -e 'let s = ""; process.stdin.on("data", d => { s += d }).on("end", () => {
-    const peer = JSON.parse(s).daemon?.peers?.find(p => p.peer === process.argv[1])
-    console.log((peer?.addrs ?? []).join(" ")) })' "$workhorse_id")
-[[ "$now" == *"/p2p/$survivor/p2p-circuit"* ]] || fail "after the kill the client reaches the workhorse over '$now', not through the survivor"
-echo "relay-failover: ok (through the survivor: $now)"
+for name in ${scenarios//,/ }; do
+  case "$name" in
+    listed|vouched) scenario "$name" ;;
+    *) fail "unknown scenario '$name' (listed, vouched)" ;;
+  esac
+done
+echo "relay-failover: ok"
