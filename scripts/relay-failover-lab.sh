@@ -34,6 +34,8 @@ source "$root/scripts/lab-processes.sh"
 on_failure="relay-failover: FAILED; logs in $logs"
 cleanup() {
   local status=$?
+  # Not under set -e: the status is handed on below with a failing `(exit ...)`.
+  set +e
   stop_processes
   # The second public host's namespace, when this script made it (see second_public).
   if [ -n "$own_ns" ]; then ip netns del "$own_ns" 2>/dev/null || true; fi
