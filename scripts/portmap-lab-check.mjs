@@ -37,17 +37,20 @@ check(firstByte != null && firstByte <= limit, `first echoed byte ${firstByte?.t
 if (run === 'mapping') {
   const w = mapped(workhorse)
   const c = mapped(client)
-  check(w.some(e => e.method === 'upnp-igd' && e.protocol === 'tcp' && e.external === '11.0.0.12:4001'),
-    `workhorse mapped 11.0.0.12:4001 by UPnP-IGD (${w.map(e => `${e.method} ${e.external}`).join(', ') || 'nothing'})`)
-  check(c.some(e => e.method === 'nat-pmp' && e.protocol === 'tcp' && e.external === '11.0.0.11:4001'),
-    `client mapped 11.0.0.11:4001 by NAT-PMP (${c.map(e => `${e.method} ${e.external}`).join(', ') || 'nothing'})`)
+  const list = evs => evs.map(e => `${e.method} ${e.protocol} ${e.external}`).join(', ') || 'nothing'
+  // TCP and QUIC's UDP port (the default listen ports are chosen by the OS), each on the
+  // same external port number: the router had it free.
+  const both = (evs, method, ip) => ['tcp', 'udp'].every(p => evs.some(e => e.method === method && e.protocol === p &&
+    e.external === `${ip}:${e.internal.split(':')[1]}`))
+  check(both(w, 'upnp-igd', '11.0.0.12'), `workhorse mapped its TCP and UDP ports on 11.0.0.12 by UPnP-IGD (${list(w)})`)
+  check(both(c, 'nat-pmp', '11.0.0.11'), `client mapped its TCP and UDP ports on 11.0.0.11 by NAT-PMP (${list(c)})`)
   const punched = client.find(e => e.event === 'holepunch.succeeded')
   check(path === 'direct', `tunnel direct (path ${path}; activations ${activations.map(e => e.path).join(' -> ') || 'none'}; punch ${punched != null ? `round ${punched.attempt}, ${punched.ms} ms, ${punched.addr}` : 'none'})`)
-  check(count('routerA.mappings-before') >= 1 && count('routerB.mappings-before') >= 1,
+  check(count('routerA.mappings-before') >= 2 && count('routerB.mappings-before') >= 2,
     `routers held the mappings while the daemons ran (routerA ${count('routerA.mappings-before')}, routerB ${count('routerB.mappings-before')})`)
   const gone = [...removed(workhorse), ...removed(client)]
-  check(gone.length >= 2 && gone.every(e => e.reason === 'stopped' && e.error == null),
-    `both daemons deleted their mappings on stop (${gone.map(e => `${e.method} ${e.external} ${e.reason}${e.error != null ? ` (${e.error})` : ''}`).join(', ') || 'no portmap.removed'})`)
+  check(gone.length >= 4 && gone.every(e => e.reason === 'stopped' && e.error == null),
+    `both daemons deleted their mappings on stop (${gone.map(e => `${e.method} ${e.protocol} ${e.external} ${e.reason}${e.error != null ? ` (${e.error})` : ''}`).join(', ') || 'no portmap.removed'})`)
   check(count('routerA.mappings-after') === 0 && count('routerB.mappings-after') === 0,
     `routers hold no mapping after stop (routerA ${count('routerA.mappings-after')}, routerB ${count('routerB.mappings-after')})`)
 } else {

@@ -2,9 +2,9 @@
 # Port mapping lab (npm run test:portmap-lab; needs root): two hosts behind symmetric NATs
 # (scripts/nat-lab.sh), whose routers also run Debian's miniupnpd: routerA (the client's)
 # answers NAT-PMP only, routerB (the workhorse's) UPnP-IGD only. Two runs:
-#   mapping   both daemons map their listen port; the tunnel must go direct (symmetric/
-#             symmetric stays relayed without it), and on stop both mappings are deleted
-#             from the routers.
+#   mapping   both daemons map their listen ports (the default: TCP, and QUIC's UDP port);
+#             the tunnel must go direct (symmetric/symmetric stays relayed without it),
+#             and on stop every mapping is deleted from the routers.
 #   off       the same with --no-port-mapping: no router is asked, the tunnel stays relayed.
 # Skips (exit 0, one line saying so) only when miniupnpd cannot be installed or run here.
 #
@@ -119,7 +119,7 @@ run() {
   wait_for "$out/echo.log" 'listening' || { echo 'echo server did not start' > "$out/error"; return 1; }
   client_id=$(punchgate_id "$work/client.key")
   start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" --log-level debug \
-    --listen /ip4/0.0.0.0/tcp/4001 --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id" "${flags[@]}"
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id" "${flags[@]}"
   local daemons=("${pids[-1]}")
   wait_for "$out/workhorse.log" '"event":"service.published"' || { echo 'workhorse did not publish echo' > "$out/error"; return 1; }
   if [ "$name" = mapping ]; then
@@ -129,7 +129,7 @@ run() {
   local started
   started=$(date +%s%3N)
   start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" --log-level debug \
-    --listen /ip4/0.0.0.0/tcp/4001 --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT" "${flags[@]}"
+    --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT" "${flags[@]}"
   daemons+=("${pids[-1]}")
   start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$started" "$bytes"
   wait "${pids[-1]}" || true

@@ -265,14 +265,17 @@ describe('port mapping: which router, which ports', { timeout: 10_000 }, () => {
 
 describe('port mapping: UPnP-IGD asks only the gateway', { timeout: 10_000 }, () => {
   /** A device on the fake LAN that records what it was asked. */
-  function device (host: string, family: 'IPv4' | 'IPv6' = 'IPv4'): IgdDevice & { asked: number[] } {
-    const asked: number[] = []
+  function device (host: string, family: 'IPv4' | 'IPv6' = 'IPv4'): IgdDevice & { asked: string[] } {
+    const asked: string[] = []
     return {
       host,
       family,
       asked,
-      map: async (internalPort, _internalHost, options) => { asked.push(internalPort); return { externalHost: '203.0.113.9', externalPort: options.externalPort } },
-      unmap: async internalPort => { asked.push(-internalPort) }
+      map: async (internalPort, _internalHost, options) => {
+        asked.push(`map ${options.protocol} ${internalPort}`)
+        return { externalHost: '203.0.113.9', externalPort: options.externalPort }
+      },
+      remove: async (externalPort, protocol) => { asked.push(`remove ${protocol} ${externalPort}`) }
     }
   }
 
@@ -293,7 +296,7 @@ describe('port mapping: UPnP-IGD asks only the gateway', { timeout: 10_000 }, ()
     const client = await upnpClientFrom(lan(rogue, v6, router))(GATEWAY, AbortSignal.timeout(1000))
     const got = await client.map({ protocol: 'tcp', internalPort: 4001, externalPort: 4001, lifetimeS: 60 }, AbortSignal.timeout(1000))
     assert.deepEqual(got, { externalIp: '203.0.113.9', externalPort: 4001, lifetimeS: 3600 }, 'UPnP leases are an hour at least')
-    assert.deepEqual([rogue.asked, v6.asked, router.asked], [[], [], [4001]])
+    assert.deepEqual([rogue.asked, v6.asked, router.asked], [[], [], ['map TCP 4001']])
   })
 
   it('gives up when only other hosts answer', async () => {
@@ -302,12 +305,12 @@ describe('port mapping: UPnP-IGD asks only the gateway', { timeout: 10_000 }, ()
     assert.deepEqual(rogue.asked, [])
   })
 
-  it('deletes only a mapping on its own port number (the library deletes by that number)', async () => {
+  it('deletes each mapping by its own external port and protocol', async () => {
     const router = device(GATEWAY.ip)
     const client = await upnpClientFrom(lan(router))(GATEWAY, AbortSignal.timeout(1000))
     await client.unmap({ protocol: 'tcp', internalPort: 4001, externalPort: 4001, lifetimeS: 60 }, AbortSignal.timeout(1000))
-    await client.unmap({ protocol: 'tcp', internalPort: 4001, externalPort: 4002, lifetimeS: 60 }, AbortSignal.timeout(1000))
-    assert.deepEqual(router.asked, [-4001])
+    await client.unmap({ protocol: 'udp', internalPort: 4001, externalPort: 4002, lifetimeS: 60 }, AbortSignal.timeout(1000))
+    assert.deepEqual(router.asked, ['remove TCP 4001', 'remove UDP 4002'])
   })
 })
 

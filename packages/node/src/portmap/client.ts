@@ -50,13 +50,21 @@ const DESCRIPTION = 'punchgate'
 export const natPmpClient: ClientFactory = async (gateway, signal) => {
   if (!await answersNatPmp(gateway, signal)) throw new Error('no NAT-PMP answer from the gateway')
   const { pmpNat } = await import('@achingbrain/nat-port-mapper')
+  // One at a time: each library gateway binds UDP 5350, and of two bound at once only one
+  // receives the router's answers (seen in the lab: deleting the TCP and UDP mappings
+  // together timed out one of them).
+  let queue: Promise<unknown> = Promise.resolve()
   const once = async <T>(op: (gw: ReturnType<typeof pmpNat>) => Promise<T>): Promise<T> => {
-    const gw = pmpNat(gateway.ip, { autoRefresh: false, description: DESCRIPTION })
-    try {
-      return await op(gw)
-    } finally {
-      await gw.stop().catch(() => {})
-    }
+    const run = queue.then(async () => {
+      const gw = pmpNat(gateway.ip, { autoRefresh: false, description: DESCRIPTION })
+      try {
+        return await op(gw)
+      } finally {
+        await gw.stop().catch(() => {})
+      }
+    })
+    queue = run.catch(() => {})
+    return run
   }
   return {
     method: 'nat-pmp',
@@ -83,7 +91,8 @@ export interface IgdDevice {
   map: (internalPort: number, internalHost: string, options: {
     protocol: 'TCP' | 'UDP', externalPort: number, ttl: number, autoRefresh: false, signal: AbortSignal
   }) => Promise<{ externalHost: string, externalPort: number }>
-  unmap: (internalPort: number, options: { signal: AbortSignal }) => Promise<void>
+  /** Deletes the mapping of `externalPort` for `protocol` (DeletePortMapping). */
+  remove: (externalPort: number, protocol: 'TCP' | 'UDP', signal: AbortSignal) => Promise<void>
 }
 
 export interface IgdSearch {
@@ -122,21 +131,54 @@ export function upnpClientFrom (search: () => Promise<IgdSearch>): ClientFactory
         return { externalIp: m.externalHost, externalPort: m.externalPort, lifetimeS: Math.max(request.lifetimeS, UPNP_MIN_LIFETIME_S) }
       },
       unmap: async (request, signal) => {
-        // The library deletes by external port = internal port: a mapping the router moved to
-        // another external port is left to expire rather than delete someone else's.
-        if (request.externalPort !== request.internalPort) return
-        await igd.unmap(request.internalPort, { signal })
+        await igd.remove(request.externalPort, request.protocol === 'tcp' ? 'TCP' : 'UDP', signal)
       },
-      // Not the library's stop(): it deletes every mapping by its internal port (see unmap).
+      // Not the library's stop(): it deletes the way its unmap() does (see igdDevice).
       // Nothing stays open between requests: the SSDP search ended with the loop above.
       close: async () => {}
     }
   }
 }
 
+const WAN_IP_CONNECTION_2 = 'urn:schemas-upnp-org:service:WANIPConnection:2'
+
+type LibraryGateway = Awaited<ReturnType<ReturnType<typeof import('@achingbrain/nat-port-mapper').upnpNat>['getGateway']>>
+
+/** The part of the library's UPnP service object that it keeps protected: the device to run SOAP actions on. */
+interface DeviceAccess {
+  getGateway?: (options: { signal: AbortSignal }) => Promise<{
+    run: (service: string, action: string, args: Array<[string, string | number]>, options: { signal: AbortSignal }) => Promise<unknown>
+  }>
+}
+
+/**
+ * The library's UPnP gateway as an IgdDevice. Deletion is our own DeletePortMapping on the
+ * library's device: its unmap() names the internal port as the external one, sends no
+ * protocol and forgets every mapping of that port at once (against miniupnpd it deleted the
+ * TCP mapping of a port and left the UDP one).
+ */
+function igdDevice (gateway: LibraryGateway): IgdDevice {
+  return {
+    host: gateway.host,
+    family: gateway.family,
+    map: async (internalPort, internalHost, options) => gateway.map(internalPort, internalHost, options),
+    remove: async (externalPort, protocol, signal) => {
+      const access = gateway as unknown as DeviceAccess
+      if (typeof access.getGateway !== 'function') throw new Error('@achingbrain/nat-port-mapper has no device to delete through (a newer version?)')
+      const device = await access.getGateway({ signal })
+      await device.run(WAN_IP_CONNECTION_2, 'DeletePortMapping', [['NewRemoteHost', ''], ['NewExternalPort', externalPort], ['NewProtocol', protocol]], { signal })
+    }
+  }
+}
+
 const libraryUpnp = upnpClientFrom(async () => {
   const { upnpNat } = await import('@achingbrain/nat-port-mapper')
-  return upnpNat({ autoRefresh: false, description: DESCRIPTION })
+  const client = upnpNat({ autoRefresh: false, description: DESCRIPTION })
+  return {
+    findGateways: async function * (options) {
+      for await (const gateway of client.findGateways(options)) yield igdDevice(gateway)
+    }
+  }
 })
 
 export const upnpClient: ClientFactory = async (gateway, signal) => {
