@@ -198,6 +198,27 @@ describe('port mapping', { timeout: 10_000 }, () => {
     assert.equal(h.withdrawn.length, 1, 'the address is withdrawn all the same')
   })
 
+  it('deletes a mapping the router granted while the node was stopping, and never announces it', async () => {
+    let grant: ((lease: Lease) => void) | undefined
+    const unmaps: MapRequest[] = []
+    const slow: MappingClient = {
+      method: 'nat-pmp',
+      // A router whose answer arrives after stop began (the request was already on its way).
+      map: async () => new Promise<Lease>(resolve => { grant = resolve }),
+      unmap: async request => { unmaps.push(request) },
+      close: async () => {}
+    }
+    const h = harness({ methods: [{ method: 'nat-pmp', create: async () => slow }], ports: () => [{ protocol: 'tcp', port: 4001 }] })
+    h.mapper.start()
+    while (grant == null) await new Promise(resolve => setImmediate(resolve))
+    const stopping = h.mapper.stop()
+    grant(lease(4001))
+    await stopping
+    assert.deepEqual(unmaps.map(r => r.externalPort), [4001])
+    assert.deepEqual(h.announced, [])
+    assert.deepEqual(h.mapper.mappings(), [])
+  })
+
   it('costs a debug line when no router answers, never blocks, and stops at once while still asking', async () => {
     const never = async (_gateway: Gateway, signal: AbortSignal): Promise<MappingClient> => silent(signal)
     const h = harness({ methods: [{ method: 'nat-pmp', create: never }, { method: 'upnp-igd', create: never }] })

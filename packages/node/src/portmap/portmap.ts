@@ -210,7 +210,6 @@ export class PortMapper {
       const request = this.requestOf({ protocol: port.protocol, internalPort: port.port, externalPort: previous?.externalPort ?? port.port })
       try {
         const lease = await client.map(request, this.signal(this.timing.requestTimeoutMs))
-        if (this.stopped) break
         const mapping: ActiveMapping = {
           protocol: port.protocol,
           internalIp: gateway.localIp,
@@ -222,6 +221,11 @@ export class PortMapper {
           expiresAt: Date.now() + lease.lifetimeS * 1000
         }
         const moved = previous == null || previous.externalIp !== mapping.externalIp || previous.externalPort !== mapping.externalPort
+        if (this.stopped) {
+          // Granted as we stopped: kept only so that stop() deletes it, never announced.
+          this.active.set(key(port), mapping)
+          break
+        }
         if (previous != null && moved) this.init.withdraw(previous)
         this.active.set(key(port), mapping)
         if (moved) this.init.announce(mapping)
