@@ -12,6 +12,7 @@ import { connectCommand } from './commands/connect.ts'
 import { downCommand } from './commands/down.ts'
 import { idCommand } from './commands/id.ts'
 import { logsCommand } from './commands/logs.ts'
+import { netcheckCommand } from './commands/netcheck.ts'
 import { keygenCommand } from './commands/keygen.ts'
 import { swarmKeyCommand } from './commands/swarm-key.ts'
 import { runCommand } from './commands/run.ts'
@@ -71,8 +72,9 @@ export async function parse (args: string[], io: Io): Promise<Parsed> {
   cli = register(cli, keygenCommand)
   cli = register(cli, swarmKeyCommand)
   cli = register(cli, trustCommand)
+  cli = register(cli, netcheckCommand)
   cli = register(cli, completionCommand([runCommand, idCommand, statusCommand, connectCommand, analyzeCommand, upCommand,
-    downCommand, logsCommand, keygenCommand, swarmKeyCommand, trustCommand]))
+    downCommand, logsCommand, keygenCommand, swarmKeyCommand, trustCommand, netcheckCommand]))
 
   // The callback receives --help and --version text instead of yargs printing it itself.
   const parsed = await cli.parseAsync(args, {}, (err, _argv, output) => {

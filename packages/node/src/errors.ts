@@ -221,3 +221,14 @@ export class ReachRefusedError extends Error {
     this.reason = reason
   }
 }
+
+/** `punchgate netcheck` reached no public node: nothing could be measured. */
+export class NetcheckError extends PunchgateError {
+  static readonly NAME = 'NetcheckError'
+  readonly kind = 'runtime'
+
+  constructor (message: string) {
+    super(message)
+    this.name = NetcheckError.NAME
+  }
+}

@@ -19,3 +19,5 @@ export { LogLimit, OVERFLOW_KEY, LOG_LIMIT_BURST, LOG_LIMIT_WINDOW_MS, LOG_LIMIT
 export { privatePathProblem } from './secret-file.ts'
 export { escapeControl, printableJson } from './printable.ts'
 export { askReach, type ReachAnswer, type ReachRefusal } from './reachability/client.ts'
+export { netcheck, type NetcheckReport, type NetcheckOptions } from './netcheck/netcheck.ts'
+export type { Observation, Mapping, MappingVerdict, Role, RoleVerdict, PunchVerdict, ReachResult } from './netcheck/verdicts.ts'
