@@ -1,0 +1,102 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { chooseRole, classifyMapping, globalIPv6, punchMethods, type Observation, type PunchInput } from '../src/netcheck/verdicts.ts'
+
+const PEER_A = '12D3KooWAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
+const PEER_B = '12D3KooWBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB'
+const OWN = ['127.0.0.1', '10.1.0.2']
+
+function seen (observer: string, mapped: string | undefined, peer = PEER_A): Observation {
+  return { transport: 'tcp', peer, observer, ...(mapped != null ? { mapped } : { error: 'connection refused' }) }
+}
+
+describe('netcheck: mapping from observations', () => {
+  it('one public port seen by two observers is endpoint-independent (cone)', () => {
+    const v = classifyMapping([seen('11.0.0.2:4001', '11.0.0.11:40000'), seen('11.0.0.2:4003', '11.0.0.11:40000')], OWN)
+    assert.equal(v.mapping, 'endpoint-independent')
+    assert.deepEqual(v.mapped, ['11.0.0.11:40000'])
+  })
+
+  it('a port per observer is endpoint-dependent (symmetric), also across two public nodes', () => {
+    const v = classifyMapping([seen('11.0.0.2:4001', '11.0.0.11:17246'), seen('11.0.0.3:4001', '11.0.0.11:37025', PEER_B)], OWN)
+    assert.equal(v.mapping, 'endpoint-dependent')
+    assert.deepEqual(v.mapped, ['11.0.0.11:17246', '11.0.0.11:37025'])
+  })
+
+  it('an address of this host itself is no NAT, whatever the ports', () => {
+    assert.equal(classifyMapping([seen('11.0.0.2:4001', '10.1.0.2:1'), seen('11.0.0.2:4003', '10.1.0.2:2')], OWN).mapping, 'none')
+    assert.equal(classifyMapping([seen('11.0.0.2:4001', '10.1.0.2:1')], OWN).mapping, 'none')
+  })
+
+  it('one observer, failed observers or dials from new ports measure nothing', () => {
+    assert.equal(classifyMapping([seen('11.0.0.2:4001', '11.0.0.11:1')], OWN).mapping, 'unknown')
+    assert.equal(classifyMapping([seen('11.0.0.2:4001', '11.0.0.11:1'), seen('11.0.0.2:4003', undefined)], OWN).mapping, 'unknown')
+    assert.equal(classifyMapping([], OWN).mapping, 'unknown')
+    const noReuse = classifyMapping([seen('11.0.0.2:4001', '11.0.0.11:1'), seen('11.0.0.2:4003', '11.0.0.11:2')], OWN, false)
+    assert.equal(noReuse.mapping, 'unknown')
+    assert.match(noReuse.reason, /SO_REUSEPORT/)
+  })
+
+  it('the same observer twice is still one observer', () => {
+    assert.equal(classifyMapping([seen('11.0.0.2:4001', '11.0.0.11:1'), seen('11.0.0.2:4001', '11.0.0.11:1')], OWN).mapping, 'unknown')
+  })
+})
+
+describe('netcheck: role', () => {
+  it('follows the reach probe under --role auto with bootstraps', () => {
+    assert.equal(chooseRole('auto', true, { outcome: 'reachable', peer: PEER_A, ip: '11.0.0.11', port: 4001 }).role, 'public')
+    const priv = chooseRole('auto', true, { outcome: 'unreachable', peer: PEER_A, ip: '11.0.0.11', port: 4001 })
+    assert.equal(priv.role, 'private')
+    assert.match(priv.reason, /11\.0\.0\.11:4001/)
+    assert.deepEqual(chooseRole('auto', true, { outcome: 'not-asked', reason: 'busy' }), { role: 'undetermined', reason: 'busy' })
+  })
+
+  it('--role fixes it, and no bootstrap is a public node', () => {
+    assert.equal(chooseRole('private', true, { outcome: 'reachable', peer: PEER_A, ip: '1.2.3.4', port: 1 }).role, 'private')
+    assert.equal(chooseRole('public', true, { outcome: 'unreachable', peer: PEER_A, ip: '1.2.3.4', port: 1 }).role, 'public')
+    assert.equal(chooseRole('auto', false, { outcome: 'not-asked', reason: '' }).role, 'public')
+  })
+})
+
+describe('netcheck: punch methods', () => {
+  const base: PunchInput = {
+    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachedPublicNode: true
+  }
+  const works = (input: PunchInput): Record<string, boolean> => Object.fromEntries(punchMethods(input).map(p => [p.method, p.works]))
+
+  it('a cone NAT on Linux can punch over TCP; a symmetric one is left with the relay', () => {
+    assert.deepEqual(works(base), { direct: false, 'port-mapping': false, 'tcp-punch': true, 'udp-punch': false, relay: true })
+    assert.deepEqual(works({ ...base, tcp: 'endpoint-dependent' }), { direct: false, 'port-mapping': false, 'tcp-punch': false, 'udp-punch': false, relay: true })
+  })
+
+  it('no TCP punch without SO_REUSEPORT or without a measurement', () => {
+    assert.equal(works({ ...base, reusePort: false })['tcp-punch'], false)
+    assert.equal(works({ ...base, tcp: 'unknown' })['tcp-punch'], false)
+  })
+
+  it('a public node is dialed directly; a router that answers maps ports', () => {
+    assert.equal(works({ ...base, role: 'public', tcp: 'none' }).direct, true)
+    assert.equal(works({ ...base, portMapping: { natPmp: true, upnpIgd: false, asked: true, gateway: '10.1.0.1' } })['port-mapping'], true)
+    const notAsked = punchMethods({ ...base, portMapping: { natPmp: false, upnpIgd: false, asked: false } }).find(p => p.method === 'port-mapping')
+    assert.match(notAsked?.reason ?? '', /not asked/)
+  })
+
+  it('UDP punching is never claimed: this version has none', () => {
+    assert.equal(works({ ...base, tcp: 'none', role: 'public' })['udp-punch'], false)
+  })
+})
+
+describe('netcheck: global IPv6', () => {
+  it('keeps 2000::/3 only', () => {
+    const addrs = [
+      { family: 'IPv6', address: '2a01:4f8::1', internal: false },
+      { family: 'IPv6', address: '3fff::1', internal: false },
+      { family: 'IPv6', address: 'fe80::1', internal: false },
+      { family: 'IPv6', address: 'fd00::1', internal: false },
+      { family: 'IPv6', address: '2::1', internal: false },
+      { family: 'IPv6', address: '::1', internal: true },
+      { family: 'IPv4', address: '203.0.113.1', internal: false }
+    ]
+    assert.deepEqual(globalIPv6(addrs), ['2a01:4f8::1', '3fff::1'])
+  })
+})
