@@ -100,3 +100,16 @@ describe('netcheck: global IPv6', () => {
     assert.deepEqual(globalIPv6(addrs), ['2a01:4f8::1', '3fff::1'])
   })
 })
+
+describe('netcheck: what a bootstrap can make it dial', () => {
+  it('only plain TCP and QUIC addresses on the IP it was dialed at', async () => {
+    const { multiaddr } = await import('@multiformats/multiaddr')
+    const { sameHost } = await import('../src/netcheck/netcheck.ts')
+    const dialed = multiaddr('/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWLywDHaXJgAZ1Pbc7gwzcCCfnevmRQJhK3w9pXYB52Ytf')
+    const listed = [
+      '/ip4/11.0.0.2/tcp/4003', '/ip4/11.0.0.2/udp/4001/quic-v1', '/ip4/127.0.0.1/tcp/4001', '/ip4/10.0.0.5/tcp/22',
+      '/ip4/11.0.0.3/tcp/4001', '/ip4/11.0.0.2/tcp/4004/ws', '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWLywDHaXJgAZ1Pbc7gwzcCCfnevmRQJhK3w9pXYB52Ytf/p2p-circuit'
+    ].map(a => multiaddr(a))
+    assert.deepEqual(sameHost(dialed, listed).map(String), ['/ip4/11.0.0.2/tcp/4003', '/ip4/11.0.0.2/udp/4001/quic-v1'])
+  })
+})

@@ -4,13 +4,13 @@ import { fields, lines, shortPeer, table } from './format.ts'
 
 const MAPPING_WORDS: Record<Mapping, string> = {
   none: 'no NAT',
-  'endpoint-independent': 'endpoint-independent (a "cone" NAT: one public port for every destination)',
-  'endpoint-dependent': 'endpoint-dependent (a "symmetric" NAT: a new public port per destination)',
+  'endpoint-independent': 'endpoint-independent ("cone" NAT)',
+  'endpoint-dependent': 'endpoint-dependent ("symmetric" NAT)',
   unknown: 'not measured'
 }
 
 function mapping (verdict: MappingVerdict & { localPort?: number }): string {
-  const port = verdict.localPort != null ? ` (local port ${verdict.localPort})` : ''
+  const port = verdict.localPort != null ? `, local port ${verdict.localPort}` : ''
   return `${MAPPING_WORDS[verdict.mapping]}${port}: ${verdict.reason}`
 }
 

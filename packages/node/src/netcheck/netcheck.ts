@@ -151,12 +151,13 @@ class IdentifyWaiter {
 
 /** `ip:port` and the transport of a plain TCP or QUIC multiaddr. */
 function hostPort (ma: Multiaddr): { addr: string, ip: string, transport: Transport } | undefined {
-  const [ip, proto, third, ...rest] = ma.getComponents()
+  const [ip, proto, ...more] = ma.getComponents()
   if ((ip?.name !== 'ip4' && ip?.name !== 'ip6') || ip.value == null || proto?.value == null) return undefined
-  const transport = proto.name === 'tcp' && (third == null || third.name === 'p2p')
-    ? 'tcp'
-    : proto.name === 'udp' && third?.name === 'quic-v1' && (rest.length === 0 || rest[0]?.name === 'p2p') ? 'quic' : undefined
-  if (transport == null || rest.length > 1) return undefined
+  // After the transport, at most the peer id: nothing relayed, nothing wrapped (ws, tls).
+  const quic = proto.name === 'udp' && more[0]?.name === 'quic-v1'
+  const tail = quic ? more.slice(1) : more
+  const transport = proto.name === 'tcp' ? 'tcp' : quic ? 'quic' : undefined
+  if (transport == null || tail.length > 1 || (tail.length === 1 && tail[0]?.name !== 'p2p')) return undefined
   return { addr: ip.name === 'ip6' ? `[${ip.value}]:${proto.value}` : `${ip.value}:${proto.value}`, ip: ip.value, transport }
 }
 
@@ -210,14 +211,20 @@ async function observe (swarm: Swarm, bootstraps: string[], identified: Identify
       continue
     }
     await one(peer, ma, false)
-    const ip = hostPort(ma)?.ip
     const known = await swarm.peerStore.get(peer).then(p => p.addresses.map(a => a.multiaddr), () => [])
-    // Its other addresses on the same IP: never an address a peer told us elsewhere.
-    for (const other of known) {
-      if (hostPort(other)?.ip === ip) await one(peer, other, true)
-    }
+    for (const other of sameHost(ma, known)) await one(peer, other, true)
   }
   return observations
+}
+
+/**
+ * The addresses a bootstrap lists (identify) that netcheck may dial as further observers:
+ * plain TCP or QUIC on the IP we dialed it at. A bootstrap cannot point our dials at any
+ * other host.
+ */
+export function sameHost (dialed: Multiaddr, listed: Multiaddr[]): Multiaddr[] {
+  const ip = hostPort(dialed)?.ip
+  return ip == null ? [] : listed.filter(ma => hostPort(ma)?.ip === ip)
 }
 
 /** Asks the first bootstrap that saw us over TCP whether it can dial our TCP listen port. */

@@ -63,9 +63,9 @@ export function classifyMapping (observations: Observation[], ownIps: string[], 
     return { mapping: 'unknown', mapped, reason: 'only one public address answered; two are needed (a second bootstrap, or a second listen port on one)' }
   }
   if (mapped.length === 1) {
-    return { mapping: 'endpoint-independent', mapped, reason: `${observers.size} public addresses saw the same mapping` }
+    return { mapping: 'endpoint-independent', mapped, reason: `${observers.size} public addresses saw the same public address: the NAT keeps one port for every destination` }
   }
-  return { mapping: 'endpoint-dependent', mapped, reason: `${observers.size} public addresses saw ${mapped.length} different mappings: the NAT gives each destination a port of its own` }
+  return { mapping: 'endpoint-dependent', mapped, reason: `${observers.size} public addresses saw ${mapped.length} different ones: the NAT gives each destination a port of its own` }
 }
 
 export type Role = 'public' | 'private' | 'undetermined'
