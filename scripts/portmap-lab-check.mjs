@@ -53,6 +53,12 @@ if (run === 'mapping') {
     `both daemons deleted their mappings on stop (${gone.map(e => `${e.method} ${e.protocol} ${e.external} ${e.reason}${e.error != null ? ` (${e.error})` : ''}`).join(', ') || 'no portmap.removed'})`)
   check(count('routerA.mappings-after') === 0 && count('routerB.mappings-after') === 0,
     `routers hold no mapping after stop (routerA ${count('routerA.mappings-after')}, routerB ${count('routerB.mappings-after')})`)
+  const pcp = events('pcp.json')
+  const pcpMapped = pcp.find(e => e.mapped != null)?.mapped
+  check(pcpMapped?.externalIp === '11.0.0.11' && pcpMapped?.externalPort === 4999 && count('routerA.pcp-during') === 1,
+    `PCP mapped TCP 11.0.0.11:4999 on routerA (${JSON.stringify(pcpMapped ?? pcp.find(e => e.error != null) ?? 'no answer')}; router rules ${count('routerA.pcp-during')})`)
+  check(pcp.some(e => e.deleted === true) && count('routerA.pcp-after') === 0,
+    `PCP deleted it (router rules after: ${count('routerA.pcp-after')})`)
 } else {
   const asked = [...workhorse, ...client].filter(e => String(e.event).startsWith('portmap.'))
   check(asked.length === 0, `--no-port-mapping: no portmap event (${asked.length})`)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Port mapping lab (npm run test:portmap-lab; needs root): two hosts behind symmetric NATs
 # (scripts/nat-lab.sh), whose routers also run Debian's miniupnpd: routerA (the client's)
-# answers NAT-PMP only, routerB (the workhorse's) UPnP-IGD only. Two runs:
+# answers NAT-PMP (and PCP, which miniupnpd serves with it), routerB (the workhorse's)
+# UPnP-IGD only. Two runs:
 #   mapping   both daemons map their listen ports (the default: TCP, and QUIC's UDP port);
 #             the tunnel must go direct (symmetric/symmetric stays relayed without it),
-#             and on stop every mapping is deleted from the routers.
+#             and on stop every mapping is deleted from the routers. Then PCP on its own
+#             (scripts/portmap-lab-pcp.ts) maps and deletes a port on routerA.
 #   off       the same with --no-port-mapping: no router is asked, the tunnel stays relayed.
 # Skips (exit 0, one line saying so) only when miniupnpd cannot be installed or run here.
 #
@@ -144,12 +146,26 @@ run() {
   for pid in "${daemons[@]}"; do timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || true; done
   router_mappings routerA > "$out/routerA.mappings-after"
   router_mappings routerB > "$out/routerB.mappings-after"
+  # PCP, which routerA's miniupnpd speaks beside NAT-PMP: map, count, delete, count.
+  if [ "$name" = mapping ]; then
+    local fifo="$work/pcp.in"
+    mkfifo "$fifo"
+    "$lab" exec "$prefix" client node "$root/scripts/portmap-lab-pcp.ts" < "$fifo" > "$out/pcp.json" 2>&1 &
+    local pcp=$!
+    exec 3> "$fifo"
+    timeout 10 grep -q -m1 -E '"mapped"|"error"' <(tail -n +1 -F "$out/pcp.json" 2>/dev/null) || true
+    router_mappings routerA > "$out/routerA.pcp-during"
+    echo go >&3
+    exec 3>&-
+    wait "$pcp" || true
+    router_mappings routerA > "$out/routerA.pcp-after"
+  fi
 }
 
 mkdir -p "$results"
 status=0
 for name in mapping off; do
-  echo "portmap-lab: $name (symmetric/symmetric; routerA NAT-PMP, routerB UPnP-IGD)"
+  echo "portmap-lab: $name (symmetric/symmetric; routerA NAT-PMP and PCP, routerB UPnP-IGD)"
   run "$name" || true
   stop_processes
   lab_down

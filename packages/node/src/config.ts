@@ -133,7 +133,7 @@ export interface NodeConfig {
   trust: string[]
   /** The known-providers file (provider pins); undefined keeps pins in memory for the node's life. */
   knownProviders?: string
-  /** A private node asks its router to forward its listen ports (NAT-PMP, UPnP-IGD); `--no-port-mapping` turns it off. */
+  /** A private node asks its router to forward its listen ports (NAT-PMP, PCP, UPnP-IGD); `--no-port-mapping` turns it off. */
   portMapping: boolean
 }
 

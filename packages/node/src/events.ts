@@ -91,11 +91,11 @@ export interface EventMap {
   /** A public node answered a reach probe (reachability/): it dialed `peer` back at `ip` on the ports it asked for. */
   'reach.probed': { peer: string, ip: string, reachable: number[], unreachable: number[] }
   /** The router forwards `external` to our listen port `internal` (new lease, or a renewal when `renewed`). */
-  'portmap.mapped': { protocol: 'tcp' | 'udp', internal: string, external: string, method: 'nat-pmp' | 'upnp-igd', gateway: string, lifetimeS: number, renewed: boolean }
+  'portmap.mapped': { protocol: 'tcp' | 'udp', internal: string, external: string, method: 'nat-pmp' | 'pcp' | 'upnp-igd', gateway: string, lifetimeS: number, renewed: boolean }
   /** No mapping this time: no gateway, nothing to map, or the router did not answer or refused (tried again later). */
   'portmap.failed': { gateway?: string, error: string }
   /** A mapping is gone: deleted at stop (`error` if the router did not confirm), its lease ran out unrenewed, or its listener closed. */
-  'portmap.removed': { protocol: 'tcp' | 'udp', internal: string, external: string, method: 'nat-pmp' | 'upnp-igd', reason: 'stopped' | 'expired' | 'unused', error?: string }
+  'portmap.removed': { protocol: 'tcp' | 'udp', internal: string, external: string, method: 'nat-pmp' | 'pcp' | 'upnp-igd', reason: 'stopped' | 'expired' | 'unused', error?: string }
   /** `--metrics` listens beyond loopback: whoever reaches it reads peer ids and traffic figures. */
   'metrics.exposed': { addr: string }
 }

@@ -56,7 +56,7 @@ export interface NodeStatus {
   services: ServiceDescription[]
   tunnels: TunnelInfo[]
   /** A private node's port mappings on its router (docs/nat-traversal.md); absent with --no-port-mapping and on public nodes. */
-  portMappings?: Array<{ protocol: 'tcp' | 'udp', internal: string, external: string, method: 'nat-pmp' | 'upnp-igd', gateway: string, expiresAt: string }>
+  portMappings?: Array<{ protocol: 'tcp' | 'udp', internal: string, external: string, method: 'nat-pmp' | 'pcp' | 'upnp-igd', gateway: string, expiresAt: string }>
   /** The Prometheus scrape URL, with `--metrics`. */
   metrics?: string
 }

@@ -12,6 +12,7 @@ import { silentLogger } from '../src/logger.ts'
 import { defaultGateway, parseRouteTable, type Gateway } from '../src/portmap/gateway.ts'
 import { listenPorts } from '../src/portmap/index.ts'
 import { answersNatPmp, answersSsdp } from '../src/portmap/probe.ts'
+import { decodeMapResponse, encodeMap, pcpClientFor } from '../src/portmap/pcp.ts'
 import { PortMapper, type ActiveMapping, type PortMapperInit } from '../src/portmap/portmap.ts'
 import { upnpClientFrom, type IgdDevice, type Lease, type MappingClient, type MappingMethod, type MapRequest } from '../src/portmap/client.ts'
 
@@ -398,5 +399,81 @@ describe('port mapping: probing the gateway before loading the library', { timeo
     const other = await fakeRouter(t, '127.0.0.2', () => ssdpAnswer('127.0.0.1'))
     assert.equal(await answersSsdp(LOOP, AbortSignal.timeout(300), { host: '127.0.0.2', port: other.port }), false)
     assert.ok(elsewhere.received() >= 1 && other.received() >= 1)
+  })
+})
+
+describe('port mapping: PCP', { timeout: 10_000 }, () => {
+  const LOOP: Gateway = { ip: '127.0.0.1', iface: 'lo', localIp: '127.0.0.1' }
+
+  /** A PCP server on loopback: answers ANNOUNCE, and MAP with `result` and the lifetime asked for (capped at 1200 s). */
+  async function pcpServer (t: { after: (fn: () => void) => void }, options: { version?: number, result?: number } = {}) {
+    const socket = createSocket('udp4')
+    const requests: Array<{ opcode: number, lifetimeS: number, nonce: string, protocol: number, internalPort: number, externalPort: number }> = []
+    socket.on('message', (msg, rinfo) => {
+      const reply = (buf: Buffer): void => { socket.send(buf, rinfo.port, rinfo.address) }
+      if (options.version === 0) {
+        // A NAT-PMP-only server: "unsupported version", in its own version.
+        reply(Buffer.from([0, 128 + (msg[1] ?? 0), 0, 1, 0, 0, 0, 0]))
+        return
+      }
+      const opcode = msg[1] ?? 0
+      const lifetimeS = msg.readUInt32BE(4)
+      const out = Buffer.from(msg)
+      out[1] = 0x80 | opcode
+      out[3] = options.result ?? 0
+      if (opcode === 0) { reply(out.subarray(0, 24)); return }
+      const nonce = msg.subarray(24, 36).toString('hex')
+      const protocol = msg[36] ?? 0
+      const internalPort = msg.readUInt16BE(40)
+      const externalPort = msg.readUInt16BE(42)
+      requests.push({ opcode, lifetimeS, nonce, protocol, internalPort, externalPort })
+      out.writeUInt32BE(Math.min(lifetimeS, 1200), 4)
+      out.writeUInt16BE(externalPort + 1000, 42)
+      Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 9]).copy(out, 44)
+      reply(out)
+    })
+    await new Promise<void>(resolve => socket.bind(0, '127.0.0.1', resolve))
+    t.after(() => socket.close())
+    return { port: socket.address().port, requests }
+  }
+
+  it('encodes a MAP request and decodes its answer (RFC 6887 layout)', () => {
+    const nonce = Buffer.alloc(12, 7)
+    const msg = encodeMap('10.2.0.2', { nonce, protocol: 'udp', internalPort: 4001, externalPort: 4002, lifetimeS: 3600 })
+    assert.equal(msg.length, 60)
+    assert.deepEqual([msg[0], msg[1], msg.readUInt32BE(4)], [2, 1, 3600])
+    assert.deepEqual([...msg.subarray(8, 24)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 2, 0, 2])
+    assert.deepEqual([msg[36], msg.readUInt16BE(40), msg.readUInt16BE(42)], [17, 4001, 4002])
+    const answer = Buffer.from(msg)
+    answer[1] = 0x81
+    Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 11, 0, 0, 12]).copy(answer, 44)
+    assert.deepEqual(decodeMapResponse(answer), {
+      result: 0, lifetimeS: 3600, nonce, protocol: 17, internalPort: 4001, externalPort: 4002, externalIp: '11.0.0.12'
+    })
+    assert.equal(decodeMapResponse(msg), undefined, 'a request is not an answer')
+    assert.equal(decodeMapResponse(answer.subarray(0, 40)), undefined, 'too short')
+  })
+
+  it('maps with the lifetime the server grants, renews and deletes with the same nonce', async t => {
+    const server = await pcpServer(t)
+    const client = await pcpClientFor({ port: server.port })(LOOP, AbortSignal.timeout(2000))
+    assert.equal(client.method, 'pcp')
+    const request: MapRequest = { protocol: 'tcp', internalPort: 4001, externalPort: 4001, lifetimeS: 3600 }
+    assert.deepEqual(await client.map(request, AbortSignal.timeout(2000)), { externalIp: '203.0.113.9', externalPort: 5001, lifetimeS: 1200 })
+    await client.map({ ...request, externalPort: 5001 }, AbortSignal.timeout(2000))
+    await client.unmap({ ...request, externalPort: 5001 }, AbortSignal.timeout(2000))
+    await client.map({ ...request, protocol: 'udp' }, AbortSignal.timeout(2000))
+    const [first, renewal, deletion, udp] = server.requests
+    assert.deepEqual([first?.protocol, first?.lifetimeS, renewal?.externalPort, deletion?.lifetimeS, udp?.protocol], [6, 3600, 5001, 0, 17])
+    assert.equal(renewal?.nonce, first?.nonce)
+    assert.equal(deletion?.nonce, first?.nonce)
+    assert.notEqual(udp?.nonce, first?.nonce, 'each mapping has its own nonce')
+  })
+
+  it('is a no for a NAT-PMP-only server, and a refusal is an error naming the result', async t => {
+    const pmp = await pcpServer(t, { version: 0 })
+    await assert.rejects(pcpClientFor({ port: pmp.port })(LOOP, AbortSignal.timeout(2000)), /speaks NAT-PMP, not PCP/)
+    const refusing = await pcpServer(t, { result: 2 })
+    await assert.rejects(pcpClientFor({ port: refusing.port })(LOOP, AbortSignal.timeout(2000)), /PCP NOT_AUTHORIZED/)
   })
 })

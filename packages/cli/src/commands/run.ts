@@ -171,7 +171,7 @@ export const runOptions = {
   autonat: { type: 'boolean', describe: 'ask peers whether this node is publicly reachable', defaultDescription: 'false' },
   'port-mapping': {
     type: 'boolean',
-    describe: 'private node: ask the router (NAT-PMP, UPnP-IGD) to forward the listen ports and announce the mapped address; --no-port-mapping turns it off',
+    describe: 'private node: ask the router (NAT-PMP, PCP, UPnP-IGD) to forward the listen ports and announce the mapped address; --no-port-mapping turns it off',
     defaultDescription: 'true'
   },
   control: controlOption,

@@ -61,7 +61,7 @@ const REFUSALS: Record<string, string> = {
   'too-many-rounds': 'too many rounds this minute'
 }
 
-const METHODS: Record<string, string> = { 'nat-pmp': 'NAT-PMP', 'upnp-igd': 'UPnP-IGD' }
+const METHODS: Record<string, string> = { 'nat-pmp': 'NAT-PMP', pcp: 'PCP', 'upnp-igd': 'UPnP-IGD' }
 const PORTMAP_REMOVALS: Record<string, string> = {
   stopped: 'deleted at stop',
   expired: 'expired: the router stopped renewing it',

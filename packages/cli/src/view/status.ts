@@ -2,6 +2,8 @@
 import type { Access, DaemonStatus, NodeStatus } from '@punchgate/node'
 
 type PortMappings = NonNullable<NodeStatus['portMappings']>
+
+const METHOD_NAMES: Record<PortMappings[number]['method'], string> = { 'nat-pmp': 'NAT-PMP', pcp: 'PCP', 'upnp-igd': 'UPnP-IGD' }
 import type { ServiceState } from '../service/manager.ts'
 import { fields, formatBytes, formatDuration, formatMs, lines, shortPeer, table, type Lines } from './format.ts'
 
@@ -42,7 +44,7 @@ function reserved (addrs: string[]): Lines {
 /** `TCP 203.0.113.9:4001 -> 192.168.1.20:4001 (UPnP-IGD on 192.168.1.1, lease ends in 31m)`, one per line. */
 function portMappings (mappings: PortMappings, now: Date): Lines {
   if (mappings.length === 0) return lines(['none (no router answered, or nothing to map)'])
-  return lines(mappings.map(m => `${m.protocol.toUpperCase()} ${m.external} -> ${m.internal} (${m.method === 'nat-pmp' ? 'NAT-PMP' : 'UPnP-IGD'} on ${m.gateway}, ` +
+  return lines(mappings.map(m => `${m.protocol.toUpperCase()} ${m.external} -> ${m.internal} (${METHOD_NAMES[m.method]} on ${m.gateway}, ` +
     `lease ends in ${formatDuration(Math.max(0, Date.parse(m.expiresAt) - now.getTime()))})`))
 }
 

@@ -12,7 +12,7 @@
 import type { Gateway } from './gateway.ts'
 import { answersNatPmp, answersSsdp } from './probe.ts'
 
-export type MappingMethod = 'nat-pmp' | 'upnp-igd'
+export type MappingMethod = 'nat-pmp' | 'pcp' | 'upnp-igd'
 export type MappingProtocol = 'tcp' | 'udp'
 
 export interface MapRequest {

@@ -6,6 +6,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { NodeEvents } from '../events.ts'
 import type { Swarm } from '../swarm.ts'
 import { natPmpClient, upnpClient } from './client.ts'
+import { pcpClient } from './pcp.ts'
 import { defaultGateway, type Gateway } from './gateway.ts'
 import { PortMapper, type ActiveMapping, type LocalPort, type PortMapTiming } from './portmap.ts'
 
@@ -42,7 +43,9 @@ export function startPortMapping (swarm: Swarm, events: NodeEvents, options: { g
   const mapper = new PortMapper({
     events,
     gateway: options.gateway ?? (async () => defaultGateway()),
-    methods: [{ method: 'nat-pmp', create: natPmpClient }, { method: 'upnp-igd', create: upnpClient }],
+    // NAT-PMP first: a router that speaks PCP as well answers it the same; PCP for those that
+    // speak only PCP; UPnP-IGD last (an SSDP search, XML, HTTP).
+    methods: [{ method: 'nat-pmp', create: natPmpClient }, { method: 'pcp', create: pcpClient }, { method: 'upnp-igd', create: upnpClient }],
     ports: gateway => listenPorts(transportManager.getAddrs(), gateway.localIp),
     announce: m => {
       addressManager.addPublicAddressMapping(m.internalIp, m.internalPort, m.externalIp, m.externalPort, m.protocol)

@@ -6,7 +6,7 @@
  * It never holds up the node: start() returns at once and the work runs in the background,
  * each request bounded by a timeout; a router that does not answer costs a debug line
  * (`portmap.failed`) and another try RETRY_MS later. Methods are tried in order (NAT-PMP,
- * then UPnP-IGD); the first that maps a port is kept for renewals.
+ * PCP, then UPnP-IGD); the first that maps a port is kept for renewals.
  */
 import {
   PORTMAP_DISCOVER_TIMEOUT_MS, PORTMAP_LIFETIME_S, PORTMAP_MIN_RENEW_MS, PORTMAP_REQUEST_TIMEOUT_MS, PORTMAP_RETRY_MS, PORTMAP_STOP_TIMEOUT_MS

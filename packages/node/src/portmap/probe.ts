@@ -15,8 +15,8 @@ export const SSDP_ADDRESS = '239.255.255.250'
 export const SSDP_PORT = 1900
 export const IGD2 = 'urn:schemas-upnp-org:device:InternetGatewayDevice:2'
 
-/** RFC 6886 3.1: retransmit at 250 ms, doubling. */
-const NAT_PMP_FIRST_RETRY_MS = 250
+/** RFC 6886 3.1: retransmit at 250 ms, doubling (PCP uses it too: its own 3 s would outlast our wait). */
+export const NAT_PMP_FIRST_RETRY_MS = 250
 const SSDP_RETRY_MS = 500
 
 export interface ProbeTarget {
@@ -25,40 +25,50 @@ export interface ProbeTarget {
   port?: number
 }
 
+export interface ExchangeOptions {
+  bindIp: string
+  host: string
+  port: number
+  message: Buffer
+  retryMs: number
+  backoff: boolean
+  multicast: boolean
+  accept: (msg: Buffer, from: string) => boolean
+  signal: AbortSignal
+}
+
 /**
  * Sends `message` from an ephemeral socket on `bindIp` (again and again, `retryMs` apart,
- * doubling when `backoff`), until `accept` takes an answer or `signal` ends the wait.
+ * doubling when `backoff`), until `accept` takes an answer (resolves with it) or `signal`
+ * ends the wait, or the socket fails (resolves undefined).
  */
-async function ask (options: {
-  bindIp: string, host: string, port: number, message: Buffer, retryMs: number, backoff: boolean, multicast: boolean,
-  accept: (msg: Buffer, from: string) => boolean, signal: AbortSignal
-}): Promise<boolean> {
-  if (options.signal.aborted) return false
+export async function exchange (options: ExchangeOptions): Promise<Buffer | undefined> {
+  if (options.signal.aborted) return undefined
   const socket: Socket = createSocket('udp4')
-  return new Promise<boolean>(resolve => {
+  return new Promise<Buffer | undefined>(resolve => {
     let timer: ReturnType<typeof setTimeout> | undefined
     let delay = options.retryMs
     let finished = false
-    const done = (answered: boolean): void => {
+    const done = (answer?: Buffer): void => {
       if (finished) return
       finished = true
       clearTimeout(timer)
       options.signal.removeEventListener('abort', onAbort)
       socket.close()
-      resolve(answered)
+      resolve(answer)
     }
-    const onAbort = (): void => { done(false) }
+    const onAbort = (): void => { done() }
     const send = (): void => {
       // A unicast probe's socket is connected: a router that refuses the port (ICMP port
       // unreachable) fails the send at once instead of leaving us to wait for the timeout.
       if (options.multicast) socket.send(options.message, options.port, options.host, () => {})
-      else socket.send(options.message, err => { if (err != null) done(false) })
+      else socket.send(options.message, err => { if (err != null) done() })
       timer = setTimeout(send, delay)
       if (options.backoff) delay *= 2
     }
     options.signal.addEventListener('abort', onAbort, { once: true })
-    socket.on('error', () => { done(false) })
-    socket.on('message', (msg, rinfo) => { if (options.accept(msg, rinfo.address)) done(true) })
+    socket.on('error', () => { done() })
+    socket.on('message', (msg, rinfo) => { if (options.accept(msg, rinfo.address)) done(msg) })
     socket.bind(0, options.bindIp, () => {
       if (!options.multicast) {
         socket.connect(options.port, options.host, () => { send() })
@@ -74,7 +84,7 @@ async function ask (options: {
 
 /** Whether the gateway answers NAT-PMP's external address request (version 0, opcode 0). */
 export async function answersNatPmp (gateway: Gateway, signal: AbortSignal, target: ProbeTarget = {}): Promise<boolean> {
-  return ask({
+  return undefined !== await exchange({
     bindIp: gateway.localIp,
     host: target.host ?? gateway.ip,
     port: target.port ?? NAT_PMP_PORT,
@@ -105,7 +115,7 @@ export async function answersSsdp (gateway: Gateway, signal: AbortSignal, target
   const message = Buffer.from([
     'M-SEARCH * HTTP/1.1', `HOST: ${SSDP_ADDRESS}:${SSDP_PORT}`, 'MAN: "ssdp:discover"', 'MX: 1', `ST: ${IGD2}`, '', ''
   ].join('\r\n'))
-  return ask({
+  return undefined !== await exchange({
     bindIp: gateway.localIp,
     host,
     port,
