@@ -95,7 +95,7 @@ describe('punchgate connect and status', () => {
     const daemonOut = capture()
     const io: Io = { stdout: daemonOut, stderr: capture(), env }
     daemon = runDaemon({
-      identity: join(dir, 'daemon.key'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [bootAddr], control: sock
+      identity: join(dir, 'daemon.key'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [bootAddr], control: sock, role: 'private'
     }, io, stopDaemon.signal)
     await waitForText(daemonOut, /"event":"phase.changed".*"to":"ready"/)
   })
@@ -178,7 +178,7 @@ describe('punchgate connect and status', () => {
     assert.equal(code, 0)
     const text = out.text()
     assert.match(text, /^service: +systemd --user: active$/m)
-    assert.match(text, /^role: +private, phase ready$/m)
+    assert.match(text, /^role: +private \(--role private\), phase ready$/m)
     assert.match(text, new RegExp(`^  ${provider.peerId} +direct `, 'm'))
     assert.match(text, /^connect sessions: 0 open, [1-9]\d* total/m)
 

@@ -37,6 +37,8 @@ export interface EventMap {
   'node.draining': { connections: number, timeoutMs: number }
   'node.drained': { ms: number, cut: number }
   'phase.changed': { from: string, to: string, reason: string }
+  /** The reach probe moved the node between roles (`--role auto` with a bootstrap); `reason` in words. */
+  'role.changed': { from: 'public' | 'private', to: 'public' | 'private', reason: string }
   'peer.connected': { peer: string, direct: boolean, addr: string }
   'peer.disconnected': { peer: string, direct: boolean, addr: string }
   'bootstrap.dial-failed': { addr: string, attempt: number, retryInMs: number, error: string }

@@ -5,7 +5,7 @@
  */
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Connection, PrivateKey } from '@libp2p/interface'
-import { startsPublic, type NodeConfig } from './config.ts'
+import { mayBePublic, startsPublic, type NodeConfig } from './config.ts'
 import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, MAX_PROVIDER_RECORDS_KEPT, MAX_PROVIDER_RECORDS_KEPT_PER_PEER, PROVIDER_REFUSED_LOG_MS } from './constants.ts'
 import { ListenError } from './errors.ts'
 import { bootstrapHint } from './bootstrap-hint.ts'
@@ -26,7 +26,8 @@ import { Consumer, type OpenTunnelOptions, type TunnelStream } from './roles/con
 import { Membership } from './roles/membership.ts'
 import { Provider } from './roles/provider.ts'
 import { Splicing } from './roles/relay.ts'
-import { Reachability } from './roles/reachability.ts'
+import { initialRole, Reachability, type ReachTiming } from './roles/reachability.ts'
+import { RelayServerSwitch } from './roles/relay-server.ts'
 import type { PortMapping } from './portmap/index.ts'
 import { RelayChoice } from './relays/choice.ts'
 import { relaySummary } from './phase/relays.ts'
@@ -44,6 +45,8 @@ export interface StartOptions {
   handshakeTimeoutMs?: number
   /** A public node's provider record caps (default MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_PROVIDER_RECORDS_KEPT), smaller in tests. */
   providerCaps?: ProviderCaps
+  /** The reach probe's re-probe interval and least gap between probes (REACH_REPROBE_MS, REACH_ASK_INTERVAL_MS), shorter in tests. */
+  reachTiming?: ReachTiming
   /**
    * Tests only, for meshes on 127.0.0.1: loopback addresses count as dialable punch candidates
    * and provider addresses (holepunch/candidates.ts). Never set by the daemon.
@@ -82,10 +85,14 @@ export async function startNode (config: NodeConfig, options: StartOptions): Pro
   // --metrics only: the endpoint's modules (an HTTP server, prom-client) are loaded when asked for.
   const metricsModule = config.metrics != null ? await import('./metrics.ts') : undefined
   const registry = metricsModule?.createRegistry()
-  const providers = startsPublic(config)
+  // A node that may become public keeps the capped store from the start: kad-dht takes its datastore once.
+  const providers = mayBePublic(config)
     ? new CappedProviderStore({ self: peerIdFromPrivateKey(options.privateKey).toString(), ...(options.providerCaps ?? { perPeer: MAX_PROVIDER_RECORDS_KEPT_PER_PEER, total: MAX_PROVIDER_RECORDS_KEPT }) })
     : undefined
-  const node = new Node(config, options, await createSwarm(config, options.privateKey, registry, providers))
+  let relaySwitch: RelayServerSwitch | undefined
+  const swarm = await createSwarm(config, options.privateKey, registry, providers, () => relaySwitch?.open ?? startsPublic(config))
+  relaySwitch = new RelayServerSwitch(swarm, startsPublic(config))
+  const node = new Node(config, options, swarm, relaySwitch)
   if (providers != null) providers.onRefused = refusalReporter(refusal => node.events.emitEvent('provider.refused', refusal), PROVIDER_REFUSED_LOG_MS)
   if (config.metrics != null && metricsModule != null && registry != null) {
     const metrics = new metricsModule.MetricsServer({ registry, node })
@@ -136,7 +143,7 @@ class Node implements PunchgateNode {
   private rtt?: RttReporter
   private portMapping?: PortMapping
 
-  constructor (config: NodeConfig, options: StartOptions, swarm: Swarm) {
+  constructor (config: NodeConfig, options: StartOptions, swarm: Swarm, relayServer: RelayServerSwitch) {
     this.config = config
     this.swarm = swarm
     this.events = new NodeEvents(options.logger)
@@ -145,7 +152,8 @@ class Node implements PunchgateNode {
       services: [...config.expose, ...config.exposeNet].map(e => e.name),
       tunnels: config.tunnels,
       relayOff: config.relayMode.mode === 'off',
-      role: startsPublic(config) ? 'public' : 'private'
+      role: initialRole(config).role,
+      roleReason: initialRole(config).reason
     }), { ...DEFAULT_TIMING, ...options.timing }, this.events)
     const loop = this.runner
     this.relays = new RelayChoice({ config, swarm, events: this.events, loop, scope: () => this.consumer.dialScope() })
@@ -170,7 +178,16 @@ class Node implements PunchgateNode {
       running: () => loop.running,
       onStop: hook => this.onStop(hook)
     })
-    this.reachability = new Reachability({ swarm, events: this.events, loop })
+    this.reachability = new Reachability({
+      config,
+      swarm,
+      events: this.events,
+      loop,
+      isBootstrap: peer => this.membership.isBootstrap(peer),
+      relayServer,
+      splicing: this.splicing,
+      ...(options.reachTiming != null ? { timing: options.reachTiming } : {})
+    })
     this.puncher = new HolePuncher({
       swarm,
       observed: new ObservedAddresses(swarm),
@@ -225,6 +242,7 @@ class Node implements PunchgateNode {
     return {
       peerId: this.peerId,
       role: state.role,
+      roleReason: state.roleReason,
       phase: state.phase,
       startedAt: this.startedAt.toISOString(),
       listenAddrs: this.swarm.services.internals.transportManager.getAddrs().map(a => a.toString()),
@@ -293,6 +311,8 @@ class Node implements PunchgateNode {
     if (role === 'public') this.events.emitEvent('node.bootstrap-hint', bootstrapHint(this.addrs()))
     this.runner.dispatch({ type: 'start' })
     this.relays.start()
+    // Back to private: the relay candidates were not kept while public (phase/relays.ts).
+    this.events.onEvent('role.changed', e => { if (e.to === 'private') this.relays.update() })
   }
 
   /**

@@ -24,14 +24,16 @@ export function relaysFor (mode: RelayMode, connectedBootstraps: string[]): stri
 
 /**
  * With `--relay-allow allowed`, the relay server takes reservations only from allowed
- * peers and relays only between two allowed peers. Everything else is left to libp2p.
+ * peers and relays only between two allowed peers. While `open()` says no (a node that
+ * may become public but is private now: roles/relay-server.ts), it takes none at all.
+ * Everything else is left to libp2p.
  */
-export function relayGater (config: Pick<NodeConfig, 'relayAllow' | 'allow'>): ConnectionGater {
-  if (config.relayAllow !== 'allowed') return {}
+export function relayGater (config: Pick<NodeConfig, 'relayAllow' | 'allow'>, open: () => boolean = () => true): ConnectionGater {
+  if (config.relayAllow !== 'allowed') return { denyInboundRelayReservation: async () => !open() }
   const allowed = new Set(config.allow)
   const denied = (peer: PeerId): boolean => !allowed.has(peer.toString())
   return {
-    denyInboundRelayReservation: async (source: PeerId) => denied(source),
+    denyInboundRelayReservation: async (source: PeerId) => !open() || denied(source),
     denyOutboundRelayedConnection: async (source: PeerId, destination: PeerId) => denied(source) || denied(destination)
   }
 }

@@ -77,6 +77,9 @@ export class Runner implements Loop {
     const before = this.current
     const [after, commands] = transition(before, event, this.timing)
     this.current = after
+    if (before.role !== after.role) {
+      this.events.emitEvent('role.changed', { from: before.role, to: after.role, reason: after.roleReason })
+    }
     if (before.phase !== after.phase) {
       this.events.emitEvent('phase.changed', { from: before.phase, to: after.phase, reason: event.type })
     }

@@ -34,6 +34,8 @@ export interface ConnectedPeer {
 export interface NodeStatus {
   peerId: string
   role: 'public' | 'private'
+  /** Why it has that role, in words (`--role public`, `reachable at 11.0.0.3:4001`); absent from older daemons. */
+  roleReason?: string
   phase: string
   /** When the node started (ISO 8601). */
   startedAt: string

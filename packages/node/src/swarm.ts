@@ -17,7 +17,7 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import type { PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { AddressManager, TransportManager } from '@libp2p/interface-internal'
-import { startsPublic, type NodeConfig } from './config.ts'
+import { mayBePublic, startsPublic, type NodeConfig } from './config.ts'
 import { DHT_PROTOCOL, MAX_RELAY_RESERVATIONS } from './constants.ts'
 import { relayConnectionLimit, relayGater, relayTrusted } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
@@ -65,8 +65,12 @@ function explicitAddrs (listen: string[]): string[] {
 /**
  * `registry`, when given, receives libp2p's own metrics (the `--metrics` endpoint serves it).
  * `datastore`: where the DHT keeps records (a public node's caps them: provider-caps.ts).
+ * `relayOpen`: whether the relay server takes reservations now (a node that may become
+ * public runs one from the start, closed while it is private: roles/relay-server.ts).
  */
-export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, registry?: Registry, datastore?: Datastore): Promise<Swarm> {
+export async function createSwarm (
+  config: NodeConfig, privateKey: PrivateKey, registry?: Registry, datastore?: Datastore, relayOpen: () => boolean = () => true
+): Promise<Swarm> {
   const isPublic = startsPublic(config)
   const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
@@ -85,7 +89,7 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
       get addressManager () { return components.addressManager }
     })
   }
-  if (isPublic) {
+  if (mayBePublic(config)) {
     services.relay = circuitRelayServer({
       reservations: {
         maxReservations: config.relay.maxReservations,
@@ -116,7 +120,7 @@ export async function createSwarm (config: NodeConfig, privateKey: PrivateKey, r
     ],
     // Loaded only with a key: @libp2p/pnet compiles a WebAssembly module when it loads (lazy-noise.ts).
     ...(config.swarmKey != null ? { connectionProtector: (await import('@libp2p/pnet')).preSharedKey({ psk: config.swarmKey }) } : {}),
-    connectionGater: relayGater(config),
+    connectionGater: relayGater(config, relayOpen),
     // @libp2p/tls's protocol, run on the TCP socket itself where it can (socket-tls.ts);
     // Noise for peers without it, loaded when one comes (lazy-noise.ts).
     connectionEncrypters: [socketTls(), lazyNoise()],

@@ -8,7 +8,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { once } from 'node:events'
 import { randomBytes, createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
-import { startNode, type PunchgateNode } from '../src/node.ts'
+import { startNode, type PunchgateNode, type StartOptions } from '../src/node.ts'
 import { validateConfig, type RawConfig } from '../src/config.ts'
 import { waitForEvent, type EventMap, type EventName } from '../src/events.ts'
 import { silentLogger, type Logger } from '../src/logger.ts'
@@ -24,6 +24,8 @@ export interface TestNodeOptions {
   handshakeTimeoutMs?: number
   /** Loopback counts as a dialable punch candidate (StartOptions.loopbackCandidates). */
   loopbackCandidates?: boolean
+  /** StartOptions.reachTiming. */
+  reachTiming?: StartOptions['reachTiming']
 }
 
 export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = {}): Promise<PunchgateNode> {
@@ -33,6 +35,7 @@ export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = 
     logger: options.logger ?? (process.env.PUNCHGATE_TEST_LOG != null ? consoleLogger : silentLogger),
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     loopbackCandidates: options.loopbackCandidates,
+    ...(options.reachTiming != null ? { reachTiming: options.reachTiming } : {}),
     timing: { retryMinMs: 100, retryMaxMs: 1000, bootstrapRetryMinMs: 100, bootstrapRetryMaxMs: 1000, upgradeWaitMs: 500 }
   })
 }

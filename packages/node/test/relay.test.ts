@@ -27,14 +27,29 @@ describe('relay choice', () => {
   })
 
   it('relayGater: open by default; with relay-allow allowed, only allowed peers reserve and only between allowed peers', async () => {
-    assert.deepEqual(relayGater({ relayAllow: 'any', allow: [A] }), {})
-    const gater = relayGater({ relayAllow: 'allowed', allow: [A] })
     const [a, b] = [peerIdFromString(A), peerIdFromString(B)]
+    const any = relayGater({ relayAllow: 'any', allow: [A] })
+    assert.equal(await any.denyInboundRelayReservation?.(b), false)
+    assert.equal(any.denyOutboundRelayedConnection, undefined)
+    const gater = relayGater({ relayAllow: 'allowed', allow: [A] })
     assert.equal(await gater.denyInboundRelayReservation?.(a), false)
     assert.equal(await gater.denyInboundRelayReservation?.(b), true)
     assert.equal(await gater.denyOutboundRelayedConnection?.(a, a), false)
     assert.equal(await gater.denyOutboundRelayedConnection?.(b, a), true)
     assert.equal(await gater.denyOutboundRelayedConnection?.(a, b), true)
+  })
+
+  it('relayGater: a private node that may become public takes no reservation until it is public', async () => {
+    let open = false
+    const a = peerIdFromString(A)
+    const configs: Array<{ relayAllow: 'any' | 'allowed', allow: string[] }> = [{ relayAllow: 'any', allow: [] }, { relayAllow: 'allowed', allow: [A] }]
+    for (const config of configs) {
+      const gater = relayGater(config, () => open)
+      open = false
+      assert.equal(await gater.denyInboundRelayReservation?.(a), true, config.relayAllow)
+      open = true
+      assert.equal(await gater.denyInboundRelayReservation?.(a), false, config.relayAllow)
+    }
   })
 
   it('relay caps: none between two trusted peers (allow list, or anyone in a swarm-key mesh), the reservation\'s otherwise', () => {

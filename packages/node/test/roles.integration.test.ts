@@ -7,7 +7,13 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PunchgateNode } from '../src/node.ts'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
 import { askReach } from '../src/reachability/client.ts'
+import { ReachServer } from '../src/reachability/server.ts'
 import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
 
 describe('--role public with --bootstrap: a second public node', () => {
@@ -76,3 +82,93 @@ describe('--role public with --bootstrap: a second public node', () => {
     }
   })
 })
+
+describe('--role auto with --bootstrap: the role follows the reach probe', () => {
+  const nodes: PunchgateNode[] = []
+  const start = async (...args: Parameters<typeof testNode>): Promise<PunchgateNode> => {
+    const node = await testNode(...args)
+    nodes.push(node)
+    return node
+  }
+  after(async () => {
+    await Promise.all(nodes.map(async n => n.stop()))
+  })
+
+  it('turns public once its bootstrap reaches its TCP port: DHT server, relay, status', async () => {
+    const first = await start()
+    const node = await start({ bootstrap: [tcpAddr(first)] })
+    const changed = await event(node, 'role.changed')
+    assert.equal(changed.from, 'private')
+    assert.equal(changed.to, 'public')
+    assert.match(changed.reason, /reached 127\.0\.0\.1:\d+/)
+    const status = node.status()
+    assert.equal(status.role, 'public')
+    assert.equal(status.roleReason, changed.reason)
+    assert.equal(node.swarm.services.dht.getMode(), 'server')
+    // Private nodes can now hold a relay slot on it.
+    const client = await start({ bootstrap: [tcpAddr(first)], relayMode: tcpAddr(node) })
+    const reserved = await event(client, 'relay.reserved')
+    assert.ok(reserved.addrs.some(a => a.includes(`/p2p/${node.peerId}/p2p-circuit`)), reserved.addrs.join(' '))
+  })
+
+  it('refuses relay reservations while private, turns public when reached, steps back after two failed probes', async t => {
+    // A bootstrap whose dial-backs we decide.
+    let reachable = false
+    const bootstrap = await plainBootstrap(async () => reachable)
+    t.after(async () => bootstrap.stop())
+    const boot = bootstrap.getMultiaddrs()[0]?.toString() ?? ''
+    const node = await start({ bootstrap: [boot] }, { reachTiming: { reprobeMs: 200, minGapMs: 50 } })
+    // Not reached: private, and it says why.
+    await waitUntil(() => /could not connect/.test(node.status().roleReason ?? ''))
+    assert.equal(node.status().role, 'private')
+    const early = await start({ role: 'private', bootstrap: [boot], relayMode: tcpAddr(node) })
+    assert.match((await event(early, 'relay.reserve-failed')).error, /PERMISSION_DENIED|protocol selection failed/i)
+    await early.stop()
+
+    reachable = true
+    await event(node, 'role.changed', e => e.to === 'public')
+    assert.equal(node.swarm.services.dht.getMode(), 'server')
+    reachable = false
+    const back = await event(node, 'role.changed', e => e.to === 'private')
+    assert.match(back.reason, /could not connect .* \(2 probes in a row\)/)
+    assert.equal(node.status().role, 'private')
+    assert.equal(node.swarm.services.dht.getMode(), 'client')
+    const late = await start({ role: 'private', bootstrap: [boot], relayMode: tcpAddr(node) })
+    assert.match((await event(late, 'relay.reserve-failed')).error, /PERMISSION_DENIED|protocol selection failed/i)
+  })
+
+  it('stays private with --role private and with --listen none, and never asks', async () => {
+    const first = await start()
+    let asked = 0
+    first.events.on('reach.probed', () => { asked++ })
+    const fixed = await start({ role: 'private', bootstrap: [tcpAddr(first)] })
+    const unlistening = await start({ bootstrap: [tcpAddr(first)], listen: ['none'] })
+    await event(fixed, 'relay.reserved')
+    await event(unlistening, 'relay.reserved')
+    assert.equal(asked, 0)
+    assert.equal(fixed.status().roleReason, '--role private')
+    assert.equal(unlistening.status().roleReason, '--listen none')
+  })
+})
+
+async function waitUntil (check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+/** A bare libp2p node that answers only the reach probe, with dial-backs decided by `reachable`. */
+async function plainBootstrap (reachable: () => Promise<boolean>): Promise<Libp2p> {
+  const node = await createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [tls()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  })
+  const server = new ReachServer({ connected: () => true, dialBack: reachable, intervalMs: 10 })
+  await server.serve(node)
+  return node
+}

@@ -106,8 +106,9 @@ describe('splice relay', () => {
   it('closes a spliced connection once the peers have a direct one, which frees the pair on the relay', { timeout: 60_000 }, async () => {
     const relay = await testNode()
     // Both ends listen, so they can also connect directly; the circuit is dialled by hand first.
-    const provider = await testNode({ bootstrap: [tcpAddr(relay)] })
-    const consumer = await testNode({ bootstrap: [tcpAddr(relay)] })
+    // Private on purpose: on loopback the relay reaches them, and --role auto would make them public.
+    const provider = await testNode({ role: 'private', bootstrap: [tcpAddr(relay)] })
+    const consumer = await testNode({ role: 'private', bootstrap: [tcpAddr(relay)] })
     try {
       await event(provider, 'relay.reserved')
       const providerId = peerIdFromString(provider.peerId)

@@ -146,6 +146,7 @@ export const SENTENCES: Sentences = {
   'provider.pin-failed': e => `could not pin ${shortId(e.peer)} for ${e.service} in ${e.file}: ${e.error}; the pin holds until the node stops`,
   'tunnel.no-trusted-provider': e => `tunnel ${e.tunnel} stays down: ${e.reason} (untrusted: ${peers(e.untrusted)})`,
   'reach.probed': e => `reach probe for ${shortId(e.peer)} at ${e.ip}: ${e.reachable.length > 0 ? `reachable on ${e.reachable.join(', ')}` : 'not reachable'}${e.reachable.length > 0 && e.unreachable.length > 0 ? `, not on ${e.unreachable.join(', ')}` : ''}`,
+  'role.changed': e => `now a ${e.to} node: ${e.reason}`,
   'provider.refused': e => `refused ${plural(e.refused, 'provider record')} over the ${e.reason === 'peer-cap' ? 'per-peer' : 'total'} cap (last from ${shortId(e.peer)})`,
   'portmap.mapped': e => `${e.renewed ? 'renewed' : 'mapped'} ${e.protocol.toUpperCase()} ${e.external} to ${e.internal} on router ${e.gateway} (${METHODS[e.method] ?? e.method}, ${formatDuration(e.lifetimeS * 1000)})`,
   'portmap.failed': e => `no port mapping${e.gateway != null ? ` on router ${e.gateway}` : ''}: ${e.error}`,

@@ -65,7 +65,7 @@ export function renderStatus (report: StatusReport, now: Date = new Date()): str
     ['service', serviceLine(report.service)],
     ['daemon', `running, up ${formatDuration(now.getTime() - Date.parse(s.startedAt))} (control ${report.control})`],
     ['peer id', s.peerId],
-    ['role', `${s.role}, phase ${s.phase}`],
+    ['role', `${s.role}${s.roleReason != null ? ` (${s.roleReason})` : ''}, phase ${s.phase}`],
     ['listening', list(s.listenAddrs)],
     ['announced', list(s.announcedAddrs)],
     ['observed', list(s.observedAddrs)],

@@ -3,7 +3,7 @@
  * randomness: the runner executes the commands and feeds results back as events.
  * Each event goes to the sub-machine that owns it: bootstrap.ts (bootstraps), relays.ts
  * (relay slots), services.ts (publishing), tunnels.ts (resolve, connect, activate,
- * fallback) and punch.ts (hole-punch rounds).
+ * fallback), punch.ts (hole-punch rounds) and role.ts (public or private).
  */
 import {
   BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIRECT_UPGRADE_WAIT_MS, PUNCH_MAX_ATTEMPTS,
@@ -12,6 +12,7 @@ import {
 import { bootstrapTransition } from './bootstrap.ts'
 import { punchTransition } from './punch.ts'
 import { relayTransition } from './relays.ts'
+import { roleTransition } from './role.ts'
 import { servicesTransition } from './services.ts'
 import { tunnelTransition } from './tunnels.ts'
 import type { Event, Result, Role, State, Timing, TunnelState } from './types.ts'
@@ -39,6 +40,8 @@ export interface InitialStateInit {
   relayOff?: boolean
   /** The role at start; default: public without bootstraps, else private. */
   role?: Role
+  /** Why, in words; default: from the bootstraps. */
+  roleReason?: string
 }
 
 export function initialState (init: InitialStateInit): State {
@@ -57,6 +60,7 @@ export function initialState (init: InitialStateInit): State {
   return {
     phase: 'joining',
     role: init.role ?? (init.bootstraps.length === 0 ? 'public' : 'private'),
+    roleReason: init.roleReason ?? (init.bootstraps.length === 0 ? 'no --bootstrap' : '--bootstrap'),
     bootstraps: Object.fromEntries(init.bootstraps.map(addr => [addr, { connected: false, failures: 0 }])),
     relays: {},
     relayCandidates: [],
@@ -104,6 +108,9 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
     case 'punch-failed':
     case 'retry-punch':
       return punchTransition(state, event, timing)
+
+    case 'role-changed':
+      return roleTransition(state, event, timing)
 
     case 'shutdown':
       return [{ ...state, phase: 'shutting-down' }, [{ type: 'stop' }]]

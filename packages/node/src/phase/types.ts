@@ -57,6 +57,8 @@ export interface RelaySlot {
 export interface State {
   phase: Phase
   role: Role
+  /** Why the node has its role, in words (`--role public`, `reachable at ...`): for status. */
+  roleReason: string
   bootstraps: Record<string, BootstrapState>
   /** Private nodes only: relay slots by relay peer id; at most MAX_RELAY_RESERVATIONS reserving or reserved. */
   relays: Record<string, RelaySlot>
@@ -92,6 +94,8 @@ export type Event =
   | { type: 'punch-succeeded', peer: string, attempt: number }
   | { type: 'punch-failed', peer: string, attempt: number, error: string }
   | { type: 'retry-punch', peer: string }
+  /** The reach probe (roles/reachability.ts) decided: the node is (no longer) publicly reachable. */
+  | { type: 'role-changed', role: Role, reason: string }
   | { type: 'shutdown' }
 
 export type Command =
@@ -113,6 +117,7 @@ export type BootstrapEvent = Extract<Event, { type: 'start' | 'bootstrap-connect
 export type RelayEvent = Extract<Event, { type: 'relay-candidates' | 'relay-reserved' | 'relay-failed' | 'relay-lost' | 'retry-relay' }>
 export type ServicesEvent = Extract<Event, { type: 'republish-due' }>
 export type TunnelEvent = Extract<Event, { type: 'resolved' | 'resolve-failed' | 'retry-tunnel' | 'connected' | 'connect-failed' | 'upgrade-wait-over' | 'peer-path' | 'stream-failed' }>
+export type RoleEvent = Extract<Event, { type: 'role-changed' }>
 export type PunchEvent = Extract<Event, { type: 'punch-succeeded' | 'punch-failed' | 'retry-punch' }>
 
 /** A transition's outcome: the next state and the commands for the runner. */

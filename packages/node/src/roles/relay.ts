@@ -1,7 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, PeerId } from '@libp2p/interface'
 import { startsPublic, type NodeConfig } from '../config.ts'
-import { SPLICE_PAIR_TIMEOUT_MS, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from '../constants.ts'
+import { SPLICE_PAIR_TIMEOUT_MS, SPLICE_PROTOCOL, SPLICE_RETIRE_CHECK_MS, SPLICE_TIMEOUT_MS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from '../constants.ts'
 import { ListenError } from '../errors.ts'
 import type { NodeEvents } from '../events.ts'
 import { formatHostPort, pathOf } from '../protocol/expose.ts'
@@ -43,8 +43,16 @@ export class Splicing {
 
   /** A public node binds its splicer (--relay-splice) before it listens. */
   async bind (): Promise<void> {
+    if (startsPublic(this.deps.config)) await this.openSplicer(true)
+  }
+
+  /**
+   * Binds the splicer (--relay-splice). A port that cannot be bound turns splicing off with
+   * `splice.unavailable`, or, when `strict` and the port was given explicitly, throws ListenError.
+   */
+  private async openSplicer (strict: boolean): Promise<void> {
     const splice = this.deps.config.relaySplice
-    if (!startsPublic(this.deps.config) || splice == null) return
+    if (splice == null || this.splicer != null) return
     const relayConfig = this.deps.config.relay
     try {
       this.splicer = await startSplicer({
@@ -59,13 +67,29 @@ export class Splicing {
     } catch (err) {
       const addr = formatHostPort(splice.at)
       const reason = `${(err as Error).message} (choose another with --relay-splice HOST:PORT, or off)`
-      if (splice.explicit) throw new ListenError([addr], reason, 'relay-splice')
+      if (splice.explicit && strict) throw new ListenError([addr], reason, 'relay-splice')
       // The default port (TCP listen port + 1) is taken: relay over circuits only, and say so.
       this.deps.events.emitEvent('splice.unavailable', { addr, error: reason })
       return
     }
     const splicer = this.splicer
     this.deps.onStop(async () => splicer.close())
+  }
+
+  /** The node became public (roles/reachability.ts): bind the splicer and splice for peers instead of taking offers. */
+  async becomePublic (): Promise<void> {
+    await this.openSplicer(false)
+    await this.deps.swarm.unhandle(SPLICE_PROTOCOL)
+    await this.serve()
+  }
+
+  /** The node became private: close the splicer (cutting its pairs) and take offers from our bootstraps again. */
+  async becomePrivate (): Promise<void> {
+    const splicer = this.splicer
+    this.splicer = undefined
+    await splicer?.close()
+    await this.deps.swarm.unhandle(SPLICE_PROTOCOL)
+    await acceptSplices(this.deps.swarm, peer => this.deps.isRelay(peer.toString()))
   }
 
   /**
@@ -75,17 +99,7 @@ export class Splicing {
    */
   async start (): Promise<void> {
     if (startsPublic(this.deps.config)) {
-      const splicer = this.splicer
-      if (splicer != null) {
-        // The relay's own rules: the peer asked for holds a reservation here, and with
-        // --relay-allow allowed both ends are on the allow list.
-        const relay = (this.deps.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
-        const allowed = new Set(this.deps.config.allow)
-        const onList = (peer: PeerId): boolean => this.deps.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
-        const trusted = relayTrusted(this.deps.config)
-        await serveSplices(this.deps.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to),
-          (from, to) => trusted(from) && trusted(to))
-      }
+      await this.serve()
     } else {
       await acceptSplices(this.deps.swarm, peer => this.deps.isRelay(peer.toString()))
     }
@@ -95,6 +109,20 @@ export class Splicing {
       if (pathOf(connection) === 'direct') this.retireSplices(connection.remotePeer)
       else if (!isSpliced(connection) && connection.direction === 'outbound') this.askForSplice(connection)
     })
+  }
+
+  /** Answers splice requests with the splicer, when it runs. */
+  private async serve (): Promise<void> {
+    const splicer = this.splicer
+    if (splicer == null) return
+    // The relay's own rules: the peer asked for holds a reservation here, and with
+    // --relay-allow allowed both ends are on the allow list.
+    const relay = (this.deps.swarm.services as { relay?: { reservations: { has: (peer: PeerId) => boolean } } }).relay
+    const allowed = new Set(this.deps.config.allow)
+    const onList = (peer: PeerId): boolean => this.deps.config.relayAllow !== 'allowed' || allowed.has(peer.toString())
+    const trusted = relayTrusted(this.deps.config)
+    await serveSplices(this.deps.swarm, splicer, (from, to) => relay?.reservations.has(to) === true && onList(from) && onList(to),
+      (from, to) => trusted(from) && trusted(to))
   }
 
   /** Asks the relay of a circuit we dialled for a spliced twin of it; on failure the circuit carries on. */
