@@ -45,7 +45,7 @@ export interface StartOptions {
   handshakeTimeoutMs?: number
   /** A public node's provider record caps (default MAX_PROVIDER_RECORDS_KEPT_PER_PEER, MAX_PROVIDER_RECORDS_KEPT), smaller in tests. */
   providerCaps?: ProviderCaps
-  /** The reach probe's re-probe interval and least gap between probes (REACH_REPROBE_MS, REACH_ASK_INTERVAL_MS), shorter in tests. */
+  /** Tests only: the reach probe's re-probe interval and least gap between probes (REACH_REPROBE_MS, REACH_ASK_INTERVAL_MS), and loopback taken as reachable. */
   reachTiming?: ReachTiming
   /**
    * Tests only, for meshes on 127.0.0.1: loopback addresses count as dialable punch candidates

@@ -18,6 +18,7 @@ import { ReachRefusedError } from '../src/errors.ts'
 import { askReach } from '../src/reachability/client.ts'
 import { ReachServer, type DialBack, type ProbeConnection } from '../src/reachability/server.ts'
 import { decodeAnswer, decodeRequest, encodeRequest } from '../src/reachability/wire.ts'
+import { announcedIps, judgeReach } from '../src/reachability/decide.ts'
 
 const frame = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
 
@@ -64,6 +65,26 @@ describe('reach request and answer frames', () => {
       { ip: '11.0.0.5', reachable: [4001], unreachable: [4002] })
     assert.deepEqual(decodeAnswer(frame({ error: 'go-away' }), [4001]), { error: 'bad-request' })
     assert.throws(() => decodeAnswer(frame({ ip: 5 }), [4001]), /no ip/)
+  })
+})
+
+describe('what a reach answer makes of the role', () => {
+  const ours = ['11.0.0.3', '10.1.0.2', '127.0.0.1', '2001:db8::3']
+  it('public only when a port answered at an address this host holds or announces', () => {
+    assert.deepEqual(judgeReach({ ip: '11.0.0.3', reachable: [4001], unreachable: [4002] }, ours, 'B'),
+      { reachable: true, reason: 'B reached 11.0.0.3:4001', addrs: ['/ip4/11.0.0.3/tcp/4001'] })
+    assert.deepEqual(judgeReach({ ip: '2001:db8::3', reachable: [4001], unreachable: [] }, ours, 'B').addrs, ['/ip6/2001:db8::3/tcp/4001'])
+    assert.deepEqual(judgeReach({ ip: '198.51.100.7', reachable: [4001], unreachable: [] }, [...ours, ...announcedIps(['/ip4/198.51.100.7/tcp/4001'])], 'B').reachable, true)
+  })
+
+  it('private when nothing answered, when reached only through a NAT (full cone, port forward), or only on loopback', () => {
+    const closed = judgeReach({ ip: '11.0.0.3', reachable: [], unreachable: [4001] }, ours, 'B')
+    assert.deepEqual(closed, { reachable: false, reason: 'B could not connect to 11.0.0.3:4001', addrs: [] })
+    const nat = judgeReach({ ip: '11.0.0.11', reachable: [4001], unreachable: [] }, ours, 'B')
+    assert.equal(nat.reachable, false)
+    assert.match(nat.reason, /through a NAT .*--role public or --announce/)
+    assert.equal(judgeReach({ ip: '127.0.0.1', reachable: [4001], unreachable: [] }, ours, 'B').reachable, false)
+    assert.equal(judgeReach({ ip: '127.0.0.1', reachable: [4001], unreachable: [] }, ours, 'B', { loopback: true }).reachable, true)
   })
 })
 

@@ -83,6 +83,9 @@ describe('--role public with --bootstrap: a second public node', () => {
   })
 })
 
+/** A mesh on 127.0.0.1: loopback counts as a reachable address (in production it never does). */
+const LOOPBACK_IS_PUBLIC = { reprobeMs: 300_000, minGapMs: 50, loopback: true }
+
 describe('--role auto with --bootstrap: the role follows the reach probe', () => {
   const nodes: PunchgateNode[] = []
   const start = async (...args: Parameters<typeof testNode>): Promise<PunchgateNode> => {
@@ -96,7 +99,7 @@ describe('--role auto with --bootstrap: the role follows the reach probe', () =>
 
   it('turns public once its bootstrap reaches its TCP port: DHT server, relay, status', async () => {
     const first = await start()
-    const node = await start({ bootstrap: [tcpAddr(first)] })
+    const node = await start({ bootstrap: [tcpAddr(first)] }, { reachTiming: LOOPBACK_IS_PUBLIC })
     const changed = await event(node, 'role.changed')
     assert.equal(changed.from, 'private')
     assert.equal(changed.to, 'public')
@@ -117,7 +120,7 @@ describe('--role auto with --bootstrap: the role follows the reach probe', () =>
     const bootstrap = await plainBootstrap(async () => reachable)
     t.after(async () => bootstrap.stop())
     const boot = bootstrap.getMultiaddrs()[0]?.toString() ?? ''
-    const node = await start({ bootstrap: [boot] }, { reachTiming: { reprobeMs: 200, minGapMs: 50 } })
+    const node = await start({ bootstrap: [boot] }, { reachTiming: { ...LOOPBACK_IS_PUBLIC, reprobeMs: 200 } })
     // Not reached: private, and it says why.
     await waitUntil(() => /could not connect/.test(node.status().roleReason ?? ''))
     assert.equal(node.status().role, 'private')
@@ -135,6 +138,14 @@ describe('--role auto with --bootstrap: the role follows the reach probe', () =>
     assert.equal(node.swarm.services.dht.getMode(), 'client')
     const late = await start({ role: 'private', bootstrap: [boot], relayMode: tcpAddr(node) })
     assert.match((await event(late, 'relay.reserve-failed')).error, /PERMISSION_DENIED|protocol selection failed/i)
+  })
+
+  it('stays private when reached only at a loopback address (its bootstrap is on this host)', async () => {
+    const first = await start()
+    const node = await start({ bootstrap: [tcpAddr(first)] })
+    await event(first, 'reach.probed', e => e.peer === node.peerId)
+    await waitUntil(() => /loopback address/.test(node.status().roleReason ?? ''))
+    assert.equal(node.status().role, 'private')
   })
 
   it('stays private with --role private and with --listen none, and never asks', async () => {

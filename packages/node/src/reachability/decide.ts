@@ -5,7 +5,8 @@
  * (`--announce`). Reachable only at a NAT's address is not enough: a full-cone NAT lets
  * anyone in through the mapping our own outbound traffic opened, for as long as that traffic
  * lasts, and a home router's port forward is the operator's to offer; either becomes public
- * with `--role public` (docs/nat-traversal.md, "Roles").
+ * with `--role public` (docs/nat-traversal.md, "Roles"). Reached at a loopback address
+ * (a bootstrap on the same host) says nothing about anyone else: not public either.
  */
 import { networkInterfaces } from 'node:os'
 import type { ReachAnswer } from './wire.ts'
@@ -29,14 +30,22 @@ export function announcedIps (announce: string[]): string[] {
   return announce.map(addr => /^\/ip[46]\/([^/]+)\//.exec(addr)?.[1]).filter((ip): ip is string => ip != null)
 }
 
+function isLoopback (ip: string): boolean {
+  return ip.startsWith('127.') || ip === '::1' || ip.startsWith('::ffff:127.')
+}
+
 /**
  * `answer` from the public node `by` (a short name for it), judged against the addresses
- * this node holds or announces (`ours`).
+ * this node holds or announces (`ours`). `loopback`: tests on 127.0.0.1 only, a loopback
+ * address counts like any other.
  */
-export function judgeReach (answer: ReachAnswer, ours: string[], by: string): ReachVerdict {
+export function judgeReach (answer: ReachAnswer, ours: string[], by: string, options: { loopback?: boolean } = {}): ReachVerdict {
   const at = (ports: number[]): string => ports.map(port => `${answer.ip.includes(':') ? `[${answer.ip}]` : answer.ip}:${port}`).join(', ')
   if (answer.reachable.length === 0) {
     return { reachable: false, reason: `${by} could not connect to ${at(answer.unreachable)}`, addrs: [] }
+  }
+  if (isLoopback(answer.ip) && options.loopback !== true) {
+    return { reachable: false, reason: `reached only at ${at(answer.reachable)}, a loopback address: ${by} runs on this host`, addrs: [] }
   }
   if (!ours.includes(answer.ip)) {
     return {

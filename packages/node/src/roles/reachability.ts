@@ -38,11 +38,13 @@ export interface ReachabilityInit {
   timing?: ReachTiming
 }
 
+/** Tests only: shorter delays, and loopback taken as a reachable address (a mesh on 127.0.0.1). */
 export interface ReachTiming {
   /** How often a node whose role follows the probe asks again. */
   reprobeMs: number
   /** The least time between two probes (a bootstrap answers one per peer per REACH_ASK_INTERVAL_MS). */
   minGapMs: number
+  loopback?: boolean
 }
 
 /** The role a node starts in, and why, in words. */
@@ -147,7 +149,7 @@ export class Reachability {
         const answer = await askReach(this.swarm, peer, ports, this.loop.signal(REACH_TIMEOUT_MS))
         this.lastIp = answer.ip
         const ours = [...interfaceIps(), ...announcedIps(this.init.config.announce)]
-        return judgeReach(answer, ours, `bootstrap ${shortId(peer.toString())}`)
+        return judgeReach(answer, ours, `bootstrap ${shortId(peer.toString())}`, { loopback: this.timing.loopback === true })
       } catch {
         // Refused (asked too soon, busy), an older node without the protocol, or gone: ask the next.
         if (!this.loop.running) return undefined
