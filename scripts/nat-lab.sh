@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # NAT lab: Linux network namespaces that put two hosts behind two NAT routers on a
 # private "internet" (11.0.0.0/8, which libp2p treats as public), with a bootstrap host
-# on that internet. See docs/nat-traversal.md for the topology and the NAT kinds.
+# and a second public host (boot2, for a second public node) on that internet. See
+# docs/nat-traversal.md for the topology and the NAT kinds.
 #
 #   nat-lab.sh up PREFIX CLIENT_KIND WORKHORSE_KIND [--delay MS] [--loss PCT]
 #   nat-lab.sh down PREFIX                 (idempotent)
-#   nat-lab.sh exec PREFIX HOST CMD...     HOST: boot client workhorse routerA routerB
+#   nat-lab.sh exec PREFIX HOST CMD...     HOST: boot boot2 client workhorse routerA routerB
 #   nat-lab.sh flush-nat PREFIX ROUTER     forget every NAT mapping (routerA or routerB)
 #   nat-lab.sh status PREFIX
 #
@@ -15,8 +16,10 @@
 set -euo pipefail
 
 readonly KINDS='fullcone cone symmetric public'
-readonly HOSTS='boot client workhorse routerA routerB'
+readonly HOSTS='boot boot2 client workhorse routerA routerB'
 readonly BOOT_IP=11.0.0.2
+# A second host on the internet, with no router: a second public node runs there.
+readonly BOOT2_IP=11.0.0.3
 # Per side: router WAN address, LAN prefix, host address behind the router, and the
 # host's own internet address when the side is public.
 readonly ROUTER_WAN_client=11.0.0.11 LAN_client=10.1.0 PUBLIC_client=11.0.0.21 ROUTER_client=routerA
@@ -29,7 +32,7 @@ readonly NAT_TABLE=natlab
 die() { echo "nat-lab: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '5,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '7,16p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -194,6 +197,8 @@ cmd_up() {
   ip -n "${prefix}inet" link set br0 up
   new_namespace "${prefix}boot"
   attach_internet "$prefix" boot "${prefix}boot" eth0 "$BOOT_IP"
+  new_namespace "${prefix}boot2"
+  attach_internet "$prefix" boot2 "${prefix}boot2" eth0 "$BOOT2_IP"
   build_side "$prefix" client "$client_kind"
   build_side "$prefix" workhorse "$workhorse_kind"
   add_impairments "$prefix" "$delay" "$loss"
