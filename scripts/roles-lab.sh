@@ -3,9 +3,10 @@
 # started with --bootstrap to the first (boot, 11.0.0.2) must become public (a relay) within
 # ROLE_LIMIT_S: its `role.changed` event and `punchgate status` say so, and private nodes
 # then hold a relay slot on it. Nodes behind each router kind (full cone, port-restricted
-# cone, symmetric) must stay private, each for the reason its router gives; a host on the
-# internet without a router ("public" kind) started with --bootstrap becomes public too.
-# Two labs: fullcone/cone, then symmetric/public. Needs root; ~40 s.
+# cone, symmetric) must stay private, each for the reason its router gives, and hold a
+# relay slot on a second public node; a host on the internet without a router ("public"
+# kind) started with --bootstrap becomes public too.
+# Two labs: fullcone/cone, then symmetric/public. Needs root; ~30 s.
 # Logs: test-results/roles-lab/.
 set -euo pipefail
 
@@ -21,7 +22,7 @@ readonly BOOT_IP=11.0.0.2 BOOT2_IP=11.0.0.3
 mkdir -p "$logs"; rm -f "$logs"/*.log "$logs"/*.json
 pids=()
 lab_up=0
-[ "$(id -u)" -eq 0 ] || { echo "roles-lab: needs root (network namespaces)" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { say "needs root (network namespaces)" >&2; exit 2; }
 
 # lab_cleanup, start_in, wait_for, stop_processes, lab_down
 source "$root/scripts/lab-processes.sh"
@@ -29,27 +30,16 @@ on_failure="roles-lab: FAILED; logs in $logs"
 trap lab_cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() { echo "roles-lab: $*" >&2; exit 1; }
+fail() { say "$*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
+started_ms=$(now_ms)
+# A line with the seconds since the run began.
+say() { printf 'roles-lab: [%5.1f s] %s\n' "$(( $(now_ms) - started_ms ))e-3" "$*"; }
 
-# NAME's status as JSON (the control socket is a file: reachable from the host namespace).
-status_json() {
-  node "$cli" status --control "$work/$1.sock" --json
-}
-
-# Prints FIELD (a JS expression over `d`, the daemon status) of NAME's status.
-status_field() {
-  status_json "$1" | node -e 'let s = ""; process.stdin.on("data", c => { s += c }).on("end", () => {
-    const d = JSON.parse(s).daemon ?? {}; console.log(eval(process.argv[1])) })' "$2"
-}
-
-# Waits (at most START_TIMEOUT_S) until NAME's status makes the JS expression EXPR over `d` true.
+# Waits (at most START_TIMEOUT_S) until NAME's status makes the JS expression EXPR over `d`
+# true; prints PRINT (an expression over `d`) of the last status either way.
 wait_status() {
-  local name=$1 expr=$2 deadline=$(( $(date +%s) + START_TIMEOUT_S ))
-  until [ "$(status_field "$name" "Boolean($expr)" 2>/dev/null)" = true ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
+  node "$root/scripts/lab-status.mjs" "$work/$1.sock" "$2" "$START_TIMEOUT_S" "${3:-JSON.stringify(d)}"
 }
 
 # Starts NAME in lab host HOST with the given daemon options.
@@ -62,13 +52,17 @@ start_node() {
 # A node behind a router (or on the internet, KIND public) that must stay private, for REASON (a regex).
 expect_private() {
   local name=$1 kind=$2 reason=$3 boot2_id=$4
-  wait_status "$name" "d.role === 'private' && /$reason/.test(d.roleReason ?? '')" ||
-    fail "$name ($kind) did not report a private role for '$reason': $(status_field "$name" 'd.role + " (" + d.roleReason + ")"')"
-  # Private nodes reserve on the second public node too (the first vouches for it).
-  wait_status "$name" "(d.relay?.relays ?? []).some(r => r.peer === '$boot2_id' && r.status === 'reserved')" ||
-    fail "$name ($kind) holds no relay slot on the second public node: $(status_field "$name" 'JSON.stringify(d.relay)')"
+  local why
+  why=$(wait_status "$name" "d.role === 'private' && /$reason/.test(d.roleReason ?? '')" 'd.role + " (" + d.roleReason + ")"') ||
+    fail "$name ($kind) did not report a private role for '$reason': $why"
+  # Private nodes reserve on a public node besides boot too, which boot vouches for: boot2
+  # (or, in the second lab, the workhorse on the internet, public as well).
+  local second
+  second=$(wait_status "$name" "(d.relay?.relays ?? []).some(r => r.peer !== '$boot_id' && r.status === 'reserved')" \
+    "(d.relay.relays.find(r => r.peer !== '$boot_id' && r.status === 'reserved').peer === '$boot2_id' ? 'boot2' : 'the other public node')") ||
+    fail "$name ($kind) holds no relay slot on a second public node: $(wait_status "$name" true 'JSON.stringify(d.relay)')"
   ! grep -q '"event":"role.changed"' "$logs/$name.log" || fail "$name ($kind) changed role: $(grep '"event":"role.changed"' "$logs/$name.log")"
-  echo "roles-lab: $name behind $kind: private ($(status_field "$name" 'd.roleReason')), holds a relay slot on boot2"
+  say "$name behind $kind: $why; holds a relay slot on a second public node, $second"
 }
 
 # One lab: boot, boot2 with --bootstrap boot, and a node on each side with --bootstrap boot.
@@ -77,10 +71,7 @@ run_lab() {
   bash "$lab" up "$prefix" "$client_kind" "$workhorse_kind" > "$logs/lab-$client_kind-$workhorse_kind.log" 2>&1 ||
     fail "lab up failed: $(tail -n 1 "$logs/lab-$client_kind-$workhorse_kind.log")"
   lab_up=1
-  rm -f "$work"/*.key
-  local boot boot2_id t0 ms
-  boot="/ip4/$BOOT_IP/tcp/4001/p2p/$(node "$cli" id --identity "$work/boot.key")"
-  boot2_id=$(node "$cli" id --identity "$work/boot2.key")
+  local t0 ms
 
   start_node boot boot --listen "/ip4/$BOOT_IP/tcp/4001"
   wait_for "$logs/boot.log" '"event":"phase.changed"' || fail "the first public node did not start"
@@ -89,10 +80,11 @@ run_lab() {
   timeout "$ROLE_LIMIT_S" grep -m1 -q '"event":"role.changed".*"to":"public"' <(tail -n +1 -F "$logs/boot2.log") ||
     fail "boot2 did not become public within $ROLE_LIMIT_S s: $(grep -m1 '"event":"role.changed"' "$logs/boot2.log" || echo 'no role.changed')"
   ms=$(( $(now_ms) - t0 ))
-  wait_status boot2 "d.role === 'public' && /reached 11\\.0\\.0\\.3:4001/.test(d.roleReason)" ||
-    fail "punchgate status of boot2: $(status_field boot2 'd.role + " (" + d.roleReason + ")"')"
-  status_json boot2 > "$logs/boot2-status-$client_kind-$workhorse_kind.json"
-  echo "roles-lab: boot2 public $ms ms after its start ($(status_field boot2 'd.roleReason')); splicing on $(status_field boot2 'd.splice?.addr')"
+  # What `punchgate status` shows (the CLI, once: it is what a user runs).
+  node "$cli" status --control "$work/boot2.sock" > "$logs/boot2-status-$client_kind-$workhorse_kind.txt"
+  grep -Eq '^role: +public \(bootstrap .* reached 11\.0\.0\.3:4001\)' "$logs/boot2-status-$client_kind-$workhorse_kind.txt" ||
+    fail "punchgate status of boot2: $(grep '^role' "$logs/boot2-status-$client_kind-$workhorse_kind.txt")"
+  say "boot2 public $ms ms after its start; status: $(grep -E '^(role|relay):' "$logs/boot2-status-$client_kind-$workhorse_kind.txt" | tr -s ' ' | paste -sd';')"
 
   local kind name
   for name in client workhorse; do
@@ -107,13 +99,17 @@ run_lab() {
       public)
         timeout "$ROLE_LIMIT_S" grep -m1 -q '"event":"role.changed".*"to":"public"' <(tail -n +1 -F "$logs/$name-$kind.log") ||
           fail "$name on the internet (no router) did not become public"
-        echo "roles-lab: $name on the internet: public ($(status_field "$name-$kind" 'd.roleReason'))" ;;
+        say "$name on the internet: $(wait_status "$name-$kind" "d.role === 'public'" 'd.role + " (" + d.roleReason + ")"')" ;;
     esac
   done
   stop_processes
   lab_down
+  say "lab $client_kind/$workhorse_kind down"
 }
 
+boot="/ip4/$BOOT_IP/tcp/4001/p2p/$(node "$cli" id --identity "$work/boot.key")"
+boot_id=${boot##*/}
+boot2_id=$(node "$cli" id --identity "$work/boot2.key")
 run_lab fullcone cone
 run_lab symmetric public
-echo "roles-lab: ok"
+say "ok"
