@@ -440,3 +440,45 @@ describe('relay slots', () => {
     assert.deepEqual(commands.at(-1), [])
   })
 })
+
+describe('role from the reach probe', () => {
+  const joinedPrivate = (): State => run(privateNode(), [
+    { type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-candidates', relays: ['R1', 'R2'] }
+  ])[0]
+
+  it('public: takes the role and its reason, publishes again, and rests the relay slots', () => {
+    const [state, commands] = run(joinedPrivate(), [{ type: 'role-changed', role: 'public', reason: 'reached 11.0.0.3:4001' }])
+    assert.equal(state.role, 'public')
+    assert.equal(state.roleReason, 'reached 11.0.0.3:4001')
+    assert.deepEqual(commands.at(-1), [{ type: 'publish' }])
+    // Relay outcomes are not acted on while public.
+    assert.deepEqual(transition(state, { type: 'relay-failed', relay: 'R1', error: 'x' }, T)[1], [])
+  })
+
+  it('public while joining: ready at once, as a public node is', () => {
+    const [state] = run(privateNode(), [{ type: 'start' }, { type: 'role-changed', role: 'public', reason: 'r' }])
+    assert.equal(state.phase, 'ready')
+  })
+
+  it('back to private: slots not held are tried again at once; publishes only with a slot held', () => {
+    const [pub] = run(joinedPrivate(), [{ type: 'role-changed', role: 'public', reason: 'r' }])
+    // Both slots were reserving when the node turned public: their outcomes were not heard.
+    const [state, commands] = run(pub, [{ type: 'role-changed', role: 'private', reason: 'not reached (2 probes in a row)' }])
+    assert.equal(state.role, 'private')
+    assert.equal(state.phase, 'ready')
+    assert.deepEqual(commands.at(-1), [{ type: 'reserve-relay', relay: 'R1' }, { type: 'reserve-relay', relay: 'R2' }])
+  })
+
+  it('back to private with no bootstrap and no slot: joining', () => {
+    const [pub] = run(privateNode(), [{ type: 'start' }, { type: 'role-changed', role: 'public', reason: 'r' }])
+    const [state] = run(pub, [{ type: 'role-changed', role: 'private', reason: 'gone' }])
+    assert.equal(state.phase, 'joining')
+  })
+
+  it('the same role again only updates the reason', () => {
+    const before = joinedPrivate()
+    const [state, commands] = run(before, [{ type: 'role-changed', role: 'private', reason: 'could not connect' }])
+    assert.deepEqual(state, { ...before, roleReason: 'could not connect' })
+    assert.deepEqual(commands.at(-1), [])
+  })
+})
