@@ -237,7 +237,11 @@ async function probeReach (swarm: Swarm, observations: Observation[], tcpPort: n
     return { outcome: answer.reachable.includes(tcpPort) ? 'reachable' : 'unreachable', peer: asked.peer, ip: answer.ip, port: tcpPort }
   } catch (err) {
     const error = err as Error
-    if (error.name === ReachRefusedError.NAME) return { outcome: 'not-asked', reason: `the public node refused the reach probe (${(error as ReachRefusedError).reason})` }
+    if (error.name === ReachRefusedError.NAME) {
+      const reason = (error as ReachRefusedError).reason
+      const hint = reason === 'too-soon' || reason === 'busy' ? '; run netcheck again in 30 s' : ''
+      return { outcome: 'not-asked', reason: `the public node refused the reach probe (${reason})${hint}` }
+    }
     if (error.name === 'UnsupportedProtocolError') return { outcome: 'not-asked', reason: 'the public node does not answer reach probes (an older version)' }
     return { outcome: 'not-asked', reason: `the reach probe failed: ${oneLine(err)}` }
   }
