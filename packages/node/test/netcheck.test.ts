@@ -43,24 +43,23 @@ describe('netcheck: mapping from observations', () => {
 })
 
 describe('netcheck: role', () => {
-  it('follows the reach probe under --role auto with bootstraps', () => {
-    assert.equal(chooseRole('auto', true, { outcome: 'reachable', peer: PEER_A, ip: '11.0.0.11', port: 4001 }).role, 'public')
-    const priv = chooseRole('auto', true, { outcome: 'unreachable', peer: PEER_A, ip: '11.0.0.11', port: 4001 })
-    assert.equal(priv.role, 'private')
-    assert.match(priv.reason, /11\.0\.0\.11:4001/)
+  it('follows the reach probe verdict under --role auto with bootstraps', () => {
+    const reach = (outcome: 'reachable' | 'unreachable', reason: string) => ({ outcome, peer: PEER_A, ip: '11.0.0.11', port: 4001, open: true, reason })
+    assert.deepEqual(chooseRole('auto', true, reach('reachable', 'bootstrap reached 11.0.0.21:4001')), { role: 'public', reason: 'bootstrap reached 11.0.0.21:4001' })
+    assert.equal(chooseRole('auto', true, reach('unreachable', 'reachable at 11.0.0.11:4001 through a NAT')).role, 'private')
     assert.deepEqual(chooseRole('auto', true, { outcome: 'not-asked', reason: 'busy' }), { role: 'undetermined', reason: 'busy' })
   })
 
   it('--role fixes it, and no bootstrap is a public node', () => {
-    assert.equal(chooseRole('private', true, { outcome: 'reachable', peer: PEER_A, ip: '1.2.3.4', port: 1 }).role, 'private')
-    assert.equal(chooseRole('public', true, { outcome: 'unreachable', peer: PEER_A, ip: '1.2.3.4', port: 1 }).role, 'public')
+    assert.equal(chooseRole('private', true, { outcome: 'reachable', peer: PEER_A, ip: '1.2.3.4', port: 1, open: true, reason: '' }).role, 'private')
+    assert.equal(chooseRole('public', true, { outcome: 'unreachable', peer: PEER_A, ip: '1.2.3.4', port: 1, open: false, reason: '' }).role, 'public')
     assert.equal(chooseRole('auto', false, { outcome: 'not-asked', reason: '' }).role, 'public')
   })
 })
 
 describe('netcheck: punch methods', () => {
   const base: PunchInput = {
-    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachedPublicNode: true
+    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true
   }
   const works = (input: PunchInput): Record<string, boolean> => Object.fromEntries(punchMethods(input).map(p => [p.method, p.works]))
 
@@ -79,6 +78,12 @@ describe('netcheck: punch methods', () => {
     assert.equal(works({ ...base, portMapping: { natPmp: true, upnpIgd: false, asked: true, gateway: '10.1.0.1' } })['port-mapping'], true)
     const notAsked = punchMethods({ ...base, portMapping: { natPmp: false, upnpIgd: false, asked: false } }).find(p => p.method === 'port-mapping')
     assert.match(notAsked?.reason ?? '', /not asked/)
+  })
+
+  it('a port open only through a full cone is not called direct, and says why', () => {
+    const v = punchMethods({ ...base, reachOpen: true }).find(p => p.method === 'direct')
+    assert.equal(v?.works, false)
+    assert.match(v?.reason ?? '', /full cone/)
   })
 
   it('UDP punching is never claimed: this version has none', () => {

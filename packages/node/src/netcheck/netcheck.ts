@@ -21,6 +21,7 @@ import type { Logger } from '../logger.ts'
 import { defaultGateway, type Gateway } from '../portmap/gateway.ts'
 import { answersNatPmp, answersSsdp } from '../portmap/probe.ts'
 import { askReach } from '../reachability/client.ts'
+import { announcedIps, judgeReach } from '../reachability/decide.ts'
 import { createSwarm, type Swarm } from '../swarm.ts'
 import { canReusePort } from '../transport/reuseport-tcp.ts'
 import {
@@ -86,7 +87,9 @@ export async function netcheck (config: NodeConfig, options: NetcheckOptions): P
     const tcpPort = listenPort(swarm, 'tcp')
     const tcp = { ...classifyMapping(observations.filter(o => o.transport === 'tcp'), ownIps, canReusePort), ...(tcpPort != null ? { localPort: tcpPort } : {}) }
     const quic = classifyMapping(observations.filter(o => o.transport === 'quic'), ownIps)
-    const reach = config.role === 'auto' ? await probeReach(swarm, observations, tcpPort, options.signal) : { outcome: 'not-asked' as const, reason: `--role ${config.role}` }
+    const reach = config.role === 'auto'
+      ? await probeReach(swarm, observations, tcpPort, [...ownIps, ...announcedIps(config.announce)], options.signal)
+      : { outcome: 'not-asked' as const, reason: `--role ${config.role}` }
     const role = chooseRole(config.role, true, reach)
     const portMapping = await router
     return {
@@ -97,7 +100,7 @@ export async function netcheck (config: NodeConfig, options: NetcheckOptions): P
       ipv6: globalIPv6(interfaces),
       reach,
       role,
-      punch: punchMethods({ role: role.role, tcp: tcp.mapping, reusePort: canReusePort, portMapping, reachedPublicNode })
+      punch: punchMethods({ role: role.role, tcp: tcp.mapping, reusePort: canReusePort, portMapping, reachOpen: reach.outcome !== 'not-asked' && reach.open, reachedPublicNode })
     }
   } finally {
     identified.close()
@@ -228,13 +231,21 @@ export function sameHost (dialed: Multiaddr, listed: Multiaddr[]): Multiaddr[] {
 }
 
 /** Asks the first bootstrap that saw us over TCP whether it can dial our TCP listen port. */
-async function probeReach (swarm: Swarm, observations: Observation[], tcpPort: number | undefined, signal: AbortSignal): Promise<ReachResult> {
+async function probeReach (swarm: Swarm, observations: Observation[], tcpPort: number | undefined, ours: string[], signal: AbortSignal): Promise<ReachResult> {
   if (tcpPort == null) return { outcome: 'not-asked', reason: 'no TCP listener to probe' }
   const asked = observations.find(o => o.transport === 'tcp' && o.mapped != null)
   if (asked == null) return { outcome: 'not-asked', reason: 'no public node answered over TCP' }
   try {
     const answer = await askReach(swarm, peerIdFromString(asked.peer), [tcpPort], timeoutSignal(signal, REACH_TIMEOUT_MS))
-    return { outcome: answer.reachable.includes(tcpPort) ? 'reachable' : 'unreachable', peer: asked.peer, ip: answer.ip, port: tcpPort }
+    const verdict = judgeReach(answer, ours, `bootstrap ${asked.peer.slice(0, 4)}...${asked.peer.slice(-4)}`)
+    return {
+      outcome: verdict.reachable ? 'reachable' : 'unreachable',
+      peer: asked.peer,
+      ip: answer.ip,
+      port: tcpPort,
+      open: answer.reachable.includes(tcpPort),
+      reason: verdict.reason
+    }
   } catch (err) {
     const error = err as Error
     if (error.name === ReachRefusedError.NAME) {

@@ -70,10 +70,13 @@ export function classifyMapping (observations: Observation[], ownIps: string[], 
 
 export type Role = 'public' | 'private' | 'undetermined'
 
-/** What the reach probe found: a public node dialed our listen port from a port of its own. */
+/**
+ * What the reach probe found: a public node dialed our listen port from a port of its own
+ * (`open`), and whether that makes this node public (`reachable`: at an address of ours, as
+ * reachability/decide.ts judges it for the daemon; open only through a NAT is not).
+ */
 export type ReachResult =
-  | { outcome: 'reachable', peer: string, ip: string, port: number }
-  | { outcome: 'unreachable', peer: string, ip: string, port: number }
+  | { outcome: 'reachable' | 'unreachable', peer: string, ip: string, port: number, open: boolean, reason: string }
   | { outcome: 'not-asked', reason: string }
 
 export interface RoleVerdict {
@@ -86,10 +89,7 @@ export function chooseRole (setting: 'auto' | 'public' | 'private', hasBootstrap
   if (setting !== 'auto') return { role: setting, reason: `--role ${setting} says so` }
   if (!hasBootstrap) return { role: 'public', reason: 'no --bootstrap: this node is a bootstrap itself' }
   if (reach.outcome === 'not-asked') return { role: 'undetermined', reason: reach.reason }
-  const where = `${reach.ip}:${reach.port}`
-  return reach.outcome === 'reachable'
-    ? { role: 'public', reason: `${shortPeer(reach.peer)} connected to ${where} from a port of its own: peers can dial this node` }
-    : { role: 'private', reason: `${shortPeer(reach.peer)} could not connect to ${where}: unsolicited inbound connections do not get through` }
+  return { role: reach.outcome === 'reachable' ? 'public' : 'private', reason: reach.reason }
 }
 
 export interface PunchVerdict {
@@ -105,6 +105,8 @@ export interface PunchInput {
   reusePort: boolean
   /** What the router answered; `asked: false` when the probe was turned off. */
   portMapping: { natPmp: boolean, upnpIgd: boolean, asked: boolean, gateway?: string }
+  /** The reach probe got in (at our address or only through the NAT). */
+  reachOpen: boolean
   /** A public node answered: a relay is there to fall back on. */
   reachedPublicNode: boolean
 }
@@ -112,9 +114,7 @@ export interface PunchInput {
 /** Which ways to a direct connection can work from here, and the relay that always can. */
 export function punchMethods (input: PunchInput): PunchVerdict[] {
   const verdicts: PunchVerdict[] = []
-  verdicts.push(input.role === 'public'
-    ? { method: 'direct', works: true, reason: 'peers dial this node directly' }
-    : { method: 'direct', works: false, reason: input.role === 'private' ? 'peers cannot dial in unsolicited' : 'not known whether peers can dial in' })
+  verdicts.push(direct(input))
   const router = [input.portMapping.natPmp ? 'NAT-PMP' : '', input.portMapping.upnpIgd ? 'UPnP-IGD' : ''].filter(Boolean)
   verdicts.push(portMapping(input.portMapping, router))
   verdicts.push(tcpPunch(input))
@@ -123,6 +123,14 @@ export function punchMethods (input: PunchInput): PunchVerdict[] {
     ? { method: 'relay', works: true, reason: 'a public node answered: tunnels can always run through a relay' }
     : { method: 'relay', works: false, reason: 'no public node answered' })
   return verdicts
+}
+
+function direct (input: PunchInput): PunchVerdict {
+  if (input.role === 'public') return { method: 'direct', works: true, reason: 'peers dial this node directly' }
+  if (input.reachOpen) {
+    return { method: 'direct', works: false, reason: 'the port is open only through the NAT\'s mapping (a full cone): it lasts while our own traffic keeps it; --role public if it is stable' }
+  }
+  return { method: 'direct', works: false, reason: input.role === 'private' ? 'peers cannot dial in unsolicited' : 'not known whether peers can dial in' }
 }
 
 function portMapping (answers: PunchInput['portMapping'], router: string[]): PunchVerdict {
@@ -152,8 +160,4 @@ export function globalIPv6 (addrs: Array<{ family: string | number, address: str
   return addrs
     .filter(a => (a.family === 'IPv6' || a.family === 6) && !a.internal && /^[23][0-9a-f]{3}:/i.test(a.address))
     .map(a => a.address)
-}
-
-function shortPeer (peer: string): string {
-  return peer.length > 12 ? `${peer.slice(0, 4)}...${peer.slice(-4)}` : peer
 }
