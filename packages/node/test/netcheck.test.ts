@@ -59,7 +59,7 @@ describe('netcheck: role', () => {
 
 describe('netcheck: punch methods', () => {
   const base: PunchInput = {
-    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true
+    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true
   }
   const works = (input: PunchInput): Record<string, boolean> => Object.fromEntries(punchMethods(input).map(p => [p.method, p.works]))
 
@@ -75,8 +75,8 @@ describe('netcheck: punch methods', () => {
 
   it('a public node is dialed directly; a router that answers maps ports', () => {
     assert.equal(works({ ...base, role: 'public', tcp: 'none' }).direct, true)
-    assert.equal(works({ ...base, portMapping: { natPmp: true, upnpIgd: false, asked: true, gateway: '10.1.0.1' } })['port-mapping'], true)
-    const notAsked = punchMethods({ ...base, portMapping: { natPmp: false, upnpIgd: false, asked: false } }).find(p => p.method === 'port-mapping')
+    assert.equal(works({ ...base, portMapping: { natPmp: true, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' } })['port-mapping'], true)
+    const notAsked = punchMethods({ ...base, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: false } }).find(p => p.method === 'port-mapping')
     assert.match(notAsked?.reason ?? '', /not asked/)
   })
 
@@ -116,5 +116,46 @@ describe('netcheck: what a bootstrap can make it dial', () => {
       '/ip4/11.0.0.3/tcp/4001', '/ip4/11.0.0.2/tcp/4004/ws', '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWLywDHaXJgAZ1Pbc7gwzcCCfnevmRQJhK3w9pXYB52Ytf/p2p-circuit'
     ].map(a => multiaddr(a))
     assert.deepEqual(sameHost(dialed, listed).map(String), ['/ip4/11.0.0.2/tcp/4003', '/ip4/11.0.0.2/udp/4001/quic-v1'])
+  })
+})
+
+describe('netcheck: the router probe (fake router on loopback)', () => {
+  const gateway = { ip: '127.0.0.1', iface: 'lo', localIp: '127.0.0.1' }
+
+  async function fakeRouter (answer: (msg: Buffer) => Buffer | undefined): Promise<{ port: number, seen: Buffer[], close: () => void }> {
+    const { createSocket } = await import('node:dgram')
+    const socket = createSocket('udp4')
+    const seen: Buffer[] = []
+    socket.on('message', (msg, rinfo) => {
+      seen.push(msg)
+      const reply = answer(msg)
+      if (reply != null) socket.send(reply, rinfo.port, rinfo.address)
+    })
+    socket.bind(0, '127.0.0.1')
+    await new Promise(resolve => socket.once('listening', resolve))
+    return { port: socket.address().port, seen, close: () => socket.close() }
+  }
+
+  it('PCP: an ANNOUNCE answered in version 2 counts; a NAT-PMP-only answer (version 0) does not', async () => {
+    const { answersPcp, pcpAnnounce } = await import('../src/netcheck/router.ts')
+    const pcp = await fakeRouter(msg => msg[0] === 2 ? Buffer.concat([Buffer.from([2, 0x80, 0, 0]), Buffer.alloc(20)]) : undefined)
+    const natPmpOnly = await fakeRouter(() => Buffer.from([0, 0x80, 0, 1]))
+    try {
+      assert.equal(await answersPcp(gateway, AbortSignal.timeout(2000), { port: pcp.port }), true)
+      assert.deepEqual(pcp.seen[0], pcpAnnounce('127.0.0.1'))
+      assert.equal(pcp.seen[0]?.length, 24)
+      assert.equal(await answersPcp(gateway, AbortSignal.timeout(600), { port: natPmpOnly.port }), false)
+    } finally {
+      pcp.close()
+      natPmpOnly.close()
+    }
+  })
+
+  it('with port mapping off, asks no one (not even for the gateway)', async () => {
+    const { askRouter } = await import('../src/netcheck/router.ts')
+    let looked = false
+    const answers = await askRouter(false, AbortSignal.timeout(1000), async () => { looked = true; return gateway })
+    assert.deepEqual(answers, { asked: false, natPmp: false, pcp: false, upnpIgd: false })
+    assert.equal(looked, false)
   })
 })

@@ -18,8 +18,8 @@ function router (report: NetcheckReport): string {
   const p = report.portMapping
   if (!p.asked) return 'not asked (--no-port-mapping)'
   if (p.gateway == null) return 'no IPv4 default gateway found'
-  const found = [p.natPmp ? 'NAT-PMP' : '', p.upnpIgd ? 'UPnP-IGD' : ''].filter(Boolean)
-  return `router ${p.gateway} answers ${found.length > 0 ? found.join(' and ') : 'neither NAT-PMP nor UPnP-IGD'}`
+  const found = [p.natPmp ? 'NAT-PMP' : '', p.pcp ? 'PCP' : '', p.upnpIgd ? 'UPnP-IGD' : ''].filter(Boolean)
+  return `router ${p.gateway} answers ${found.length > 0 ? found.join(', ') : 'none of NAT-PMP, PCP and UPnP-IGD'}`
 }
 
 export function renderNetcheck (report: NetcheckReport): string {

@@ -18,12 +18,12 @@ import type { NodeConfig } from '../config.ts'
 import { REACH_TIMEOUT_MS } from '../constants.ts'
 import { NetcheckError, ReachRefusedError } from '../errors.ts'
 import type { Logger } from '../logger.ts'
-import { defaultGateway, type Gateway } from '../portmap/gateway.ts'
-import { answersNatPmp, answersSsdp } from '../portmap/probe.ts'
+import type { Gateway } from '../portmap/gateway.ts'
 import { askReach } from '../reachability/client.ts'
 import { announcedIps, judgeReach } from '../reachability/decide.ts'
 import { createSwarm, type Swarm } from '../swarm.ts'
 import { canReusePort } from '../transport/reuseport-tcp.ts'
+import { askRouter, type RouterAnswers } from './router.ts'
 import {
   chooseRole, classifyMapping, globalIPv6, punchMethods, type MappingVerdict, type Observation, type PunchVerdict,
   type ReachResult, type RoleVerdict, type Transport
@@ -33,8 +33,8 @@ import {
 const DIAL_TIMEOUT_MS = 8_000
 /** How long identify may take after the connection opened. */
 const IDENTIFY_TIMEOUT_MS = 5_000
-/** NAT-PMP and SSDP together. */
-const ROUTER_TIMEOUT_MS = 2_000
+/** NAT-PMP, then PCP and SSDP. */
+const ROUTER_TIMEOUT_MS = 3_000
 /** Observer addresses per transport: two decide; a third is cheap confirmation. */
 const MAX_OBSERVERS = 3
 /** Bootstraps tried at most. */
@@ -44,7 +44,7 @@ export interface NetcheckReport {
   observations: Observation[]
   tcp: MappingVerdict & { localPort?: number }
   quic: MappingVerdict
-  portMapping: { gateway?: string, natPmp: boolean, upnpIgd: boolean, asked: boolean }
+  portMapping: RouterAnswers
   ipv6: string[]
   reach: ReachResult
   role: RoleVerdict
@@ -63,7 +63,7 @@ export interface NetcheckOptions {
 export async function netcheck (config: NodeConfig, options: NetcheckOptions): Promise<NetcheckReport> {
   if (config.bootstrap.length === 0) throw new NetcheckError('netcheck needs a public node to measure against: give --bootstrap')
   const interfaces = Object.values((options.interfaces ?? networkInterfaces)()).flat().filter((i): i is NetworkInterfaceInfo => i != null)
-  const router = askRouter(config.portMapping, options)
+  const router = askRouter(config.portMapping, timeoutSignal(options.signal, ROUTER_TIMEOUT_MS), options.gateway)
   const swarm = await createSwarm({
     ...config,
     // Ephemeral ports, so a daemon running here keeps its own; no relay, no announcements.
@@ -256,15 +256,6 @@ async function probeReach (swarm: Swarm, observations: Observation[], tcpPort: n
     if (error.name === 'UnsupportedProtocolError') return { outcome: 'not-asked', reason: 'the public node does not answer reach probes (an older version)' }
     return { outcome: 'not-asked', reason: `the reach probe failed: ${oneLine(err)}` }
   }
-}
-
-async function askRouter (enabled: boolean, options: NetcheckOptions): Promise<NetcheckReport['portMapping']> {
-  if (!enabled) return { natPmp: false, upnpIgd: false, asked: false }
-  const gateway = await (options.gateway ?? (async () => defaultGateway()))()
-  if (gateway == null) return { natPmp: false, upnpIgd: false, asked: true }
-  const signal = timeoutSignal(options.signal, ROUTER_TIMEOUT_MS)
-  const [natPmp, upnpIgd] = await Promise.all([answersNatPmp(gateway, signal), answersSsdp(gateway, signal)])
-  return { gateway: gateway.ip, natPmp, upnpIgd, asked: true }
 }
 
 function oneLine (err: unknown): string {

@@ -104,7 +104,7 @@ export interface PunchInput {
   /** Dials leave from the listening port (Linux, SO_REUSEPORT). */
   reusePort: boolean
   /** What the router answered; `asked: false` when the probe was turned off. */
-  portMapping: { natPmp: boolean, upnpIgd: boolean, asked: boolean, gateway?: string }
+  portMapping: { natPmp: boolean, pcp: boolean, upnpIgd: boolean, asked: boolean, gateway?: string }
   /** The reach probe got in (at our address or only through the NAT). */
   reachOpen: boolean
   /** A public node answered: a relay is there to fall back on. */
@@ -115,7 +115,7 @@ export interface PunchInput {
 export function punchMethods (input: PunchInput): PunchVerdict[] {
   const verdicts: PunchVerdict[] = []
   verdicts.push(direct(input))
-  const router = [input.portMapping.natPmp ? 'NAT-PMP' : '', input.portMapping.upnpIgd ? 'UPnP-IGD' : ''].filter(Boolean)
+  const router = [input.portMapping.natPmp ? 'NAT-PMP' : '', input.portMapping.pcp ? 'PCP' : '', input.portMapping.upnpIgd ? 'UPnP-IGD' : ''].filter(Boolean)
   verdicts.push(portMapping(input.portMapping, router))
   verdicts.push(tcpPunch(input))
   verdicts.push({ method: 'udp-punch', works: false, reason: 'not implemented in this version' })
@@ -138,7 +138,7 @@ function portMapping (answers: PunchInput['portMapping'], router: string[]): Pun
   if (answers.gateway == null) return { method: 'port-mapping', works: false, reason: 'no IPv4 default gateway to ask' }
   return router.length > 0
     ? { method: 'port-mapping', works: true, reason: `the router answers ${router.join(' and ')}: the daemon asks it to forward its listen ports (--port-mapping, on by default)` }
-    : { method: 'port-mapping', works: false, reason: 'the router answers neither NAT-PMP nor UPnP-IGD' }
+    : { method: 'port-mapping', works: false, reason: 'the router answers none of NAT-PMP, PCP and UPnP-IGD' }
 }
 
 function tcpPunch (input: PunchInput): PunchVerdict {
