@@ -59,6 +59,15 @@ if (run === 'mapping') {
     `PCP mapped TCP 11.0.0.11:4999 on routerA (${JSON.stringify(pcpMapped ?? pcp.find(e => e.error != null) ?? 'no answer')}; router rules ${count('routerA.pcp-during')})`)
   check(pcp.some(e => e.deleted === true) && count('routerA.pcp-after') === 0,
     `PCP deleted it (router rules after: ${count('routerA.pcp-after')})`)
+  const report = name => { try { return JSON.parse(read(name)) } catch { return undefined } }
+  const routerSays = r => r?.portMapping != null ? `NAT-PMP ${r.portMapping.natPmp}, PCP ${r.portMapping.pcp}, UPnP-IGD ${r.portMapping.upnpIgd}` : 'no report'
+  const mappingWorks = r => r?.punch?.find(p => p.method === 'port-mapping')?.works === true
+  const nc = report('netcheck-client.json')
+  const nw = report('netcheck-workhorse.json')
+  check(nc?.portMapping?.natPmp === true && nc.portMapping.pcp === true && nc.portMapping.upnpIgd === false && mappingWorks(nc),
+    `netcheck behind routerA: NAT-PMP and PCP, no UPnP-IGD; port-mapping works (${routerSays(nc)})`)
+  check(nw?.portMapping?.upnpIgd === true && nw.portMapping.natPmp === false && nw.portMapping.pcp === false && mappingWorks(nw),
+    `netcheck behind routerB: UPnP-IGD only; port-mapping works (${routerSays(nw)})`)
 } else {
   const asked = [...workhorse, ...client].filter(e => String(e.event).startsWith('portmap.'))
   check(asked.length === 0, `--no-port-mapping: no portmap event (${asked.length})`)

@@ -6,7 +6,8 @@
 #   mapping   both daemons map their listen ports (the default: TCP, and QUIC's UDP port);
 #             the tunnel must go direct (symmetric/symmetric stays relayed without it),
 #             and on stop every mapping is deleted from the routers. Then PCP on its own
-#             (scripts/portmap-lab-pcp.ts) maps and deletes a port on routerA.
+#             (scripts/portmap-lab-pcp.ts) maps and deletes a port on routerA. Before the
+#             daemons start, `punchgate netcheck` on each host must name its router's protocols.
 #   off       the same with --no-port-mapping: no router is asked, the tunnel stays relayed.
 # Skips (exit 0, one line saying so) only when miniupnpd cannot be installed or run here.
 #
@@ -117,6 +118,13 @@ run() {
   boot="/ip4/$BOOT_ADDR/tcp/$BOOT_PORT/p2p/$boot_id"
   start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" --listen "/ip4/$BOOT_ADDR/tcp/$BOOT_PORT"
   wait_for "$out/boot.log" '"event":"node.started"' || { echo 'bootstrap did not start' > "$out/error"; return 1; }
+  if [ "$name" = mapping ]; then
+    # punchgate netcheck names each router's protocols (it maps nothing itself).
+    local host
+    for host in client workhorse; do
+      "$lab" exec "$prefix" "$host" node "$cli" netcheck --json --bootstrap "$boot" > "$out/netcheck-$host.json" 2> "$out/netcheck-$host.log" || true
+    done
+  fi
   start_in workhorse "$out/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
   wait_for "$out/echo.log" 'listening' || { echo 'echo server did not start' > "$out/error"; return 1; }
   client_id=$(punchgate_id "$work/client.key")
