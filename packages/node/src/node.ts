@@ -3,7 +3,8 @@
  * the order of start and stop and the status snapshot. The roles (roles/) carry out the
  * phase machine's commands; this file turns libp2p's connection events into machine events.
  */
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2'
 import type { Connection, PrivateKey } from '@libp2p/interface'
 import { mayBePublic, startsPublic, type NodeConfig } from './config.ts'
 import { DIAL_TIMEOUT_MS, DRAIN_TIMEOUT_MS, MAX_PROVIDER_RECORDS_KEPT, MAX_PROVIDER_RECORDS_KEPT_PER_PEER, PROVIDER_REFUSED_LOG_MS } from './constants.ts'
@@ -317,10 +318,17 @@ class Node implements PunchgateNode {
 
   /**
    * The public nodes we vouch for over `/punchgate/relays/1.0.0`: those our reach probe
-   * verified reachable and still connected (roles/reachability.ts); none on a private node.
+   * verified reachable and still connected (roles/reachability.ts), and that relay now (they
+   * list the relay protocol: a node our probe reached through a full-cone NAT stays private
+   * and relays for nobody); none on a private node.
    */
-  private vouchFor (): VouchedRelay[] {
-    return this.reachability.verifiedPublicPeers()
+  private async vouchFor (): Promise<VouchedRelay[]> {
+    const verified = this.reachability.verifiedPublicPeers()
+    const relaying = await Promise.all(verified.map(async v => {
+      const peer = await this.swarm.peerStore.get(peerIdFromString(v.peer)).catch(() => undefined)
+      return peer?.protocols.includes(RELAY_V2_HOP_CODEC) === true
+    }))
+    return verified.filter((_, i) => relaying[i])
   }
 
   async stop (options: StopOptions = {}): Promise<void> {

@@ -11,6 +11,8 @@ import { once } from 'node:events'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PunchgateNode } from '../src/node.ts'
 import { askReach } from '../src/reachability/client.ts'
+import { askRelays } from '../src/relays/vouch.ts'
+import { localScope } from '../src/holepunch/candidates.ts'
 import { connectTo, echoServer, event, portOf, random, sha256, tcpAddr, testNode, until, type EchoServer } from './fixtures.ts'
 
 /** The bound for the NAT lab (first byte <= 15 s after the kill); loopback must do well within it. */
@@ -156,5 +158,33 @@ describe('a bootstrap vouches for a second public node', () => {
     assert.equal(relayOf(consumer, provider), second.peerId)
     // Its only bootstrap is gone, but the slot it holds keeps the consumer in the mesh.
     assert.equal(consumer.status().phase, 'ready')
+  })
+})
+
+describe('a bootstrap vouches only for peers that relay', () => {
+  it('lists a public node that passed its reach probe, not a private one that passed it too (a full-cone NAT lets the probe in)', async () => {
+    const first = await testNode()
+    const [relaying, notRelaying, asker] = await Promise.all([
+      testNode({ role: 'public', bootstrap: [tcpAddr(first)] }),
+      testNode({ role: 'private', bootstrap: [tcpAddr(first)] }),
+      // Not a private node of the first: those ask it for relays as they join, and it answers once per interval.
+      testNode()
+    ])
+    try {
+      await asker.swarm.dial(multiaddr(tcpAddr(first)))
+      for (const node of [relaying, notRelaying]) {
+        await until(() => node.swarm.getConnections(first.swarm.peerId).length > 0, 10_000, 20)
+      }
+      for (const node of [relaying, notRelaying]) {
+        const port = Number(multiaddr(tcpAddr(node)).getComponents().find(c => c.name === 'tcp')?.value)
+        const answer = await askReach(node.swarm, first.swarm.peerId, [port])
+        assert.deepEqual(answer.reachable, [port], 'the probe got in')
+      }
+      const relays = await askRelays(asker.swarm, first.swarm.peerId, localScope({ allowLoopback: true }))
+      assert.deepEqual(relays.map(r => r.peer), [relaying.peerId])
+    } finally {
+      await Promise.all([relaying, notRelaying, asker].map(async n => n.stop({ drainMs: 0 })))
+      await first.stop({ drainMs: 0 })
+    }
   })
 })

@@ -46,12 +46,12 @@ export interface ServeRelaysOptions {
  * MAX_VOUCHED_ADDRS addresses. Only over a direct connection (a relayed asker is not
  * known to be anyone's neighbour), once per peer per interval; other requests are reset.
  */
-export async function serveRelays (node: Libp2p, verified: () => VouchedRelay[], options: ServeRelaysOptions = {}): Promise<void> {
+export async function serveRelays (node: Libp2p, verified: () => VouchedRelay[] | Promise<VouchedRelay[]>, options: ServeRelaysOptions = {}): Promise<void> {
   await node.handle(RELAYS_PROTOCOL, relaysHandler(verified, options), { maxInboundStreams: 1, maxOutboundStreams: 1, runOnLimitedConnection: false })
 }
 
 /** The stream handler serveRelays registers (tests call it with a connection of their making). */
-export function relaysHandler (verified: () => VouchedRelay[], options: ServeRelaysOptions = {}): (stream: Stream, connection: Pick<Connection, 'remotePeer' | 'direct' | 'remoteAddr'>) => Promise<void> {
+export function relaysHandler (verified: () => VouchedRelay[] | Promise<VouchedRelay[]>, options: ServeRelaysOptions = {}): (stream: Stream, connection: Pick<Connection, 'remotePeer' | 'direct' | 'remoteAddr'>) => Promise<void> {
   const intervalMs = options.intervalMs ?? RELAYS_ASK_INTERVAL_MS
   const perPeer = new PeerBudget({ limit: 1, windowMs: intervalMs, ...(options.now != null ? { now: options.now } : {}) })
   const inAll = new PeerBudget({ limit: ANSWERS_PER_INTERVAL, windowMs: intervalMs, ...(options.now != null ? { now: options.now } : {}) })
@@ -60,7 +60,7 @@ export function relaysHandler (verified: () => VouchedRelay[], options: ServeRel
     if (pathOf(connection) !== 'direct') { stream.abort(new ProtocolError('relays: ask over a direct connection')); return }
     if (!perPeer.take(asker) || !inAll.take('*')) { stream.abort(new ProtocolError('relays: asked too often')); return }
     try {
-      const relays = verified().filter(r => r.peer !== asker)
+      const relays = (await verified()).filter(r => r.peer !== asker)
       await writeFrame(stream, encodeAnswer(relays), AbortSignal.timeout(options.timeoutMs ?? RELAYS_TIMEOUT_MS))
       await stream.close()
     } catch (err) {
