@@ -88,7 +88,7 @@ if ! cmp -s "$work/in.bin" "$work/out.bin"; then
 fi
 echo "e2e: connect: 1 MiB echoed byte-exact through the daemon's control socket"
 punchgate status --control "$work/a.sock" > "$logs/status-a.txt"
-grep -q '^role: *private, phase ready$' "$logs/status-a.txt"
+grep -Eq '^role: +private \(.*\), phase ready$' "$logs/status-a.txt"
 wait_for "$logs/peer-a.log" '"event":"tunnel.closed"'
 wait_for "$logs/peer-b.log" '"event":"tunnel.closed"'
 sleep "${E2E_HOLD:-0}"
