@@ -10,8 +10,7 @@
 #   vouched: the second public node starts with --bootstrap P1 (--role auto) and becomes
 #            public on P1's reach probe; the private nodes know only P1, which vouches for
 #            the second (/punchgate/relays/1.0.0). P1, their only bootstrap, is killed.
-# RELAY_FAILOVER_SCENARIOS=listed,vouched picks (default: listed; vouched needs --role auto
-# to follow the reach probe). Needs root. Logs: test-results/relay-failover/.
+# RELAY_FAILOVER_SCENARIOS=listed,vouched picks (default: both). Needs root. Logs: test-results/relay-failover/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +22,7 @@ logs=${RELAY_FAILOVER_LOG_DIR:-$root/test-results/relay-failover}
 work=$(mktemp -d)
 readonly FIRST_BYTE_LIMIT_S=${FIRST_BYTE_LIMIT_S:-15} START_TIMEOUT_S=30 ECHO_PORT=7000 TUNNEL_PORT=2222
 readonly P1_IP=11.0.0.2 P2_IP=11.0.0.3
-scenarios=${RELAY_FAILOVER_SCENARIOS:-listed}
+scenarios=${RELAY_FAILOVER_SCENARIOS:-listed,vouched}
 mkdir -p "$logs"; rm -f "$logs"/*.log
 pids=()
 lab_up=0

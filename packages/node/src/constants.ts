@@ -159,8 +159,11 @@ export const RELAYS_ASK_INTERVAL_MS = 10_000
 /** A relays request and its answer, on both sides. */
 export const RELAYS_TIMEOUT_MS = 5_000
 
-/** While it holds fewer than MAX_RELAY_RESERVATIONS, a private node asks its bootstraps for relays again this often. */
-export const RELAYS_REFRESH_MS = 60_000
+/**
+ * While it holds fewer than MAX_RELAY_RESERVATIONS, a private node asks its bootstraps for relays again this often
+ * (a node that just turned public is vouched for once its bootstrap has its identify push, ~1-2 s later).
+ */
+export const RELAYS_REFRESH_MS = 15_000
 
 /** The reach probe (reachability/, docs/protocol.md): "can you reach me?", asked of a public node. */
 export const REACH_PROTOCOL = '/punchgate/reach/1.0.0'

@@ -9,7 +9,7 @@
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { quic } from '@chainsafe/libp2p-quic'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import type { Registry } from 'prom-client'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
@@ -75,6 +75,9 @@ export async function createSwarm (
   const useRelays = config.relayMode.mode !== 'off'
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
+    // Tells connected peers when our protocols change: a node that turns public starts
+    // handling the relay protocol, and its bootstrap vouches only for peers that list it.
+    identifyPush: identifyPush(),
     ping: ping({ maxOutboundStreams: MAX_PING_STREAMS, maxInboundStreams: MAX_PING_STREAMS }),
     dht: kadDHT({
       protocol: DHT_PROTOCOL,

@@ -39,6 +39,20 @@ describe('node phases', () => {
       last: [{ type: 'publish' }, { type: 'schedule', key: 'republish', ms: 1000, jitter: false, event: { type: 'republish-due' } }]
     },
     {
+      name: 'a new DHT server (a node that turned public) gets our records soon: one publish after a quiet 2 s',
+      from: publicNode,
+      events: [{ type: 'start' }, { type: 'dht-server-connected' }, { type: 'dht-server-connected' }],
+      phase: 'ready',
+      last: [{ type: 'schedule', key: 'republish-soon', ms: 2000, jitter: false, event: { type: 'republish-due' } }]
+    },
+    {
+      name: 'a new DHT server changes nothing for a node with no services',
+      from: () => readyConsumer(),
+      events: [{ type: 'dht-server-connected' }],
+      phase: 'ready',
+      last: []
+    },
+    {
       name: 'a private node dials its bootstraps and stays joining',
       from: privateNode,
       events: [{ type: 'start' }],

@@ -92,6 +92,7 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
       return relayTransition(state, event, timing)
 
     case 'republish-due':
+    case 'dht-server-connected':
       return servicesTransition(state, event, timing)
 
     case 'resolved':

@@ -5,8 +5,17 @@ export function servicesTransition (state: State, event: ServicesEvent, timing: 
   switch (event.type) {
     case 'republish-due':
       return [state, [{ type: 'publish' }, republishLater(timing)]]
+    case 'dht-server-connected':
+      // A public node we did not know as one (a node with --bootstrap that turned public, or
+      // one that came back): publish soon, so our records sit on every public node. Keyed, so
+      // a burst of them publishes once, NEW_DHT_SERVER_PUBLISH_MS after the last.
+      if (state.services.length === 0 || state.phase !== 'ready') return [state, []]
+      return [state, [{ type: 'schedule', key: 'republish-soon', ms: NEW_DHT_SERVER_PUBLISH_MS, jitter: false, event: { type: 'republish-due' } }]]
   }
 }
+
+/** After a new DHT server connects, the quiet time before we publish to it. */
+export const NEW_DHT_SERVER_PUBLISH_MS = 2_000
 
 /** On entering ready: publish if our record can carry a reachable address, and republish on a timer. */
 export function publishOnReady (state: State, timing: Timing): Command[] {

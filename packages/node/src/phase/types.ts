@@ -81,6 +81,8 @@ export type Event =
   | { type: 'relay-failed', relay: string, error: string }
   | { type: 'relay-lost', relay: string }
   | { type: 'republish-due' }
+  /** A connected peer serves the DHT now (it connected, or turned public): our records should reach it. */
+  | { type: 'dht-server-connected' }
   | { type: 'retry-bootstrap', addr: string }
   | { type: 'retry-relay', relay: string }
   | { type: 'resolved', tunnel: string, providers: string[] }
@@ -115,7 +117,7 @@ export type Command =
 /** Events by the sub-machine that handles them (machine.ts hands each to its reducer). */
 export type BootstrapEvent = Extract<Event, { type: 'start' | 'bootstrap-connected' | 'bootstrap-dial-failed' | 'bootstrap-disconnected' | 'retry-bootstrap' }>
 export type RelayEvent = Extract<Event, { type: 'relay-candidates' | 'relay-reserved' | 'relay-failed' | 'relay-lost' | 'retry-relay' }>
-export type ServicesEvent = Extract<Event, { type: 'republish-due' }>
+export type ServicesEvent = Extract<Event, { type: 'republish-due' | 'dht-server-connected' }>
 export type TunnelEvent = Extract<Event, { type: 'resolved' | 'resolve-failed' | 'retry-tunnel' | 'connected' | 'connect-failed' | 'upgrade-wait-over' | 'peer-path' | 'stream-failed' }>
 export type RoleEvent = Extract<Event, { type: 'role-changed' }>
 export type PunchEvent = Extract<Event, { type: 'punch-succeeded' | 'punch-failed' | 'retry-punch' }>

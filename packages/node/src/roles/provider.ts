@@ -8,7 +8,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { streamPair } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { NodeConfig } from '../config.ts'
-import { MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from '../constants.ts'
+import { DHT_PROTOCOL, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL, UDP_PROTOCOL } from '../constants.ts'
 import { publishService } from '../discovery.ts'
 import type { NodeEvents } from '../events.ts'
 import { InFlight } from '../in-flight.ts'
@@ -78,6 +78,11 @@ export class Provider {
       table: this.services, events: this.events, rejections: this.rejections, idleMs: this.config.udpIdleMs
     })))
     for (const [protocol, handler] of this.handlers) await this.swarm.handle(protocol, handler, handlerOptions)
+    // A peer that serves the DHT (on connecting, or once its identify push says it turned
+    // public) should hold our provider records too: the machine publishes again soon.
+    await this.swarm.register(DHT_PROTOCOL, {
+      onConnect: () => { if (this.loop.running) this.loop.dispatch({ type: 'dht-server-connected' }) }
+    })
   }
 
   /** After start: one event per service that anyone may use. */
