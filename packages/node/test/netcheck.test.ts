@@ -137,13 +137,16 @@ describe('netcheck: the router probe (fake router on loopback)', () => {
   }
 
   it('PCP: an ANNOUNCE answered in version 2 counts; a NAT-PMP-only answer (version 0) does not', async () => {
-    const { answersPcp, pcpAnnounce } = await import('../src/netcheck/router.ts')
+    const { answersPcp } = await import('../src/netcheck/router.ts')
+    const { announceRequest } = await import('../src/portmap/pcp.ts')
     const pcp = await fakeRouter(msg => msg[0] === 2 ? Buffer.concat([Buffer.from([2, 0x80, 0, 0]), Buffer.alloc(20)]) : undefined)
     const natPmpOnly = await fakeRouter(() => Buffer.from([0, 0x80, 0, 1]))
     try {
       assert.equal(await answersPcp(gateway, AbortSignal.timeout(2000), { port: pcp.port }), true)
-      assert.deepEqual(pcp.seen[0], pcpAnnounce('127.0.0.1'))
+      assert.deepEqual(pcp.seen[0], announceRequest('127.0.0.1'))
       assert.equal(pcp.seen[0]?.length, 24)
+      // Our address as IPv4-mapped IPv6 in bytes 8-23 (RFC 6887 7.1): ::ffff:127.0.0.1.
+      assert.deepEqual([...(pcp.seen[0] ?? Buffer.alloc(0)).subarray(8, 24)], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1])
       assert.equal(await answersPcp(gateway, AbortSignal.timeout(600), { port: natPmpOnly.port }), false)
     } finally {
       pcp.close()

@@ -5,7 +5,8 @@
  * (portmap/gateway.ts); the SSDP search is the one multicast, as for the daemon.
  */
 import { defaultGateway, type Gateway } from '../portmap/gateway.ts'
-import { answersNatPmp, answersSsdp, exchange, NAT_PMP_FIRST_RETRY_MS, NAT_PMP_PORT, type ProbeTarget } from '../portmap/probe.ts'
+import { announce, announcedPcp } from '../portmap/pcp.ts'
+import { answersNatPmp, answersSsdp, type ProbeTarget } from '../portmap/probe.ts'
 
 export interface RouterAnswers {
   /** False with --no-port-mapping: nothing was sent. */
@@ -16,29 +17,9 @@ export interface RouterAnswers {
   upnpIgd: boolean
 }
 
-/** A PCP ANNOUNCE request: version 2, opcode 0, lifetime 0, our address as IPv4-mapped IPv6. */
-export function pcpAnnounce (clientIp: string): Buffer {
-  const msg = Buffer.alloc(24)
-  msg[0] = 2
-  msg[20] = 0xff
-  msg[21] = 0xff
-  clientIp.split('.').forEach((octet, i) => { msg[22 + i] = Number(octet) })
-  return msg
-}
-
-/** Whether the gateway answers PCP's ANNOUNCE in version 2 with success (a NAT-PMP-only router answers version 0). */
+/** Whether the gateway answers PCP's ANNOUNCE in version 2 with success (a NAT-PMP-only router answers version 0): portmap/pcp.ts's own ANNOUNCE. */
 export async function answersPcp (gateway: Gateway, signal: AbortSignal, target: ProbeTarget = {}): Promise<boolean> {
-  return undefined !== await exchange({
-    bindIp: gateway.localIp,
-    host: target.host ?? gateway.ip,
-    port: target.port ?? NAT_PMP_PORT,
-    message: pcpAnnounce(gateway.localIp),
-    retryMs: NAT_PMP_FIRST_RETRY_MS,
-    backoff: true,
-    multicast: false,
-    accept: (msg, from) => from === gateway.ip && msg.length >= 24 && msg[0] === 2 && msg[1] === 0x80 && msg[3] === 0,
-    signal
-  })
+  return announcedPcp(await announce(gateway, signal, target))
 }
 
 export async function askRouter (enabled: boolean, signal: AbortSignal, gatewayOf: () => Promise<Gateway | undefined> = async () => defaultGateway()): Promise<RouterAnswers> {

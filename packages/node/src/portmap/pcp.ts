@@ -97,22 +97,44 @@ function resultError (code: number): Error {
 }
 
 /** The PCP client for one gateway; `target` points it elsewhere in tests. */
+/** One request to the gateway's PCP port, retried with backoff; the first answer from the gateway that `accept` takes. */
+async function askGateway (gateway: Gateway, target: ProbeTarget, message: Buffer, accept: (msg: Buffer) => boolean, signal: AbortSignal): Promise<Buffer | undefined> {
+  return exchange({
+    bindIp: gateway.localIp,
+    host: target.host ?? gateway.ip,
+    port: target.port ?? NAT_PMP_PORT,
+    message,
+    retryMs: NAT_PMP_FIRST_RETRY_MS,
+    backoff: true,
+    multicast: false,
+    accept: (msg, from) => from === gateway.ip && accept(msg),
+    signal
+  })
+}
+
+/** PCP's ANNOUNCE request (RFC 6887 14.1: it maps nothing), from `clientIp`. */
+export function announceRequest (clientIp: string): Buffer {
+  return header(OPCODE_ANNOUNCE, 0, clientIp)
+}
+
+/**
+ * Sends ANNOUNCE to the gateway: a PCP server answers it in version 2; a NAT-PMP-only one
+ * answers version 0 (unsupported version). Resolves with that answer, or undefined if none came.
+ */
+export async function announce (gateway: Gateway, signal: AbortSignal, target: ProbeTarget = {}): Promise<Buffer | undefined> {
+  return askGateway(gateway, target, announceRequest(gateway.localIp), msg => msg.length >= 4 && (msg[0] === 0 || msg[0] === VERSION), signal)
+}
+
+/** Whether an ANNOUNCE answer is a PCP server's, with success. */
+export function announcedPcp (hello: Buffer | undefined): boolean {
+  return hello != null && hello.length >= HEADER_BYTES && hello[0] === VERSION && hello[1] === (RESPONSE | OPCODE_ANNOUNCE) && hello[3] === 0
+}
+
 export function pcpClientFor (target: ProbeTarget = {}): ClientFactory {
   return async (gateway: Gateway, signal: AbortSignal): Promise<MappingClient> => {
-    const ask = async (message: Buffer, accept: (msg: Buffer) => boolean, signal: AbortSignal): Promise<Buffer | undefined> => exchange({
-      bindIp: gateway.localIp,
-      host: target.host ?? gateway.ip,
-      port: target.port ?? NAT_PMP_PORT,
-      message,
-      retryMs: NAT_PMP_FIRST_RETRY_MS,
-      backoff: true,
-      multicast: false,
-      accept: (msg, from) => from === gateway.ip && accept(msg),
-      signal
-    })
-    // ANNOUNCE: a PCP server answers it in version 2; a NAT-PMP-only one answers version 0
-    // (unsupported version), which is a no.
-    const hello = await ask(header(OPCODE_ANNOUNCE, 0, gateway.localIp), msg => msg.length >= 4 && (msg[0] === 0 || msg[0] === VERSION), signal)
+    const ask = async (message: Buffer, accept: (msg: Buffer) => boolean, signal: AbortSignal): Promise<Buffer | undefined> =>
+      askGateway(gateway, target, message, accept, signal)
+    const hello = await announce(gateway, signal, target)
     if (hello == null) throw new Error('no PCP answer from the gateway')
     if (hello[0] !== VERSION || hello[1] !== (RESPONSE | OPCODE_ANNOUNCE)) throw new Error('the gateway speaks NAT-PMP, not PCP')
     if (hello.length >= HEADER_BYTES && hello[3] !== 0) throw resultError(hello[3] ?? 0)
