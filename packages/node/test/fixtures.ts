@@ -4,6 +4,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram'
 import type { ComponentLogger, ConnectionEncrypter, PrivateKey, Stream } from '@libp2p/interface'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
+import { tls } from '@libp2p/tls'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { once } from 'node:events'
 import { randomBytes, createHash } from 'node:crypto'
@@ -258,4 +259,14 @@ export async function echoPeer (encrypter: (components: any) => ConnectionEncryp
     stream.addEventListener('remoteCloseWrite', () => { void stream.close() })
   })
   return peer
+}
+
+/** A bare libp2p node on loopback (TCP, TLS, yamux): a peer for protocol tests, with no Punchgate in it. */
+export async function plainNode (): Promise<Libp2p> {
+  return createLibp2p({
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [tls()],
+    streamMuxers: [yamux()]
+  })
 }

@@ -8,12 +8,10 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { tls } from '@libp2p/tls'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import type { Libp2p } from 'libp2p'
 import { lpStream, streamPair } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
+import { plainNode } from './fixtures.ts'
 import { ReachRefusedError } from '../src/errors.ts'
 import { askReach } from '../src/reachability/client.ts'
 import { ReachServer, type DialBack, type ProbeConnection } from '../src/reachability/server.ts'
@@ -183,14 +181,6 @@ describe('reach server: what a stranger can make it do', () => {
   })
 })
 
-async function plainNode (): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [tls()],
-    streamMuxers: [yamux()]
-  })
-}
 
 describe('reach probe over loopback', () => {
   let server: Libp2p

@@ -5,15 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { tls } from '@libp2p/tls'
-import { yamux } from '@chainsafe/libp2p-yamux'
+import type { Libp2p } from 'libp2p'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { lpStream, streamPair } from '@libp2p/utils'
 import type { Connection } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
+import { plainNode } from './fixtures.ts'
 import { MAX_FRAME_BYTES } from '../src/constants.ts'
 import { askRelays, decodeAnswer, encodeAnswer, relaysHandler, serveRelays, type VouchedRelay } from '../src/relays/vouch.ts'
 import { localScope } from '../src/holepunch/candidates.ts'
@@ -22,14 +20,6 @@ async function newId (): Promise<string> {
   return peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
 }
 
-async function plainNode (): Promise<Libp2p> {
-  return createLibp2p({
-    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-    transports: [tcp()],
-    connectionEncrypters: [tls()],
-    streamMuxers: [yamux()]
-  })
-}
 
 /** Runs `handler` on one stream of a pair and says whether the other end got an answer. */
 async function outcome (handler: ReturnType<typeof relaysHandler>, connection: Pick<Connection, 'remotePeer' | 'direct' | 'remoteAddr'>): Promise<'answered' | 'refused'> {
