@@ -44,6 +44,9 @@ PATH="$node_bin:$PATH" "$npm_cli" install -g --prefix "$prefix" --no-audit --no-
 clean_path="$prefix/bin:$node_bin"
 
 run() { env -i HOME="$work/home" PATH="$clean_path" "$@"; }
+# A daemon in the background (`daemon ... &`): exec, so that `$!` is the daemon itself and the
+# cleanup trap stops it (with `run ... &`, `$!` was the subshell, and the daemons outlived the test).
+daemon() { exec env -i HOME="$work/home" PATH="$clean_path" "$@"; }
 version=$(run punchgate --version)
 [ "$version" = "$(node -p 'require(process.argv[1]).version' "$root/packages/cli/package.json")" ] || fail "installed punchgate --version printed '$version'"
 # npx needs npm itself on PATH (the system's, run by this Node) and npm's settings (registry, CA): the user's environment.
@@ -62,7 +65,7 @@ boot_id=$(run punchgate id --identity "$work/keys/boot.key")
 client_id=$(run punchgate id --identity "$work/keys/client.key")
 boot="/ip4/127.0.0.1/tcp/$boot_port/p2p/$boot_id"
 
-run punchgate --identity "$work/keys/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" > "$logs/bootstrap.log" 2>&1 &
+daemon punchgate --identity "$work/keys/boot.key" --listen "/ip4/127.0.0.1/tcp/$boot_port" > "$logs/bootstrap.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/bootstrap.log" '"event":"node.started"'
 # The provider reads its options from a TOML file (--config); its identity path is relative
@@ -74,10 +77,10 @@ bootstrap = ["$boot"]
 expose = ["echo=127.0.0.1:$echo_port"]
 allow = ["$client_id"]
 EOF
-run punchgate --config "$work/keys/provider.toml" > "$logs/provider.log" 2>&1 &
+daemon punchgate --config "$work/keys/provider.toml" > "$logs/provider.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/provider.log" '"event":"service.published"'
-run punchgate --identity "$work/keys/client.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
+daemon punchgate --identity "$work/keys/client.key" --listen /ip4/127.0.0.1/tcp/0 --bootstrap "$boot" \
   --tunnel-by-name "echo@127.0.0.1:$bind_port" > "$logs/client.log" 2>&1 &
 pids+=($!)
 wait_for "$logs/client.log" '"event":"tunnel.activated"'
