@@ -54,13 +54,15 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
-       [--steps throughput1,throughput8,latency,open,concurrent]
+       [--steps throughput1,throughput8,latency,open,concurrent,start]
        [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
   process.exit(0)
 }
 
 const sizes: Sizes = { ...(flags.smoke ? SMOKE : FULL) }
+/** How long a setup idles before its idle RSS is read: start-up work (DHT, identify) settles. */
+const settleMs = flags.smoke ? 500 : 3000
 if (flags.size != null) sizes.throughputBytes = Number(flags.size) * MiB
 if (flags.repeats != null) sizes.repeats = Number(flags.repeats)
 if (flags.concurrency != null) sizes.concurrency = Number(flags.concurrency)
@@ -141,10 +143,14 @@ const record = (setup: SetupName, key: string, value: number): void => {
 }
 const cpuTotals = new Map<SetupName, { seconds: number, bytes: number }>()
 const peaks = new Map<SetupName, { totalBytes: number, largestBytes: number }>()
+/** The largest private daemon's peak during one stream and N at once (issue 21's "under load"). */
+const privatePeaks = new Map<SetupName, number>()
+const PRIVATE_LOAD_STEPS = ['throughput 1', 'concurrent']
 
 /** Runs one measurement for one setup, tracking its processes' peak memory and CPU. */
 async function measure (setup: Setup, what: string, fn: () => Promise<void>, bytesMoved = 0): Promise<void> {
   const peak = new PeakMemory(setup.roots)
+  const privatePeak = setup.daemons != null && PRIVATE_LOAD_STEPS.includes(what) ? new PeakMemory(setup.daemons) : undefined
   const cpuBefore = cpuSeconds(setup.roots)
   const startedMs = Date.now()
   try {
@@ -158,6 +164,7 @@ async function measure (setup: Setup, what: string, fn: () => Promise<void>, byt
     console.error(`bench: ${message}`)
   } finally {
     const m = peak.stop()
+    if (privatePeak != null) privatePeaks.set(setup.name, Math.max(privatePeaks.get(setup.name) ?? 0, privatePeak.stop().largestBytes))
     const before = peaks.get(setup.name) ?? { totalBytes: 0, largestBytes: 0 }
     peaks.set(setup.name, { totalBytes: Math.max(before.totalBytes, m.totalBytes), largestBytes: Math.max(before.largestBytes, m.largestBytes) })
     if (bytesMoved > 0) {
@@ -195,7 +202,17 @@ const STEPS: Array<[string, string, Step]> = [
     record(setup.name, 'concurrent.seconds', c.seconds)
     record(setup.name, 'concurrent.errors', c.errors)
     if (c.errors > 0) throw new Error(`${c.errors} of ${c.connections} failed: ${c.failures.join(', ')}`)
-  })]
+  })],
+  ['start', 'first byte from start', async setup => {
+    if (setup.coldStart == null) return
+    const coldStart = setup.coldStart
+    await measure(setup, 'first byte from start', async () => {
+      const n = (samples[setup.name]?.['start.firstByte']?.length ?? 0) + 1
+      const s = await coldStart(n, settleMs)
+      record(setup.name, 'start.firstByte', s.firstByteMs)
+      if (s.idleRssBytes != null) record(setup.name, 'rss.private', s.idleRssBytes / MB)
+    })
+  }]
 ]
 const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key)
 for (const key of wantedSteps) if (!STEPS.some(([k]) => k === key)) throw new Error(`--steps: unknown step ${key}`)
@@ -207,7 +224,7 @@ async function main (): Promise<number> {
   for (const s of setups) console.error(`bench: ${SETUP_LABELS[s.name]} on 127.0.0.1:${s.port} (${s.detail})`)
 
   // Idle: every setup up, nothing flowing; a moment for start-up work (DHT, identify) to settle.
-  await sleep(flags.smoke ? 500 : 3000)
+  await sleep(settleMs)
   for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.idle', memory(s.roots).largestBytes / MB)
 
   for (let r = 0; r < sizes.repeats; r++) {
@@ -222,7 +239,7 @@ async function main (): Promise<number> {
     }
   }
   // Idle again: what the load left behind (garbage not yet collected, allocator caches).
-  await sleep(flags.smoke ? 500 : 3000)
+  await sleep(settleMs)
   for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.after', memory(s.roots).largestBytes / MB)
   for (const s of setups) {
     const cpu = cpuTotals.get(s.name)
@@ -232,6 +249,8 @@ async function main (): Promise<number> {
       record(s.name, 'rss.load', peak.largestBytes / MB)
       record(s.name, 'rss.loadTotal', peak.totalBytes / MB)
     }
+    const privatePeak = privatePeaks.get(s.name)
+    if (privatePeak != null) record(s.name, 'rss.loadPrivate', privatePeak / MB)
   }
 
   const m = medians(samples)

@@ -11,8 +11,12 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
+import { connect } from 'node:net'
 import { promisify } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Proc, freePort } from './proc.ts'
+import { memory } from './procstat.ts'
+import { MODE_ECHO } from './target.ts'
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..')
@@ -38,6 +42,39 @@ export interface Setup {
   detail: string
   /** How the tunnel left its path (a relayed one gone direct, a connection dropped) since `sinceMs`, if it did. */
   changed?: (sinceMs: number) => string | undefined
+  /** The private daemons among `roots` (a tunnel's two ends, not the relay). */
+  daemons?: number[]
+  /** Starts a fresh client of this kind against the running servers: its time to first byte. */
+  coldStart?: (n: number, settleMs: number) => Promise<ColdStart>
+}
+
+export interface ColdStart {
+  /** From spawning the client's process to the first byte echoed through its local port (ms). */
+  firstByteMs: number
+  /** The client's RSS once idle, holding its tunnels (punchgate: a private daemon with two). */
+  idleRssBytes?: number
+}
+
+/**
+ * Connects to `port` until a byte comes back through it: a refused connect (nothing
+ * listening yet) or one closed before its echo is tried again. Resolves at the echo.
+ */
+export async function firstEcho (port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const echoed = await new Promise<boolean>(resolve => {
+      const socket = connect({ host: '127.0.0.1', port, noDelay: true })
+      const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
+      socket.once('connect', () => socket.write(Uint8Array.of(MODE_ECHO, 0x2a)))
+      socket.once('data', () => done(true))
+      socket.once('error', () => done(false))
+      socket.once('close', () => done(false))
+      socket.setTimeout(Math.max(1, deadline - Date.now()), () => done(false))
+    })
+    if (echoed) return
+    await new Promise(resolve => setTimeout(resolve, 5))
+  }
+  throw new Error(`no echo through port ${port} within ${timeoutMs} ms`)
 }
 
 /** Transports the daemons listen on: the default is both, as a daemon without --listen does. */
@@ -115,8 +152,7 @@ export async function startSsh (ctx: Context): Promise<Setup> {
   ].join('\n'))
   const sshd = spawnProc(ctx, 'sshd', '/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')])
   await sshd.waitForPort(sshPort, READY_MS)
-  const port = await freePort()
-  const ssh = spawnProc(ctx, 'ssh', 'ssh', [
+  const client = (name: string, port: number): Proc => spawnProc(ctx, name, 'ssh', [
     '-N', '-T',
     '-L', `127.0.0.1:${port}:127.0.0.1:${ctx.targetPort}`,
     '-p', String(sshPort),
@@ -127,8 +163,22 @@ export async function startSsh (ctx: Context): Promise<Setup> {
     '-o', 'ExitOnForwardFailure=yes',
     `${userInfo().username}@127.0.0.1`
   ])
+  const port = await freePort()
+  const ssh = client('ssh', port)
   await ssh.waitForPort(port, READY_MS)
-  return { name: 'ssh', port, roots: [sshd.pid, ssh.pid], detail: 'OpenSSH defaults' }
+  // A second ssh -L to the running sshd: from its spawn to the first byte through it.
+  const coldStart = async (n: number): Promise<ColdStart> => {
+    const port = await freePort()
+    const started = performance.now()
+    const proc = client(`ssh-start-${n}`, port)
+    try {
+      await firstEcho(port, READY_MS)
+      return { firstByteMs: performance.now() - started }
+    } finally {
+      await proc.stop()
+    }
+  }
+  return { name: 'ssh', port, roots: [sshd.pid, ssh.pid], detail: 'OpenSSH defaults', coldStart }
 }
 
 function listenArgs (transports: Transports): string[] {
@@ -185,6 +235,9 @@ function transportOf (addr: unknown): string {
 export async function startPunchgate (ctx: Context, which: Array<'direct' | 'relay'>): Promise<Setup[]> {
   const [boot, ...providers] = await Promise.all(['bootstrap', ...which.map(w => `provider-${w}`)].map(async n => peerId(ctx, n)))
   if (boot == null) throw new Error('no bootstrap identity')
+  // The daemons of the cold starts, one per kind: each provider lets them all in.
+  const starters = await Promise.all(which.map(async kind => peerId(ctx, `start-${kind}`)))
+  const startAllow = starters.flatMap(s => ['--allow', s.id])
   const bootPort = await freePort()
   const bootListen = ['--listen', `/ip4/127.0.0.1/tcp/${bootPort}`]
   if (ctx.transports !== 'tcp') bootListen.push('--listen', `/ip4/127.0.0.1/udp/${bootPort}/quic-v1`)
@@ -203,7 +256,7 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
     const consumer = await peerId(ctx, `consumer-${kind}`)
     const p = daemon(ctx, `provider-${kind}`, [
       '--identity', provider.key, ...providerListen, '--bootstrap', bootAddr,
-      '--expose', `bench=127.0.0.1:${ctx.targetPort}`, '--allow', consumer.id
+      '--expose', `bench=127.0.0.1:${ctx.targetPort}`, '--allow', consumer.id, ...startAllow
     ])
     await p.waitForEvent('service.published', READY_MS)
     const port = await freePort()
@@ -227,6 +280,38 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
       return moved == null ? undefined : `the tunnel went from ${path} to ${String(moved.to)} at ${String(moved.time)}`
     }
     const detail = kind === 'relay' ? (ctx.circuit ? 'circuit relay' : 'spliced through the relay') : transportOf(connected.addr)
-    return { name: kind, port, roots, detail, changed }
+    /**
+     * A private daemon started as a user starts one (--bootstrap, tunnels by name) while
+     * the bootstrap and the providers run and have published: its time from spawn to the
+     * first byte echoed through its first tunnel (this kind's provider, reached as this
+     * setup's consumer reaches it), then its idle RSS holding that tunnel and a second one
+     * (to the other kind's provider, or a second port to the same one).
+     */
+    const coldStart = async (n: number, settleMs: number): Promise<ColdStart> => {
+      const me = starters[i]
+      if (me == null) throw new Error('no identity for the cold start')
+      const other = providers[(i + 1) % providers.length] ?? provider
+      const [first, second] = [await freePort(), await freePort()]
+      const started = performance.now()
+      const d = daemon(ctx, `start-${kind}-${n}`, [
+        '--identity', me.key, ...(kind === 'relay' ? ['--listen', 'none'] : listenArgs(ctx.transports)), '--bootstrap', bootAddr,
+        '--tunnel-by-name', `bench@127.0.0.1:${first}?peer=${provider.id}`,
+        '--tunnel-by-name', `bench@127.0.0.1:${second}?peer=${other.id}`
+      ])
+      try {
+        await firstEcho(first, READY_MS)
+        const firstByteMs = performance.now() - started
+        const active = new Set<unknown>()
+        await d.waitForRecord(r => {
+          if (r.event === 'tunnel.activated') active.add(r.tunnel)
+          return active.size >= 2
+        }, 'two tunnels activated', READY_MS)
+        await sleep(settleMs)
+        return { firstByteMs, idleRssBytes: memory([d.pid]).largestBytes }
+      } finally {
+        await d.stop()
+      }
+    }
+    return { name: kind, port, roots, detail, changed, daemons: [c.pid, p.pid], coldStart }
   }))
 }
