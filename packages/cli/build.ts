@@ -19,13 +19,14 @@ const packageDir = import.meta.dirname
 
 /**
  * Left to Node's resolution at run time: pino (it finds worker files beside its own code)
- * and the Unix-socket addon. The QUIC transport is bundled: left
+ * and the Unix-socket and udx (UDP transport) addons, which load their native binaries from
+ * beside their own code. The QUIC transport is bundled: left
  * out, it loaded its own copies of @libp2p/utils, @libp2p/crypto and the rest from
  * node_modules, 5 MB of RSS more. (Bundled without --initial-old-space-size it made TCP
  * tunnels slower: the smaller heap got a lower collection limit and collected four times
  * as often. node-flags.ts sets that floor; docs/performance.md has the figures.)
  */
-const EXTERNAL = ['node-unix-socket', 'pino']
+const EXTERNAL = ['node-unix-socket', 'pino', 'udx-native']
 
 /** Bundled CommonJS dependencies call require(); an ES module has none of its own. */
 const REQUIRE_SHIM = "import { createRequire as __punchgateCreateRequire } from 'node:module';\n" +

@@ -1,0 +1,311 @@
+/**
+ * UDP punching's carrier: a libp2p transport over udx-native (reliable, congestion-
+ * controlled streams over UDP, what Holepunch's hyperdht punches with). Why this carrier
+ * and not WebRTC or QUIC: docs/nat-traversal.md, "UDP punching".
+ *
+ * One UDP socket per node both accepts and dials, so the NAT mapping an observer saw for it
+ * (holepunch/udp-observe.ts) is the one a peer must send to. udx has no handshake of its
+ * own: a dial sends SYN (nonce, its stream id) every SYN_INTERVAL_MS until the listener's
+ * SYN-ACK (its stream id) comes back from the dialled address (datagrams.ts); each side
+ * then connects a udx stream to the other's, and libp2p's upgrader secures it (TLS or
+ * Noise) and muxes it (yamux) like a TCP connection. The resent SYNs are also the punch:
+ * the first ones open the dialler's NAT, and once the peer's PROBEs (`probe()`) have opened
+ * its own, the next SYN gets through.
+ *
+ * The socket is opened at start and is not a libp2p listener: nothing announces it (punch
+ * candidates carry its address, docs/protocol.md), and libp2p never dials it on its own.
+ *
+ * What a stranger can make us do: a SYN from anyone gets a SYN-ACK of the same size (resent
+ * at most SYN_ACKS_PER_HANDSHAKE times) and an inbound upgrade under libp2p's usual inbound
+ * limits and gater; at most MAX_PENDING_INBOUND such upgrades at once and
+ * NEW_HANDSHAKES_PER_IP_PER_MINUTE per source address. PROBE and stray datagrams are dropped
+ * unread; OBSERVE only completes a token we handed out. We send PROBEs only where the
+ * puncher says (filtered candidates, PROBES_PER_TARGET each, MAX_PROBE_TARGETS at once).
+ */
+import { randomBytes } from 'node:crypto'
+import { networkInterfaces } from 'node:os'
+import { setTimeout as delay } from 'node:timers/promises'
+import { AbortError, serviceCapabilities, transportSymbol, TimeoutError } from '@libp2p/interface'
+import type { ComponentLogger, Connection, CreateListenerOptions, DialTransportOptions, Listener, Logger, Startable, Transport, Upgrader } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type UDX from 'udx-native'
+import type { UdxAddress, UdxSocket, UdxStream } from 'udx-native'
+import { PeerBudget } from '../../holepunch/budget.ts'
+import { udxAddr, udxHostPort, type HostPort } from './addr.ts'
+import { UdxConnection } from './connection.ts'
+import { decodeDatagram, encodeDatagram, PROBE_TOKEN_BYTES } from './datagrams.ts'
+
+/** SYN resend interval and count: a dial gives up after SYN_INTERVAL_MS x SYN_ATTEMPTS (4.5 s). */
+export const SYN_INTERVAL_MS = 100
+export const SYN_ATTEMPTS = 45
+/** A handshake is remembered this long, so a resent SYN gets the same answer. */
+const HANDSHAKE_MEMORY_MS = 10_000
+const SYN_ACKS_PER_HANDSHAKE = 10
+const MAX_PENDING_INBOUND = 32
+/** Handshakes remembered at once (each for HANDSHAKE_MEMORY_MS): a flood of SYNs from many addresses cannot grow the table. */
+const MAX_REMEMBERED_HANDSHAKES = 1024
+const NEW_HANDSHAKES_PER_IP_PER_MINUTE = 30
+export const PROBE_INTERVAL_MS = 100
+export const PROBES_PER_TARGET = 10
+export const MAX_PROBE_TARGETS = 8
+const MAX_OBSERVE_WAITERS = 64
+/**
+ * Socket buffers: measured in the NAT lab, 100 MiB echoed at 22 MB/s with the kernel's
+ * defaults and 39-40 MB/s with 4 MiB (docs/nat-traversal.md). The kernel caps them at
+ * net.core.rmem_max / wmem_max.
+ */
+const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+/** udx keepalive on an idle connection: keeps NAT mappings (often 30 s for UDP) alive. */
+const KEEPALIVE_MS = 15_000
+
+export interface UdxTransportInit {
+  /** UDP port of the socket; 0 (default) picks one. */
+  port?: number
+  /** @default '0.0.0.0' */
+  host?: string
+}
+
+export interface UdxTransportComponents {
+  upgrader: Upgrader
+  logger: ComponentLogger
+}
+
+interface Accepted { streamId: number, acks: number, expires: number }
+interface Dialing { host: string, port: number, resolve: (remoteStreamId: number) => void }
+
+export class UdxTransport implements Transport, Startable {
+  readonly [transportSymbol] = true
+  readonly [Symbol.toStringTag] = '@punchgate/udx'
+  readonly [serviceCapabilities] = ['@libp2p/transport']
+  private readonly components: UdxTransportComponents
+  private readonly init: UdxTransportInit
+  private readonly log: Logger
+  private udx?: UDX
+  private socket?: UdxSocket
+  private readonly streamIds = new Set<number>()
+  /** `host:port:nonce` of SYNs we answered. */
+  private readonly accepted = new Map<string, Accepted>()
+  /** `host:port:nonce` of our dials waiting for a SYN-ACK. */
+  private readonly dialing = new Map<string, Dialing>()
+  private readonly observeWaiters = new Map<string, (from: HostPort) => void>()
+  private readonly newHandshakes = new PeerBudget({ limit: NEW_HANDSHAKES_PER_IP_PER_MINUTE, windowMs: 60_000 })
+  private pendingInbound = 0
+  private shutdown = new AbortController()
+
+  constructor (components: UdxTransportComponents, init: UdxTransportInit = {}) {
+    this.components = components
+    this.init = init
+    this.log = components.logger.forComponent('punchgate:udx')
+  }
+
+  async start (): Promise<void> {
+    const { default: Udx } = await import('udx-native')
+    this.shutdown = new AbortController()
+    this.udx = new Udx()
+    const socket = this.udx.createSocket()
+    socket.bind(this.init.port ?? 0, this.init.host ?? '0.0.0.0')
+    try {
+      socket.setRecvBufferSize(SOCKET_BUFFER_BYTES)
+      socket.setSendBufferSize(SOCKET_BUFFER_BYTES)
+    } catch {}
+    socket.on('message', (message, from) => { this.onDatagram(message, from) })
+    this.socket = socket
+    this.log('udx socket on %s:%d', socket.address().host, socket.address().port)
+  }
+
+  async stop (): Promise<void> {
+    this.shutdown.abort()
+    const socket = this.socket
+    this.socket = undefined
+    if (socket == null) return
+    // Closing the socket waits for its streams: destroy them (libp2p has closed its connections by now).
+    for (const stream of (socket as unknown as { streams: Set<UdxStream> }).streams ?? []) stream.destroy()
+    await socket.close()
+  }
+
+  /** The socket's local port, once started. */
+  get port (): number | undefined {
+    return this.socket?.address().port
+  }
+
+  /** This host's own addresses for the socket (`/ip4/A/udp/P` form is the caller's): non-internal IPv4 interfaces. */
+  localAddresses (interfaces = networkInterfaces): HostPort[] {
+    const port = this.port
+    if (port == null) return []
+    return Object.values(interfaces()).flatMap(list => list ?? [])
+      .filter(i => i.family === 'IPv4' && !i.internal)
+      .map(i => ({ host: i.address, port }))
+  }
+
+  listenFilter (): Multiaddr[] {
+    return []
+  }
+
+  dialFilter (multiaddrs: Multiaddr[]): Multiaddr[] {
+    return multiaddrs.filter(ma => udxHostPort(ma) != null)
+  }
+
+  createListener (_options: CreateListenerOptions): Listener {
+    throw new Error('the udx transport listens on its own socket, not through libp2p')
+  }
+
+  async dial (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
+    const target = udxHostPort(ma)
+    const socket = this.socket
+    const udx = this.udx
+    if (target == null) throw new Error(`not a udx address: ${ma.toString()}`)
+    if (socket == null || udx == null) throw new Error('udx transport not started')
+    const signal = AbortSignal.any([options.signal, this.shutdown.signal])
+    const streamId = this.newStreamId()
+    try {
+      const remoteStreamId = await this.handshake(socket, target, streamId, signal)
+      const stream = udx.createStream(streamId)
+      stream.connect(socket, remoteStreamId, target.port, target.host)
+      const maConn = this.connection(stream, 'outbound', ma)
+      try {
+        return await options.upgrader.upgradeOutbound(maConn, options)
+      } catch (err) {
+        maConn.abort(err as Error)
+        throw err
+      }
+    } catch (err) {
+      this.streamIds.delete(streamId)
+      throw err
+    }
+  }
+
+  /**
+   * Sends PROBEs to `targets` from our socket (opening our NAT towards them) every
+   * PROBE_INTERVAL_MS, PROBES_PER_TARGET times or until `signal` aborts. Resolves when done.
+   */
+  async probe (targets: HostPort[], signal: AbortSignal): Promise<void> {
+    const socket = this.socket
+    if (socket == null) return
+    const datagram = encodeDatagram({ type: 'probe', token: randomBytes(PROBE_TOKEN_BYTES) })
+    const list = targets.slice(0, MAX_PROBE_TARGETS)
+    for (let i = 0; i < PROBES_PER_TARGET && !signal.aborted && !this.shutdown.signal.aborted; i++) {
+      for (const t of list) socket.trySend(datagram, t.port, t.host)
+      await sleep(PROBE_INTERVAL_MS, signal).catch(() => {})
+    }
+  }
+
+  /** Sends one OBSERVE datagram with `token` to an observer (holepunch/udp-observe.ts). */
+  sendObserve (token: Uint8Array, to: HostPort): void {
+    this.socket?.trySend(encodeDatagram({ type: 'observe', token }), to.port, to.host)
+  }
+
+  /**
+   * Waits for an OBSERVE datagram carrying `token`; resolves with where it came from (the
+   * sender's NAT mapping of its socket). False when too many wait already.
+   */
+  expectObserve (token: Uint8Array, signal: AbortSignal): Promise<HostPort> | undefined {
+    if (this.observeWaiters.size >= MAX_OBSERVE_WAITERS) return undefined
+    const key = Buffer.from(token).toString('hex')
+    return new Promise<HostPort>((resolve, reject) => {
+      const done = (): void => { this.observeWaiters.delete(key) }
+      this.observeWaiters.set(key, from => { done(); resolve(from) })
+      signal.addEventListener('abort', () => { done(); reject(new TimeoutError('no observe datagram')) }, { once: true })
+    })
+  }
+
+  private onDatagram (message: Buffer, from: UdxAddress): void {
+    const datagram = decodeDatagram(message)
+    if (datagram == null || from.family !== 4) return
+    switch (datagram.type) {
+      case 'syn': this.onSyn(datagram.nonce, datagram.streamId, from); break
+      case 'syn-ack': this.dialing.get(`${from.host}:${from.port}:${datagram.nonce}`)?.resolve(datagram.streamId); break
+      case 'observe': this.observeWaiters.get(Buffer.from(datagram.token).toString('hex'))?.({ host: from.host, port: from.port }); break
+      case 'probe': break
+    }
+  }
+
+  private onSyn (nonce: number, remoteStreamId: number, from: UdxAddress): void {
+    const socket = this.socket
+    const udx = this.udx
+    if (socket == null || udx == null) return
+    const key = `${from.host}:${from.port}:${nonce}`
+    const now = Date.now()
+    this.forgetOldHandshakes(now)
+    const known = this.accepted.get(key)
+    if (known != null) {
+      if (known.acks++ < SYN_ACKS_PER_HANDSHAKE) socket.trySend(encodeDatagram({ type: 'syn-ack', nonce, streamId: known.streamId }), from.port, from.host)
+      return
+    }
+    if (this.pendingInbound >= MAX_PENDING_INBOUND || this.accepted.size >= MAX_REMEMBERED_HANDSHAKES || !this.newHandshakes.take(from.host)) return
+    const streamId = this.newStreamId()
+    this.accepted.set(key, { streamId, acks: 1, expires: now + HANDSHAKE_MEMORY_MS })
+    const stream = udx.createStream(streamId)
+    stream.connect(socket, remoteStreamId, from.port, from.host)
+    socket.trySend(encodeDatagram({ type: 'syn-ack', nonce, streamId }), from.port, from.host)
+    const maConn = this.connection(stream, 'inbound', udxAddr(from))
+    this.pendingInbound++
+    this.components.upgrader.upgradeInbound(maConn, { signal: this.shutdown.signal })
+      .catch(err => {
+        this.log('inbound udx upgrade from %s failed: %e', key, err)
+        maConn.abort(err as Error)
+      })
+      .finally(() => { this.pendingInbound-- })
+  }
+
+  private forgetOldHandshakes (now: number): void {
+    for (const [key, a] of this.accepted) {
+      if (a.expires > now) break
+      this.accepted.delete(key)
+    }
+  }
+
+  /** Resends SYN until the SYN-ACK comes back from `target`: the listener's stream id. */
+  private async handshake (socket: UdxSocket, target: HostPort, streamId: number, signal: AbortSignal): Promise<number> {
+    const nonce = randomBytes(4).readUInt32BE()
+    const key = `${target.host}:${target.port}:${nonce}`
+    const syn = encodeDatagram({ type: 'syn', nonce, streamId })
+    const answered = new AbortController()
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        this.dialing.set(key, { ...target, resolve })
+        const onAbort = (): void => { reject(signal.reason instanceof Error ? signal.reason : new AbortError()) }
+        signal.addEventListener('abort', onAbort, { once: true })
+        answered.signal.addEventListener('abort', () => { signal.removeEventListener('abort', onAbort) }, { once: true })
+        void (async () => {
+          for (let i = 0; i < SYN_ATTEMPTS && !signal.aborted && !answered.signal.aborted; i++) {
+            socket.trySend(syn, target.port, target.host)
+            await sleep(SYN_INTERVAL_MS, answered.signal).catch(() => {})
+          }
+          reject(new TimeoutError(`no udx answer from ${target.host}:${target.port} after ${SYN_ATTEMPTS} SYNs`))
+        })()
+      })
+    } finally {
+      answered.abort()
+      this.dialing.delete(key)
+    }
+  }
+
+  private connection (stream: UdxStream, direction: 'inbound' | 'outbound', remoteAddr: Multiaddr): UdxConnection {
+    stream.setKeepalive(KEEPALIVE_MS)
+    stream.once('close', () => { this.streamIds.delete(stream.id) })
+    return new UdxConnection({ stream, direction, remoteAddr, log: this.components.logger.forComponent('punchgate:udx:connection') })
+  }
+
+  private newStreamId (): number {
+    for (;;) {
+      const id = randomBytes(4).readUInt32BE()
+      if (id !== 0 && !this.streamIds.has(id)) {
+        this.streamIds.add(id)
+        return id
+      }
+    }
+  }
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  await delay(ms, undefined, { signal })
+}
+
+export function udxTransport (init: UdxTransportInit = {}): (components: UdxTransportComponents) => UdxTransport {
+  return components => new UdxTransport(components, init)
+}
+
+/** The udx transport among libp2p's transports, if it runs. */
+export function findUdx (transports: Transport[]): UdxTransport | undefined {
+  return transports.find((t): t is UdxTransport => t instanceof UdxTransport)
+}
