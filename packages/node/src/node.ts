@@ -191,7 +191,7 @@ class Node implements PunchgateNode {
     })
     this.puncher = new HolePuncher({
       swarm,
-      observed: new ObservedAddresses(swarm),
+      observed: new ObservedAddresses(swarm, () => swarm.services.internals.transportManager.getAddrs()),
       events: this.events,
       mayPunchWith: peer => this.provider.mayServe(peer) || this.consumer.isMeeting(peer),
       scope: ownAddrs => this.consumer.dialScope(ownAddrs)

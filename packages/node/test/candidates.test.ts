@@ -2,8 +2,9 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { NetworkInterfaceInfo } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
-import { localScope, offerable, unmapped, usableCandidates, usableIp, usableProviderAddr, type CandidateScope } from '../src/holepunch/candidates.ts'
+import { globalIPv6, localScope, offerable, unmapped, usableCandidates, usableIp, usableProviderAddr, type CandidateScope } from '../src/holepunch/candidates.ts'
 import { PeerBudget } from '../src/holepunch/budget.ts'
+import { punchCandidates } from '../src/holepunch/observed.ts'
 
 function iface (cidr: string, internal = false): NetworkInterfaceInfo {
   const address = cidr.split('/')[0] ?? ''
@@ -81,6 +82,45 @@ describe('candidate filter: what a peer can make us dial', () => {
     assert.equal(usableProviderAddr(viaLoopback, HOME, peer => peer === relay), true, 'the relay is connected: its connection is reused')
     assert.equal(usableProviderAddr(multiaddr(`/ip4/11.0.0.2/tcp/4001/p2p/${relay}/p2p-circuit`), HOME), true)
     assert.equal(usableProviderAddr(multiaddr(`/p2p/${relay}/p2p-circuit`), HOME), true)
+  })
+})
+
+describe('IPv6 punch candidates: a global address behind a stateful firewall', () => {
+  it('counts only global unicast IPv6 outside the private ranges as global', () => {
+    for (const ip of ['2a00:1450::1', '2001:db9:a::2', '3fff:1::1']) assert.equal(globalIPv6(ip), true, ip)
+    for (const ip of ['2001:db8::1', 'fd00:1::4', 'fe80::1', '::1', '::', 'ff02::1', '::ffff:8.8.8.8', '64:ff9b::808:808', '8.8.8.8', 'junk']) {
+      assert.equal(globalIPv6(ip), false, ip)
+    }
+  })
+
+  const observed = ['/ip4/11.0.0.11/tcp/4001', '/ip6/2001:db9:a::2/tcp/4001']
+  const announced = [multiaddr('/ip4/10.1.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'), multiaddr('/ip6/fd00:1::4/tcp/4001')]
+  const listening = [
+    multiaddr('/ip4/10.1.0.2/tcp/4001'), multiaddr('/ip4/11.0.0.21/tcp/4001'), multiaddr('/ip6/2001:db9:a::2/tcp/4001'),
+    multiaddr('/ip6/2001:db9:a::99/tcp/4001'), multiaddr('/ip6/fd00:1::4/tcp/4001'), multiaddr('/ip6/fe80::1/tcp/4001'),
+    multiaddr('/ip6/2001:db8::5/tcp/4001'), multiaddr('/ip6/::1/tcp/4001')
+  ]
+
+  it('offers observed mappings, then announced addresses, then the listeners\' global IPv6 addresses; never twice', () => {
+    assert.deepEqual(punchCandidates(observed, announced, listening), [
+      '/ip4/11.0.0.11/tcp/4001', '/ip6/2001:db9:a::2/tcp/4001', '/ip4/10.1.0.2/tcp/4001', '/ip6/fd00:1::4/tcp/4001', '/ip6/2001:db9:a::99/tcp/4001'
+    ])
+  })
+
+  it('a listener\'s IPv4 interface addresses are not added (what IPv4 offers is unchanged)', () => {
+    assert.deepEqual(punchCandidates([], [], [multiaddr('/ip4/11.0.0.21/tcp/4001'), multiaddr('/ip4/10.1.0.2/tcp/4001')]), [])
+  })
+
+  it('with no bootstrap over IPv6 the interface address is still offered, and a peer\'s filter lets it through', () => {
+    const offered = punchCandidates(['/ip4/11.0.0.11/tcp/4001'], [], [multiaddr('/ip6/2001:db9:a::2/tcp/4002')])
+    assert.deepEqual(offered, ['/ip4/11.0.0.11/tcp/4001', '/ip6/2001:db9:a::2/tcp/4002'])
+    const peer: CandidateScope = { interfaces: [iface('127.0.0.1/8', true), iface('10.2.0.2/24'), iface('2001:db9:b::2/64'), iface('fe80::2/64')] }
+    assert.deepEqual(usableCandidates(offered, peer), offered)
+  })
+
+  it('stops at MAX_PUNCH_CANDIDATES', () => {
+    const many = Array.from({ length: 12 }, (_, i) => multiaddr(`/ip6/2001:db9:a::${i + 1}/tcp/4001`))
+    assert.equal(punchCandidates([], [], many).length, 8)
   })
 })
 

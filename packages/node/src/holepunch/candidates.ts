@@ -74,6 +74,16 @@ export function unmapped (ip: string): { ip: string, family: Family } {
   return { ip: `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, family: 'ipv4' }
 }
 
+const GLOBAL_UNICAST = blockList([['2000::', 3, 'ipv6']])
+
+/**
+ * A global unicast IPv6 address (2000::/3) outside the private ranges above (so not the
+ * documentation prefix 2001:db8::/32): one a peer anywhere may dial, if a firewall lets it.
+ */
+export function globalIPv6 (address: string): boolean {
+  return isIPv6(address) && GLOBAL_UNICAST.check(address, 'ipv6') && !PRIVATE.check(address, 'ipv6')
+}
+
 /** Not loopback (unless a test says so), unspecified, link-local, multicast or reserved. */
 function routable (ip: string, family: Family, allowLoopback: boolean): boolean {
   if (LOOPBACK.check(ip, family)) return allowLoopback

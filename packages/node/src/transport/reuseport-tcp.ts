@@ -4,15 +4,17 @@
  * A NAT maps each outgoing connection of a host to a public address. The mapping the
  * bootstrap observes is worth telling other peers only if the same local port also dials
  * them and accepts from them, and @libp2p/tcp dials from ephemeral ports. This wraps it:
- * listeners set SO_REUSEPORT, and dials to non-loopback IPv4 addresses go out of a socket
- * bound to the listening port with SO_REUSEPORT (node-unix-socket's createReuseportFd).
+ * listeners set SO_REUSEPORT, and dials to non-loopback addresses go out of a socket bound
+ * to the listening port of the target's family with SO_REUSEPORT (node-unix-socket's
+ * createReuseportFd): an IPv4 target from the IPv4 listener's port, an IPv6 target from the
+ * IPv6 listener's (`--listen /ip6/::/tcp/P`); a family we do not listen on dials from an
+ * ephemeral port.
  * Two peers that dial each other this way at the same moment get one TCP connection
  * (simultaneous open) through cone NATs; see holepunch/puncher.ts.
  *
  * Linux only (Node's `reusePort` listen option); elsewhere this is plain @libp2p/tcp.
  */
 import { createRequire } from 'node:module'
-import { isIPv4 } from 'node:net'
 import { tcp, type TCPComponents, type TCPOptions } from '@libp2p/tcp'
 import { serviceCapabilities, transportSymbol } from '@libp2p/interface'
 import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, MultiaddrConnection, PeerId, Transport, Upgrader } from '@libp2p/interface'
@@ -36,20 +38,54 @@ const createReuseportFd = loadCreateReuseportFd()
 /** Whether this platform can dial from the listening port (and so hole-punch over TCP). */
 export const canReusePort = createReuseportFd != null
 
-export function reuseportTcp (init: TCPOptions = {}): (components: TCPComponents) => Transport {
+export interface ReuseportOptions {
+  /** Tests only: dials to loopback leave from the listening port too (every in-process node is on loopback). */
+  loopback?: boolean
+}
+
+export function reuseportTcp (init: TCPOptions = {}, options: ReuseportOptions = {}): (components: TCPComponents) => Transport {
   if (!canReusePort) return tcp(init)
   // `listenOpts` end up in net.Server#listen(); Node >= 22.12 sets SO_REUSEPORT for `reusePort`.
   const listenOpts = { ...init.listenOpts, reusePort: true } as TCPOptions['listenOpts']
   const factory = tcp({ ...init, listenOpts })
-  return components => new ReuseportTcp(factory(components))
+  return components => new ReuseportTcp(factory(components), options.loopback === true)
 }
 
-function tcpHostPort (ma: Multiaddr): { host: string, port: number } | undefined {
+type Family = 'ip4' | 'ip6'
+
+interface TcpHostPort { family: Family, host: string, port: number }
+
+function tcpHostPort (ma: Multiaddr): TcpHostPort | undefined {
   const components = ma.getComponents()
-  const host = components.find(c => c.name === 'ip4')?.value
+  const ip = components[0]
   const port = components.find(c => c.name === 'tcp')?.value
-  if (host == null || port == null || components.some(c => c.name === 'p2p-circuit')) return undefined
-  return { host, port: Number(port) }
+  if (ip?.value == null || (ip.name !== 'ip4' && ip.name !== 'ip6') || port == null || components.some(c => c.name === 'p2p-circuit')) return undefined
+  return { family: ip.name, host: ip.value, port: Number(port) }
+}
+
+function isLoopback (host: string): boolean {
+  const ip = unmapped(host).ip
+  return ip.startsWith('127.') || ip === '::1'
+}
+
+/** A listening socket's bind address for each family: the wildcard, as a listener on `0.0.0.0` or `::` has. */
+const ANY: Record<Family, string> = { ip4: '0.0.0.0', ip6: '::' }
+
+/**
+ * Where a dial to `target` binds: the port our listener of the target's family listens on,
+ * at that family's wildcard address. Undefined (an ephemeral port) for loopback targets
+ * (unless `loopback`, tests only), relayed addresses, and families we do not listen on.
+ */
+export function dialBinding (target: Multiaddr, listening: Multiaddr[], loopback = false): { host: string, port: number } | undefined {
+  const to = tcpHostPort(target)
+  if (to == null || (!loopback && isLoopback(to.host))) return undefined
+  // An IPv4-mapped IPv6 target is an IPv4 host reached through an IPv6 socket: not ours to pick a port for.
+  if (to.family === 'ip6' && unmapped(to.host).family === 'ipv4') return undefined
+  for (const addr of listening) {
+    const from = tcpHostPort(addr)
+    if (from != null && from.family === to.family && from.port !== 0) return { host: ANY[to.family], port: from.port }
+  }
+  return undefined
 }
 
 /**
@@ -129,9 +165,11 @@ class ReuseportTcp implements Transport, PunchRoles {
   private readonly inner: Transport
   private readonly listeners = new Set<Listener>()
   private readonly expected = new Set<Expectation>()
+  private readonly loopback: boolean
 
-  constructor (inner: Transport) {
+  constructor (inner: Transport, loopback: boolean) {
     this.inner = inner
+    this.loopback = loopback
   }
 
   dialFilter (multiaddrs: Multiaddr[]): Multiaddr[] {
@@ -192,26 +230,15 @@ class ReuseportTcp implements Transport, PunchRoles {
     return undefined
   }
 
-  /** A socket bound to the listening port for a dial that may cross a NAT, if there is one. */
+  /** A socket bound to the listening port for a dial that may cross a NAT or firewall, if there is one. */
   private socketFor (ma: Multiaddr, signal: AbortSignal): number | undefined {
-    const target = tcpHostPort(ma)
-    if (createReuseportFd == null || target == null || target.host.startsWith('127.') || signal.aborted) return undefined
-    const port = this.listeningPort()
-    if (port == null) return undefined
+    if (createReuseportFd == null || signal.aborted) return undefined
+    const binding = dialBinding(ma, [...this.listeners].flatMap(l => l.getAddrs()), this.loopback)
+    if (binding == null) return undefined
     try {
-      return createReuseportFd(port, '0.0.0.0')
+      return createReuseportFd(binding.port, binding.host)
     } catch {
       return undefined
     }
-  }
-
-  private listeningPort (): number | undefined {
-    for (const listener of this.listeners) {
-      for (const addr of listener.getAddrs()) {
-        const hostPort = tcpHostPort(addr)
-        if (hostPort != null && isIPv4(hostPort.host) && hostPort.port !== 0) return hostPort.port
-      }
-    }
-    return undefined
   }
 }
