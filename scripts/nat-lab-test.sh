@@ -13,16 +13,19 @@
 #   NATLAB_RESULTS    results directory (default test-results/nat-lab)
 set -euo pipefail
 
-# name                 client     workhorse  target path  first byte limit (s)
+# The bootstrap column: the address the client and the workhorse are given for the
+# bootstrap, its TCP one or its QUIC one (it listens on both).
+# name                 client     workhorse  target path  first byte limit (s)  bootstrap
 readonly SCENARIOS='
-fullcone-fullcone      fullcone   fullcone   direct       5
-cone-cone              cone       cone       direct       10
-public-cone            public     cone       direct       5
-symmetric-symmetric    symmetric  symmetric  relay        15
-cone-symmetric         cone       symmetric  any          15
-fullcone-symmetric     fullcone   symmetric  any          15
-symmetric-fullcone     symmetric  fullcone   direct       5
-public-public          public     public     direct       5
+fullcone-fullcone      fullcone   fullcone   direct       5                     tcp
+cone-cone              cone       cone       direct       10                    tcp
+public-cone            public     cone       direct       5                     tcp
+symmetric-symmetric    symmetric  symmetric  relay        15                    tcp
+cone-symmetric         cone       symmetric  any          15                    tcp
+fullcone-symmetric     fullcone   symmetric  any          15                    tcp
+symmetric-fullcone     symmetric  fullcone   direct       5                     tcp
+public-public          public     public     direct       5                     tcp
+quic-boot-cone-cone    cone       cone       direct       10                    quic
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 # Setup steps that take longer than this are failures, not slow successes.
@@ -77,7 +80,7 @@ setup_error=''
 client_started=0
 measured_until=0
 run_scenario() {
-  local out=$1 client=$2 workhorse=$3
+  local out=$1 client=$2 workhorse=$3 boot_via=$4
   local boot_id boot client_id
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
@@ -86,6 +89,7 @@ run_scenario() {
 
   boot_id=$(punchgate_id "$work/boot.key")
   boot="/ip4/$BOOT_ADDR/tcp/$BOOT_PORT/p2p/$boot_id"
+  if [ "$boot_via" = quic ]; then boot="/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1/p2p/$boot_id"; fi
   start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
     --listen "/ip4/$BOOT_ADDR/tcp/$BOOT_PORT" --listen "/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1"
   wait_for "$out/boot.log" '"event":"node.started"' || { setup_error="bootstrap did not start"; return 1; }
@@ -130,17 +134,17 @@ for name in $known; do rm -rf "${results:?}/$name"; done
 rm -f "$results/results.json" "$results/results.md" "$results/scenarios.txt"
 
 for name in ${selected//,/ }; do
-  read -r _ client workhorse path limit < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
+  read -r _ client workhorse path limit boot_via < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
   out="$results/$name"
   mkdir -p "$out"
-  echo "nat-lab-test: $name (client $client, workhorse $workhorse, target $path, first byte <= $limit s)"
+  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via, target $path, first byte <= $limit s)"
   # A fresh deployment: new keys, and the client trusts on first use again (its known-providers
   # file, beside its key, would pin the previous scenario's workhorse).
   rm -f "$work"/*.key "$work"/*.known-providers
   workhorse_id=$(punchgate_id "$work/workhorse.key")
   setup_error=''
   client_started=0
-  run_scenario "$out" "$client" "$workhorse" || true
+  run_scenario "$out" "$client" "$workhorse" "$boot_via" || true
   # Events after this are the daemons shutting down, not the scenario's outcome.
   measured_until=$(date +%s%3N)
   stop_processes

@@ -21,6 +21,7 @@ import type { ConnectedPeer, NodeStatus, TunnelInfo } from './status.ts'
 import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
+import { watchTcpObservers } from './holepunch/tcp-observer.ts'
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
 import { Runner } from './runner.ts'
 import { Consumer, type OpenTunnelOptions, type TunnelStream } from './roles/consumer.ts'
@@ -268,6 +269,9 @@ class Node implements PunchgateNode {
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
     this.swarm.addEventListener('self:peer:update', () => this.relays.checkRelays())
+    // A bootstrap reached over QUIC only gets a TCP connection too: its observation is our punch candidate.
+    const stopObserving = watchTcpObservers({ swarm: this.swarm, isBootstrap: peer => this.membership.isBootstrap(peer), signal: this.runner.shutdownSignal })
+    this.onStop(async () => stopObserving())
     await serveRelays(this.swarm, () => this.vouchFor())
     if (this.config.mdns) {
       // @libp2p/mdns only reports peers; joining them is up to us.
