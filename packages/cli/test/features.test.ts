@@ -27,7 +27,7 @@ describe('flags and environment for the new options', () => {
       '--tunnel-by-name', 'dns@127.0.0.1:5353/udp', '--tunnel', `${PEER}:lan@127.0.0.1:2222>192.168.1.10:22`,
       '--allow', PEER, '--allow', OTHER, '--max-sessions', '64', '--max-sessions-per-peer', '8',
       '--relay-allow', 'allowed', '--relay-max-reservations', '10', '--relay-max-bytes', '1GiB', '--relay-max-duration', '1h',
-      '--relay-mode', 'off', '--udp-idle-timeout', '30s'
+      '--relay-mode', 'off', '--udp-idle-timeout', '30s', '--max-connections', '2000'
     ])
     assert.deepEqual(config.expose, [{ name: 'dns', target: { host: '127.0.0.1', port: 53 }, transport: 'udp', allow: [PEER] }])
     assert.deepEqual(config.exposeNet.map(n => [n.name, n.networks.length, n.ports.length]), [['lan', 1, 3]])
@@ -38,6 +38,7 @@ describe('flags and environment for the new options', () => {
     assert.deepEqual(config.relay, { maxReservations: 10, maxBytes: 1024n ** 3n, maxDurationMs: 3_600_000 })
     assert.deepEqual(config.relayMode, { mode: 'off' })
     assert.equal(config.udpIdleMs, 30_000)
+    assert.equal(config.maxConnections, 2000)
   })
 
   it('splits PUNCHGATE_EXPOSE and PUNCHGATE_EXPOSE_NET only where a new NAME= starts', async () => {

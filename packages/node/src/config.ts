@@ -86,6 +86,22 @@ export const DEFAULT_RELAY_LIMITS: RelayLimits = {
   maxDurationMs: 24 * 60 * 60_000
 }
 
+/** libp2p's own cap on open connections, all peers together: the default. */
+export const DEFAULT_MAX_CONNECTIONS = 300
+
+/** Connections a public node keeps beside its relay slots (DHT peers, tunnels, dials), when the slots raise the cap. */
+export const CONNECTIONS_BESIDE_RESERVATIONS = 100
+
+/**
+ * `--max-connections` unless given: libp2p's 300, or on a node that may be public, its
+ * relay slots plus CONNECTIONS_BESIDE_RESERVATIONS if that is more. Each reservation holds
+ * a connection, and past the cap libp2p refuses new ones: a relay given 1,000 slots under
+ * the 300 cap held about 300 (docs/performance.md, "Sizing a bootstrap").
+ */
+export function defaultMaxConnections (mayBePublic: boolean, maxReservations: number): number {
+  return mayBePublic ? Math.max(DEFAULT_MAX_CONNECTIONS, maxReservations + CONNECTIONS_BESIDE_RESERVATIONS) : DEFAULT_MAX_CONNECTIONS
+}
+
 /**
  * `--role`: auto follows reachability (without --bootstrap: public; with one: private until
  * a bootstrap's reach probe finds it reachable); public and private fix the role.
@@ -102,6 +118,8 @@ export interface NodeConfig {
   announce: string[]
   bootstrap: string[]
   relay: RelayLimits
+  /** Open connections at most, all peers together (libp2p refuses inbound ones past it). */
+  maxConnections: number
   expose: ExposeSpec[]
   tunnels: TunnelSpec[]
   mdns: boolean
@@ -325,6 +343,7 @@ export interface RawConfig {
   exposeNet?: string[]
   maxSessions?: string | number
   maxSessionsPerPeer?: string | number
+  maxConnections?: string | number
   relayMode?: string
   relayAllow?: string
   /** The relay server limits as the user wrote them (`--relay-max-*`); they override `relay`. */
@@ -475,6 +494,10 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     ...(raw.relayMaxDuration != null ? { maxDurationMs: parseDuration('relay-max-duration', raw.relayMaxDuration) } : {})
   }
 
+  const maxConnections = raw.maxConnections != null
+    ? parseCount('max-connections', raw.maxConnections)
+    : defaultMaxConnections(mayBePublic({ role, listen }), relay.maxReservations)
+
   const spliceSpec = raw.relaySplice ?? defaultRelaySplice(listen)
   const relaySplice = spliceSpec === 'off' ? undefined : { at: parseHostPort('relay-splice', spliceSpec, spliceSpec, true), explicit: raw.relaySplice != null }
 
@@ -490,6 +513,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     announce,
     bootstrap,
     relay,
+    maxConnections,
     expose,
     tunnels,
     mdns: raw.mdns ?? false,

@@ -138,6 +138,8 @@ export async function createSwarm (
         maxStreamWindowSize: STREAM_WINDOW_BYTES
       }
     })],
+    // Each relay slot holds a connection: libp2p's default of 300 would cap a big relay (config.ts).
+    connectionManager: { maxConnections: config.maxConnections },
     peerDiscovery: discovery,
     ...(metrics != null ? { metrics } : {}),
     ...(datastore != null ? { datastore } : {}),

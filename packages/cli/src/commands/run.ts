@@ -37,6 +37,7 @@ export interface RunArgs {
   'expose-net'?: string[]
   'max-sessions'?: string
   'max-sessions-per-peer'?: string
+  'max-connections'?: string
   'relay-mode'?: string
   'relay-allow'?: 'any' | 'allowed'
   'relay-max-reservations'?: string
@@ -76,6 +77,7 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   'expose-net': 'specs',
   'max-sessions': 'string',
   'max-sessions-per-peer': 'string',
+  'max-connections': 'string',
   'relay-mode': 'string',
   'relay-allow': RELAY_ALLOW,
   'relay-max-reservations': 'string',
@@ -145,6 +147,7 @@ export const runOptions = {
   },
   'max-sessions': single('tunnelled connections and UDP sessions this node serves at once', 'no limit'),
   'max-sessions-per-peer': single('the same, per peer', 'no limit'),
+  'max-connections': single('open libp2p connections at most, all peers together (each relay slot holds one)', '300; a public node: --relay-max-reservations + 100 if more'),
   'swarm-key': single('private network key file (make one with punchgate swarm-key); peers without it cannot connect; TCP only'),
   'relay-mode': single('auto (a bootstrap\'s relay), off (direct only), or the multiaddr of the relay to use', 'auto'),
   'relay-allow': {
@@ -251,6 +254,7 @@ function settingsFrom (options: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings
     exposeNet: options['expose-net'],
     maxSessions: options['max-sessions'],
     maxSessionsPerPeer: options['max-sessions-per-peer'],
+    maxConnections: options['max-connections'],
     relayMode: options['relay-mode'],
     relayAllow: options['relay-allow'],
     relayMaxReservations: options['relay-max-reservations'],
