@@ -20,7 +20,7 @@ import { MODE_ECHO } from './target.ts'
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..')
-const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
+export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
 export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay'
@@ -205,7 +205,8 @@ export function environment (words: string[]): Record<string, string> {
     return [word.slice(0, at), word.slice(at + 1)]
   }))
 }
-const DAEMON = shebangSettings()
+/** What a user's daemon runs with: the bin's shebang (environment and Node flags). */
+export const DAEMON = shebangSettings()
 
 function daemon (ctx: Context, name: string, args: string[]): Proc {
   const prof = ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []

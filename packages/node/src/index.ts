@@ -21,3 +21,6 @@ export { escapeControl, printableJson } from './printable.ts'
 export { askReach, type ReachAnswer, type ReachRefusal } from './reachability/client.ts'
 export { netcheck, type NetcheckReport, type NetcheckOptions } from './netcheck/netcheck.ts'
 export type { Observation, Mapping, MappingVerdict, Role, RoleVerdict, PunchVerdict, ReachResult } from './netcheck/verdicts.ts'
+// The daemon's encrypter and by-name lookup, for peers outside it (bench/scale/ runs light clients with them).
+export { socketTls } from './socket-tls.ts'
+export { findServiceProviders, publishService, serviceKey } from './discovery.ts'
