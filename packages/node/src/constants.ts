@@ -45,6 +45,15 @@ export const DIRECT_UPGRADE_WAIT_MS = 10_000
 export const PUNCH_PROTOCOL = '/punchgate/punch/1.0.0'
 
 /**
+ * libp2p's Direct Connection Upgrade through Relay (specs: relay/DCUtR.md): the same round on
+ * the standard wire, so plain libp2p peers can punch with us (holepunch/dcutr-wire.ts).
+ */
+export const DCUTR_PROTOCOL = '/libp2p/dcutr'
+
+/** ObsAddrs read from one DCUtR message; the rest are skipped unparsed (the first 8 usable are kept). */
+export const MAX_DCUTR_ADDRS = 64
+
+/**
  * One punch round. Long enough for Linux's SYN retransmits at 1 s and 3 s: a first SYN that
  * a NAT dropped because the other side's mapping did not exist yet gets a second chance.
  */

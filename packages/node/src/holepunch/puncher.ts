@@ -1,35 +1,43 @@
 /**
  * Hole punching by TCP simultaneous open, coordinated over the relayed connection.
  *
- * The tunnel's client (A) opens `/punchgate/punch/1.0.0` on the relayed connection and
- * sends its candidate addresses; the server side (B) answers with its own; A sends sync,
- * measuring the round trip. B dials A's candidates at once, A dials B's half a round trip
+ * The round runs on libp2p's DCUtR (`/libp2p/dcutr`, round-wire.ts), or on Punchgate's own
+ * `/punchgate/punch/1.0.0` with a Punchgate node that predates it. One side (A: the tunnel's
+ * client, or us when a standard peer reached us over a relay, standard-peers.ts) opens the stream
+ * and sends CONNECT with its candidate addresses; the other (B) answers with its own; A sends
+ * SYNC, measuring the round trip. B dials A's candidates at once, A dials B's half a round trip
  * later, both from their listening port (transport/reuseport-tcp.ts): each NAT sees an
- * outgoing connection to the other's mapping, and the SYNs cross.
+ * outgoing connection to the other's mapping, and the SYNs cross. In the DCUtR spec's words
+ * A is "B" (it sends CONNECT) and B is "A": the names below are Punchgate's.
  *
- * Roles: B is the TLS/multistream initiator and A the responder, whichever way the TCP
- * connection forms: B's dial, or B's listener accepting A's dial (transport/reuseport-tcp.ts
- * `expectInbound`: A's SYN can reach B's listener first when B's side is a full cone or public
- * and B is slow to dial, or A is behind a symmetric NAT), upgrade as initiator; A's dial,
- * or A's listener accepting B's, as responder. A dials half a round trip after B.
+ * Roles: B is the TLS/multistream initiator and A the responder (as the DCUtR spec says: the
+ * side that receives CONNECT is the client). With a Punchgate peer (its messages carry the
+ * `punchgate` extension) that holds whichever way the TCP connection forms: B's dial, or B's
+ * listener accepting A's dial (transport/reuseport-tcp.ts `expectInbound`: A's SYN can reach
+ * B's listener first when B's side is a full cone or public and B is slow to dial, or A is
+ * behind a symmetric NAT), upgrade as initiator; A's dial, or A's listener accepting B's, as
+ * responder. A standard peer gets the spec's roles on a simultaneous open and plain dials
+ * otherwise: js-libp2p loses `initiator: false` in its dial queue and dials from ephemeral
+ * ports, so its SYN reaching our listener is an ordinary client; and when we are A we also
+ * dial its candidates as a client from an ephemeral port (the spec's unilateral upgrade), for a
+ * standard peer on a public or full-cone host whose listener takes our SYN.
  *
- * We do not use @libp2p/dcutr: it closes the relayed connection (and every tunnel on it)
+ * We do not run @libp2p/dcutr itself: it closes the relayed connection (and every tunnel on it)
  * once it succeeds, offers only AutoNAT-verified addresses, and in libp2p 3.3 its
  * `initiator: false` dial option is lost in the dial queue. We dial through the transport
  * manager, which keeps it.
  *
  * What a peer can make us dial (docs/nat-traversal.md): requests are answered only on relayed
  * connections, only for peers `mayPunchWith` names (we opened a tunnel to them, or they may use
- * one of our services), at most PUNCH_ROUNDS_PER_MINUTE rounds per peer; the peer's candidates
- * pass candidates.ts before any dial, in both roles.
+ * one of our services), at most PUNCH_ROUNDS_PER_MINUTE rounds per peer, on either protocol;
+ * the peer's candidates pass candidates.ts before any dial, in both roles.
  */
 import { setTimeout as delay } from 'node:timers/promises'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { lpStream } from '@libp2p/utils'
 import type { Connection, Stream } from '@libp2p/interface'
 import {
-  MAX_FRAME_BYTES, PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_PROTOCOL, PUNCH_REFUSALS_LOGGED_PER_MINUTE, PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE, PUNCH_ROUNDS_PER_MINUTE
+  PUNCH_ATTEMPT_TIMEOUT_MS, PUNCH_REFUSALS_LOGGED_PER_MINUTE, PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE, PUNCH_ROUNDS_PER_MINUTE
 } from '../constants.ts'
 import { PunchError } from '../errors.ts'
 import type { NodeEvents, PunchRefusal } from '../events.ts'
@@ -37,7 +45,8 @@ import type { Swarm } from '../swarm.ts'
 import type { ObservedAddresses } from './observed.ts'
 import { PeerBudget } from './budget.ts'
 import { localScope, offerable, usableCandidates, type CandidateScope } from './candidates.ts'
-import { decodePunch, encodePunch, type PunchMessage } from './wire.ts'
+import { PUNCH_PROTOCOLS, roundWire } from './round-wire.ts'
+import { StandardPeers } from './standard-peers.ts'
 import { punchRoles } from '../transport/reuseport-tcp.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
@@ -67,20 +76,15 @@ function ipsOf (addrs: string[]): string[] {
   return [...new Set(addrs.map(a => multiaddr(a).getComponents()[0]?.value).filter((ip): ip is string => ip != null))]
 }
 
-function isRelayed (connection: Connection): boolean {
+export function isRelayed (connection: Connection): boolean {
   return connection.remoteAddr.toString().includes('/p2p-circuit')
 }
 
-async function exchange (stream: Stream, signal: AbortSignal): Promise<{
-  read: () => Promise<PunchMessage>
-  write: (m: PunchMessage) => Promise<void>
-}> {
-  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-  return {
-    read: async () => decodePunch((await lp.read({ signal })).subarray()),
-    write: async m => { await lp.write(encodePunch(m), { signal }) }
-  }
-}
+/** How long a dial that may have made the winning connection keeps running after the round (see connectDirect). */
+const WINNER_GRACE_MS = 2_000
+
+/** One dial of a round: where, in which TLS/multistream role, and whether from the listening port. */
+interface DirectDial { addr: string, initiator: boolean, reusePort: boolean }
 
 export class HolePuncher {
   private readonly swarm: Swarm
@@ -94,9 +98,12 @@ export class HolePuncher {
   private readonly refusalsLogged = new PeerBudget({ limit: PUNCH_REFUSALS_LOGGED_PER_MINUTE, windowMs: MINUTE_MS })
   private readonly refusalsLoggedTotal = new PeerBudget({ limit: PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE, windowMs: MINUTE_MS })
   private readonly shutdown = new AbortController()
+  /** Starts rounds with standard DCUtR peers that reach us over a relay (standard-peers.ts). */
+  private readonly standardPeers: StandardPeers
 
   constructor (init: HolePuncherInit) {
     this.swarm = init.swarm
+    this.standardPeers = new StandardPeers({ swarm: init.swarm, puncher: this })
     this.observed = init.observed
     this.events = init.events
     this.mayPunchWith = init.mayPunchWith
@@ -106,7 +113,8 @@ export class HolePuncher {
   }
 
   async start (): Promise<void> {
-    await this.swarm.handle(PUNCH_PROTOCOL, (stream, connection) => {
+    // Both protocols share the checks and the per-peer budget: two doors, one lock.
+    await this.swarm.handle(PUNCH_PROTOCOLS, (stream, connection) => {
       const refusal = this.refusal(connection)
       if (refusal != null) {
         this.refuse(stream, connection.remotePeer.toString(), refusal)
@@ -114,10 +122,21 @@ export class HolePuncher {
       }
       void this.respond(stream, connection)
     }, { runOnLimitedConnection: true, maxInboundStreams: 4 })
+    this.standardPeers.start()
+  }
+
+  /**
+   * Whether we may start a round with `peer` on `connection` of our own accord (a standard
+   * peer reached us over a relay and expects us to start DCUtR): the same checks as for a
+   * request, one round of the peer's budget used if so.
+   */
+  mayStart (connection: Connection): PunchRefusal | undefined {
+    return this.refusal(connection)
   }
 
   stop (): void {
     this.shutdown.abort()
+    this.standardPeers.stop()
   }
 
   /** One round as A, the side that wants the direct path. Resolves once one exists. */
@@ -130,8 +149,8 @@ export class HolePuncher {
     try {
       const relayed = this.swarm.getConnections(peerIdFromString(peer)).find(c => c.status === 'open' && isRelayed(c))
       if (relayed == null) throw new PunchError('no relayed connection to coordinate over')
-      stream = await relayed.newStream(PUNCH_PROTOCOL, { signal, runOnLimitedConnection: true })
-      const wire = await exchange(stream, signal)
+      stream = await relayed.newStream(PUNCH_PROTOCOLS, { signal, runOnLimitedConnection: true })
+      const wire = roundWire(stream, signal)
       const sent = Date.now()
       await wire.write({ type: 'connect', addrs: ours, attempt })
       const reply = await wire.read()
@@ -141,7 +160,11 @@ export class HolePuncher {
       await stream.close({ signal })
       const theirs = this.dialable(reply.addrs, scope)
       await delay(rtt / 2, undefined, { signal })
-      const addr = await this.connectDirect(peer, theirs, false, signal)
+      // The spec's role on a simultaneous open; with a standard peer also a plain dial, which
+      // its listener takes as an ordinary client (see the header).
+      const dials = theirs.map(addr => ({ addr, initiator: false, reusePort: true }))
+      if (reply.punchgate !== true) dials.push(...theirs.map(addr => ({ addr, initiator: true, reusePort: false })))
+      const addr = await this.connectDirect(peer, dials, signal)
       const outcome = { addr, ms: Date.now() - started }
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'initiator', ...outcome })
       return outcome
@@ -161,7 +184,7 @@ export class HolePuncher {
     let attempt = 1
     const roundOver = new AbortController()
     try {
-      const wire = await exchange(stream, signal)
+      const wire = roundWire(stream, signal)
       const connect = await wire.read()
       if (connect.type !== 'connect') throw new PunchError('expected connect')
       attempt = connect.attempt ?? 1
@@ -172,9 +195,12 @@ export class HolePuncher {
       if (sync.type !== 'sync') throw new PunchError('expected sync')
       const theirs = this.dialable(connect.addrs, scope)
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
-      // that connection, too, is upgraded with us as the initiator, as A expects.
-      punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs), roundOver.signal)
-      const addr = await this.connectDirect(peer, theirs, true, signal)
+      // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
+      // as the initiator. A standard peer's dial is an ordinary client's (see the header).
+      if (connect.punchgate === true) {
+        punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs), roundOver.signal)
+      }
+      const addr = await this.connectDirect(peer, theirs.map(a => ({ addr: a, initiator: true, reusePort: true })), signal)
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
@@ -218,10 +244,10 @@ export class HolePuncher {
   }
 
   /**
-   * Dials every candidate at once, and also takes a direct connection that the peer's own
-   * dial made through our listener. Resolves with the direct connection's address.
+   * Makes every dial at once, and also takes a direct connection that the peer's own dial
+   * made through our listener. Resolves with the direct connection's address.
    */
-  private async connectDirect (peer: string, addrs: string[], initiator: boolean, signal: AbortSignal): Promise<string> {
+  private async connectDirect (peer: string, plan: DirectDial[], signal: AbortSignal): Promise<string> {
     const existing = this.directConnection(peer)
     if (existing != null) return existing.remoteAddr.toString()
     const transportManager = this.swarm.services.internals.transportManager
@@ -229,12 +255,13 @@ export class HolePuncher {
     // whole life: each dial gets a signal of its own, cut loose from the round's deadline
     // once that dial has won, and aborted if it lost.
     const won = new Set<AbortController>()
-    const dials = addrs.map(addr => {
+    const dials = plan.map(({ addr, initiator, reusePort }) => {
       const controller = new AbortController()
       const onAbort = (): void => { controller.abort() }
       signal.addEventListener('abort', onAbort, { once: true })
       const target = multiaddr(`${addr}/p2p/${peer}`)
-      const result = transportManager.dial(target, { signal: controller.signal, initiator } as Parameters<typeof transportManager.dial>[1])
+      // `initiator` and `reusePort` reach transport/reuseport-tcp.ts through the transport manager.
+      const result = transportManager.dial(target, { signal: controller.signal, initiator, reusePort } as Parameters<typeof transportManager.dial>[1])
         .then(connection => { won.add(controller); return connection })
       return { addr, controller, onAbort, result }
     })
@@ -256,11 +283,14 @@ export class HolePuncher {
       if (onOpen != null) this.swarm.removeEventListener('connection:open', onOpen)
       for (const d of dials) {
         signal.removeEventListener('abort', d.onAbort)
-        // Dials still in flight are stopped; the one that won keeps a signal that never aborts.
-        // connection:open fires before the dial that made the connection returns: spare it too.
-        const madeWinner = winner != null && winner.split('/p2p/')[0] === d.addr
-        if (!won.has(d.controller) && !madeWinner) d.controller.abort()
         d.result.catch(() => {})
+        if (won.has(d.controller)) continue
+        // Dials still in flight are stopped; the one that won keeps a signal that never aborts.
+        // connection:open fires before the dial that made the connection returns: a dial to the
+        // winner's address is spared for a moment, then stopped unless it has returned by then.
+        const mayHaveWon = winner != null && winner.split('/p2p/')[0] === d.addr
+        if (!mayHaveWon) d.controller.abort()
+        else setTimeout(() => { if (!won.has(d.controller)) d.controller.abort() }, WINNER_GRACE_MS).unref()
       }
     }
   }

@@ -9,9 +9,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { MAX_FRAME_BYTES, MAX_PUNCH_CANDIDATES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
 
+/**
+ * One message of a round, on either wire. `punchgate`: the sender said it is Punchgate
+ * (a DCUtR extension field; every `/punchgate/punch/1.0.0` peer is), so the round's roles
+ * follow docs/protocol.md, not only the DCUtR spec.
+ */
 export type PunchMessage =
-  | { type: 'connect', addrs: string[], attempt?: number }
-  | { type: 'sync' }
+  | { type: 'connect', addrs: string[], attempt?: number, punchgate?: boolean }
+  | { type: 'sync', punchgate?: boolean }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })

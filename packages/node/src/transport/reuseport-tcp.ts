@@ -194,8 +194,12 @@ class ReuseportTcp implements Transport, PunchRoles {
     return listener
   }
 
+  /**
+   * `reusePort: false` in the options: an ordinary dial from an ephemeral port (the puncher's
+   * plain dial to a standard peer, holepunch/puncher.ts); otherwise from the listening port.
+   */
   async dial (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
-    const fd = this.socketFor(ma, options.signal)
+    const fd = (options as { reusePort?: boolean }).reusePort === false ? undefined : this.socketFor(ma, options.signal)
     // @libp2p/tcp spreads its dial options into net.connect(): `fd` makes it connect the bound socket.
     let dialOptions = fd == null ? options : { ...options, fd } as DialTransportOptions
     if ((options as { initiator?: boolean }).initiator === false) {
