@@ -3,8 +3,8 @@
  * (config.ts: startsPublic): public means DHT server and relay server; private, DHT
  * client and relay client. Everything protocol-specific to Punchgate lives elsewhere.
  *
- * No @libp2p/dcutr: hole punching is ours (holepunch/puncher.ts says why), over a TCP
- * transport that dials from its listening port (transport/reuseport-tcp.ts).
+ * No @libp2p/dcutr: we speak its protocol ourselves (holepunch/puncher.ts says why), over a
+ * TCP transport that dials from its listening port (transport/reuseport-tcp.ts).
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { quic } from '@chainsafe/libp2p-quic'
