@@ -153,6 +153,8 @@ export interface NodeConfig {
   knownProviders?: string
   /** A private node asks its router to forward its listen ports (NAT-PMP, PCP, UPnP-IGD); `--no-port-mapping` turns it off. */
   portMapping: boolean
+  /** Punch a UDP path (transport/udx/) beside the TCP one, and answer peers' UDP observe requests; `--udp-punch`. */
+  udpPunch: boolean
 }
 
 /** Long enough for WireGuard (25 s keepalives) and DNS retries, short enough to free streams of one-off senders. */
@@ -361,6 +363,8 @@ export interface RawConfig {
   knownProviders?: string
   /** `--no-port-mapping` gives false. @default true */
   portMapping?: boolean
+  /** `--udp-punch`. @default false */
+  udpPunch?: boolean
 }
 
 /** The role a node takes at start: public without --bootstrap or with --role public. */
@@ -530,6 +534,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     ...(metrics != null ? { metrics } : {}),
     rttIntervalMs,
     portMapping: raw.portMapping ?? true,
+    udpPunch: raw.udpPunch ?? false,
     trust: [...new Set((raw.trust ?? []).map(id => parsePeerId('trust', id, id.trim())))],
     ...(raw.knownProviders != null ? { knownProviders: raw.knownProviders } : {})
   }

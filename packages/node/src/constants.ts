@@ -44,6 +44,9 @@ export const DIRECT_UPGRADE_WAIT_MS = 10_000
 /** Hole punching: our own coordination protocol over the relayed connection (docs/protocol.md). */
 export const PUNCH_PROTOCOL = '/punchgate/punch/1.0.0'
 
+/** Our UDP socket's NAT mapping, told over an authenticated stream (holepunch/udp-observe.ts). */
+export const UDP_OBSERVE_PROTOCOL = '/punchgate/udp-observe/1.0.0'
+
 /**
  * libp2p's Direct Connection Upgrade through Relay (specs: relay/DCUtR.md): the same round on
  * the standard wire, so plain libp2p peers can punch with us (holepunch/dcutr-wire.ts).

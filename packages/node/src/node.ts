@@ -22,6 +22,8 @@ import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
 import { watchTcpObservers } from './holepunch/tcp-observer.ts'
+import { UdpObserver } from './holepunch/udp-observe.ts'
+import { findUdx } from './transport/udx/transport.ts'
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
 import { Runner } from './runner.ts'
 import { Consumer, type OpenTunnelOptions, type TunnelStream } from './roles/consumer.ts'
@@ -136,6 +138,8 @@ class Node implements PunchgateNode {
   /** Splicing for peers (public) or through our bootstraps (private): roles/relay.ts. */
   private readonly splicing: Splicing
   private readonly puncher: HolePuncher
+  /** --udp-punch: our UDP mapping, asked of peers, and answered for them. */
+  private readonly udpObserver?: UdpObserver
   /** The reach probe and the role it decides (roles/reachability.ts). */
   readonly reachability: Reachability
   private readonly peerPaths = new Map<string, Path>()
@@ -190,8 +194,11 @@ class Node implements PunchgateNode {
       splicing: this.splicing,
       ...(options.reachTiming != null ? { timing: options.reachTiming } : {})
     })
+    const udx = findUdx(swarm.services.internals.transportManager.getTransports())
+    if (udx != null) this.udpObserver = new UdpObserver(swarm, udx)
     this.puncher = new HolePuncher({
       swarm,
+      ...(this.udpObserver != null ? { udp: this.udpObserver } : {}),
       observed: new ObservedAddresses(swarm, () => swarm.services.internals.transportManager.getAddrs()),
       events: this.events,
       mayPunchWith: peer => this.provider.mayServe(peer) || this.consumer.isMeeting(peer),
@@ -266,6 +273,7 @@ class Node implements PunchgateNode {
     // After drainConnections has unhandled both protocols: no rejection can follow the summaries.
     this.onStop(async () => this.provider.close())
     await this.puncher.start()
+    await this.udpObserver?.start()
     this.swarm.addEventListener('connection:open', evt => this.onConnection(evt.detail, true))
     this.swarm.addEventListener('connection:close', evt => this.onConnection(evt.detail, false))
     this.swarm.addEventListener('self:peer:update', () => this.relays.checkRelays())
@@ -339,6 +347,7 @@ class Node implements PunchgateNode {
     this.stopping ??= (async () => {
       this.runner.stop()
       this.puncher.stop()
+      this.udpObserver?.stop()
       await drainConnections({
         listeners: this.consumer.localListeners(),
         served: this.provider.served,

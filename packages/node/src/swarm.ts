@@ -21,6 +21,7 @@ import { mayBePublic, startsPublic, type NodeConfig } from './config.ts'
 import { DHT_PROTOCOL, MAX_RELAY_RESERVATIONS } from './constants.ts'
 import { relayConnectionLimit, relayGater, relayTrusted } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
+import { udxTransport } from './transport/udx/transport.ts'
 import { socketTls } from './socket-tls.ts'
 import { lazyNoise } from './lazy-noise.ts'
 
@@ -120,6 +121,8 @@ export async function createSwarm (
       reuseportTcp(),
       // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
       ...(config.swarmKey == null ? [quic()] : []),
+      // --udp-punch: one UDP socket (any free port) that punches, accepts and dials (transport/udx/).
+      ...(config.udpPunch ? [udxTransport()] : []),
       // --relay-mode off: direct connections only, so no relayed dials.
       // Reservations run side by side: libp2p's queue of one stalled the second of our two
       // slots behind its own relay discovery's join of the first (relays/choice.ts).

@@ -28,6 +28,7 @@ export interface RunArgs {
   mdns?: boolean
   autonat?: boolean
   'port-mapping'?: boolean
+  'udp-punch'?: boolean
   control?: string
   metrics?: string
   'rtt-interval'?: number
@@ -68,6 +69,7 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   mdns: 'boolean',
   autonat: 'boolean',
   'port-mapping': 'boolean',
+  'udp-punch': 'boolean',
   control: 'path',
   metrics: 'string',
   'rtt-interval': 'number',
@@ -177,6 +179,11 @@ export const runOptions = {
     describe: 'private node: ask the router (NAT-PMP, PCP, UPnP-IGD) to forward the listen ports and announce the mapped address; --no-port-mapping turns it off',
     defaultDescription: 'true'
   },
+  'udp-punch': {
+    type: 'boolean',
+    describe: 'punch a UDP path (udx) beside the TCP one, and tell peers their UDP mapping; the first path to connect wins',
+    defaultDescription: 'false'
+  },
   control: controlOption,
   metrics: {
     type: 'string',
@@ -247,6 +254,7 @@ function settingsFrom (options: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings
     mdns: options.mdns,
     autonat: options.autonat,
     portMapping: options['port-mapping'],
+    udpPunch: options['udp-punch'],
     metrics: options.metrics,
     rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined,
     allow: [...options.allow ?? [], ...(allowFile != null ? readAllowFile(allowFile) : [])],

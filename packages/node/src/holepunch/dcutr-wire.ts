@@ -7,6 +7,7 @@
  *     repeated bytes ObsAddrs = 2;      // binary multiaddrs
  *     optional uint32 punchgate = 1001; // extension: the sender is Punchgate, roles as docs/protocol.md
  *     optional uint32 attempt = 1002;   // extension: the round number
+ *     repeated bytes udp = 1003;        // extension (--udp-punch): `/ip4/A/udp/P` candidates of the udx socket
  *   }
  *
  * Standard peers skip fields they do not know (protobuf's rule; js-libp2p, go-libp2p and
@@ -20,6 +21,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { MAX_DCUTR_ADDRS, MAX_FRAME_BYTES, MAX_PUNCH_CANDIDATES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
 import type { PunchMessage } from './wire.ts'
+import { udpHostPort } from '../transport/udx/addr.ts'
 
 const TYPE_CONNECT = 100
 const TYPE_SYNC = 300
@@ -27,6 +29,7 @@ const FIELD_TYPE = 1
 const FIELD_OBS_ADDRS = 2
 const FIELD_PUNCHGATE = 1001
 const FIELD_ATTEMPT = 1002
+const FIELD_UDP = 1003
 /** The extension's version: what `punchgate` holds. */
 export const PUNCHGATE_EXTENSION = 1
 
@@ -52,6 +55,12 @@ export function encodeHolePunch (message: PunchMessage): Uint8Array {
     for (const addr of message.addrs) {
       const bytes = multiaddr(addr).bytes
       pushVarint(out, (FIELD_OBS_ADDRS << 3) | BYTES)
+      pushVarint(out, bytes.byteLength)
+      out.push(...bytes)
+    }
+    for (const addr of message.udp ?? []) {
+      const bytes = multiaddr(addr).bytes
+      pushVarint(out, (FIELD_UDP << 3) | BYTES)
       pushVarint(out, bytes.byteLength)
       out.push(...bytes)
     }
@@ -119,6 +128,16 @@ function tcpCandidate (bytes: Uint8Array): string | undefined {
   }
 }
 
+/** `/ip4/A/udp/P` from a UDP candidate's bytes; undefined for anything else. */
+function udpCandidateOf (bytes: Uint8Array): string | undefined {
+  try {
+    const addr = multiaddr(bytes).toString()
+    return udpHostPort(addr) != null ? addr : undefined
+  } catch {
+    return undefined
+  }
+}
+
 /** Parses one HolePunch message (the frame without its length prefix). */
 export function decodeHolePunch (bytes: Uint8Array): PunchMessage {
   if (bytes.byteLength > MAX_FRAME_BYTES) throw new ProtocolError('DCUtR message too large')
@@ -128,6 +147,8 @@ export function decodeHolePunch (bytes: Uint8Array): PunchMessage {
   let attempt: number | undefined
   let seen = 0
   const addrs: string[] = []
+  const udp: string[] = []
+  let udpSeen = 0
   while (!reader.done) {
     const tag = reader.varint()
     const field = Math.floor(tag / 8)
@@ -138,6 +159,11 @@ export function decodeHolePunch (bytes: Uint8Array): PunchMessage {
       if (seen++ >= MAX_DCUTR_ADDRS || addrs.length >= MAX_PUNCH_CANDIDATES) continue
       const addr = tcpCandidate(value)
       if (addr != null && !addrs.includes(addr)) addrs.push(addr)
+    } else if (field === FIELD_UDP && wireType === BYTES) {
+      const value = reader.take(reader.varint())
+      if (udpSeen++ >= MAX_DCUTR_ADDRS || udp.length >= MAX_PUNCH_CANDIDATES) continue
+      const addr = udpCandidateOf(value)
+      if (addr != null && !udp.includes(addr)) udp.push(addr)
     } else if (field === FIELD_PUNCHGATE && wireType === VARINT) punchgate = reader.varint()
     else if (field === FIELD_ATTEMPT && wireType === VARINT) attempt = reader.varint()
     else reader.skip(wireType)
@@ -146,7 +172,7 @@ export function decodeHolePunch (bytes: Uint8Array): PunchMessage {
   if (type === TYPE_SYNC) return { type: 'sync', ...fromPunchgate }
   if (type === TYPE_CONNECT) {
     const round = attempt != null && attempt > 0 && Number.isSafeInteger(attempt) ? { attempt } : {}
-    return { type: 'connect', addrs, ...round, ...fromPunchgate }
+    return { type: 'connect', addrs, ...(udp.length > 0 ? { udp } : {}), ...round, ...fromPunchgate }
   }
   throw new ProtocolError(type == null ? 'DCUtR message has no type' : `DCUtR message type ${type} is neither CONNECT nor SYNC`)
 }

@@ -27,6 +27,12 @@
  * `initiator: false` dial option is lost in the dial queue. We dial through the transport
  * manager, which keeps it.
  *
+ * UDP beside TCP (--udp-punch, holepunch/udp-observe.ts and transport/udx/): each side also
+ * offers its udx socket's candidates; after sync B dials A's over udx (its resent SYNs open B's
+ * NAT) while A sends PROBEs to B's (opening A's), and the first direct connection of either
+ * kind ends the round. The roles need no care there: B's dial is the initiator, A's socket
+ * accepts it.
+ *
  * What a peer can make us dial (docs/nat-traversal.md): requests are answered only on relayed
  * connections, only for peers `mayPunchWith` names (we opened a tunnel to them, or they may use
  * one of our services), at most PUNCH_ROUNDS_PER_MINUTE rounds per peer, on either protocol;
@@ -50,6 +56,19 @@ import { StandardPeers } from './standard-peers.ts'
 import { punchRoles } from '../transport/reuseport-tcp.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
+/** A round that offers UDP candidates too; a connection it makes is one or the other. */
+export const PUNCH_METHOD_WITH_UDP = 'tcp+udp'
+export const UDP_PUNCH_METHOD = 'udp-udx'
+
+/** What the UDP half of a round needs (holepunch/udp-observe.ts). */
+export interface UdpPunch {
+  /** Our udx socket's candidates (`/ip4/A/udp/P`), observed mappings first. */
+  candidates: () => string[]
+  /** Our observed UDP mappings: never dialled on a peer's word. */
+  mappings: () => string[]
+  /** PROBEs from our udx socket to the peer's candidates, bounded; resolves when done. */
+  probe: (candidates: string[], signal: AbortSignal) => Promise<void>
+}
 
 export interface PunchOutcome {
   addr: string
@@ -67,6 +86,19 @@ export interface HolePuncherInit {
   roundsPerMinute?: number
   /** The filter's view of this host, read at each round; tests inject interfaces. @default localScope() */
   scope?: (ownAddrs: string[]) => CandidateScope
+  /** UDP punching beside TCP (--udp-punch); without it rounds are TCP only. */
+  udp?: UdpPunch
+}
+
+interface Targets { tcp: string[], udp: string[] }
+
+/** `/ip4/A/udp/P` as the udx transport's dial address. */
+function udxTarget (candidate: string): string {
+  return `${candidate}/udx`
+}
+
+function methodOf (addr: string): string {
+  return addr.includes('/udx') ? UDP_PUNCH_METHOD : PUNCH_METHOD
 }
 
 const MINUTE_MS = 60_000
@@ -93,6 +125,8 @@ export class HolePuncher {
   private readonly attemptTimeoutMs: number
   private readonly mayPunchWith: (peer: string) => boolean
   private readonly scope: (ownAddrs: string[]) => CandidateScope
+  private readonly udp?: UdpPunch
+  private readonly method: string
   private readonly rounds: PeerBudget
   /** Refusals are logged a few per peer (and in all) per minute, so a flood of requests is not a flood of log lines. */
   private readonly refusalsLogged = new PeerBudget({ limit: PUNCH_REFUSALS_LOGGED_PER_MINUTE, windowMs: MINUTE_MS })
@@ -110,6 +144,8 @@ export class HolePuncher {
     this.attemptTimeoutMs = init.attemptTimeoutMs ?? PUNCH_ATTEMPT_TIMEOUT_MS
     this.rounds = new PeerBudget({ limit: init.roundsPerMinute ?? PUNCH_ROUNDS_PER_MINUTE, windowMs: MINUTE_MS })
     this.scope = init.scope ?? (ownAddrs => localScope({ ownAddrs }))
+    if (init.udp != null) this.udp = init.udp
+    this.method = init.udp != null ? PUNCH_METHOD_WITH_UDP : PUNCH_METHOD
   }
 
   async start (): Promise<void> {
@@ -143,8 +179,8 @@ export class HolePuncher {
   async punch (peer: string, attempt: number): Promise<PunchOutcome> {
     const started = Date.now()
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
-    const { ours, scope } = this.ourSide()
-    this.events.emitEvent('holepunch.started', { peer, attempt, method: PUNCH_METHOD, role: 'initiator', candidates: ours })
+    const { ours, oursUdp, scope } = this.ourSide()
+    this.events.emitEvent('holepunch.started', { peer, attempt, method: this.method, role: 'initiator', candidates: [...ours, ...oursUdp] })
     let stream: Stream | undefined
     try {
       const relayed = this.swarm.getConnections(peerIdFromString(peer)).find(c => c.status === 'open' && isRelayed(c))
@@ -152,26 +188,28 @@ export class HolePuncher {
       stream = await relayed.newStream(PUNCH_PROTOCOLS, { signal, runOnLimitedConnection: true })
       const wire = roundWire(stream, signal)
       const sent = Date.now()
-      await wire.write({ type: 'connect', addrs: ours, attempt })
+      await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}), attempt })
       const reply = await wire.read()
       if (reply.type !== 'connect') throw new PunchError('peer answered connect with sync')
       const rtt = Date.now() - sent
       await wire.write({ type: 'sync' })
       await stream.close({ signal })
-      const theirs = this.dialable(reply.addrs, scope)
+      const theirs = this.dialable(reply.addrs, reply.udp ?? [], scope)
+      // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.
+      if (theirs.udp.length > 0) void this.udp?.probe(theirs.udp, signal).catch(() => {})
       await delay(rtt / 2, undefined, { signal })
       // The spec's role on a simultaneous open; with a standard peer also a plain dial, which
       // its listener takes as an ordinary client (see the header).
-      const dials = theirs.map(addr => ({ addr, initiator: false, reusePort: true }))
-      if (reply.punchgate !== true) dials.push(...theirs.map(addr => ({ addr, initiator: true, reusePort: false })))
+      const dials = theirs.tcp.map(addr => ({ addr, initiator: false, reusePort: true }))
+      if (reply.punchgate !== true) dials.push(...theirs.tcp.map(addr => ({ addr, initiator: true, reusePort: false })))
       const addr = await this.connectDirect(peer, dials, signal)
       const outcome = { addr, ms: Date.now() - started }
-      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'initiator', ...outcome })
+      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr), role: 'initiator', ...outcome })
       return outcome
     } catch (err) {
       stream?.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
-      this.events.emitEvent('holepunch.failed', { peer, attempt, method: PUNCH_METHOD, role: 'initiator', ms: Date.now() - started, error })
+      this.events.emitEvent('holepunch.failed', { peer, attempt, method: this.method, role: 'initiator', ms: Date.now() - started, error })
       throw new PunchError(error)
     }
   }
@@ -188,24 +226,26 @@ export class HolePuncher {
       const connect = await wire.read()
       if (connect.type !== 'connect') throw new PunchError('expected connect')
       attempt = connect.attempt ?? 1
-      const { ours, scope } = this.ourSide()
-      this.events.emitEvent('holepunch.started', { peer, attempt, method: PUNCH_METHOD, role: 'responder', candidates: ours })
-      await wire.write({ type: 'connect', addrs: ours })
+      const { ours, oursUdp, scope } = this.ourSide()
+      this.events.emitEvent('holepunch.started', { peer, attempt, method: this.method, role: 'responder', candidates: [...ours, ...oursUdp] })
+      await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}) })
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
-      const theirs = this.dialable(connect.addrs, scope)
+      const theirs = this.dialable(connect.addrs, connect.udp ?? [], scope)
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
       // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
       // as the initiator. A standard peer's dial is an ordinary client's (see the header).
       if (connect.punchgate === true) {
-        punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs), roundOver.signal)
+        punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs.tcp), roundOver.signal)
       }
-      const addr = await this.connectDirect(peer, theirs.map(a => ({ addr: a, initiator: true, reusePort: true })), signal)
-      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: PUNCH_METHOD, role: 'responder', addr, ms: Date.now() - started })
+      // Over udx we dial as the initiator too; A's socket accepts (its PROBEs opened its NAT).
+      const dials = [...theirs.tcp, ...theirs.udp.map(udxTarget)].map(a => ({ addr: a, initiator: true, reusePort: true }))
+      const addr = await this.connectDirect(peer, dials, signal)
+      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr), role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
-      this.events.emitEvent('holepunch.failed', { peer, attempt, method: PUNCH_METHOD, role: 'responder', ms: Date.now() - started, error })
+      this.events.emitEvent('holepunch.failed', { peer, attempt, method: this.method, role: 'responder', ms: Date.now() - started, error })
     } finally {
       roundOver.abort()
     }
@@ -229,18 +269,21 @@ export class HolePuncher {
   }
 
   /** Our candidates as we send them, and the filter's view of this host for the peer's. */
-  private ourSide (): { ours: string[], scope: CandidateScope } {
+  private ourSide (): { ours: string[], oursUdp: string[], scope: CandidateScope } {
     const mine = this.observed.candidates()
-    const scope = this.scope(mine)
-    return { ours: offerable(mine, scope), scope }
+    const scope = this.scope([...mine, ...this.udp?.mappings() ?? []])
+    return { ours: offerable(mine, scope), oursUdp: offerable(this.udp?.candidates() ?? [], scope), scope }
   }
 
-  /** The peer's candidates this node may dial; none is a failed round, not a dial. */
-  private dialable (addrs: string[], scope: CandidateScope): string[] {
-    if (addrs.length === 0) throw new PunchError('peer has no candidate addresses')
-    const usable = usableCandidates(addrs, scope)
-    if (usable.length === 0) throw new PunchError(`none of the peer's ${addrs.length} candidate addresses may be dialled (loopback, private outside our subnets, or ours)`)
-    return usable
+  /** The peer's candidates this node may dial or probe; none is a failed round, not a dial. */
+  private dialable (addrs: string[], udp: string[], scope: CandidateScope): Targets {
+    // Without UDP punching here the peer's UDP candidates are ignored.
+    const offered = this.udp != null ? udp : []
+    const total = addrs.length + offered.length
+    if (total === 0) throw new PunchError('peer has no candidate addresses')
+    const targets = { tcp: usableCandidates(addrs, scope), udp: usableCandidates(offered, scope) }
+    if (targets.tcp.length + targets.udp.length === 0) throw new PunchError(`none of the peer's ${total} candidate addresses may be dialled (loopback, private outside our subnets, or ours)`)
+    return targets
   }
 
   /**

@@ -1,13 +1,16 @@
 /**
  * The `/punchgate/punch/1.0.0` messages (docs/protocol.md): varint-length-prefixed JSON.
- *   initiator -> responder  { type: 'connect', addrs }   its candidate addresses
- *   responder -> initiator  { type: 'connect', addrs }   its own
+ *   initiator -> responder  { type: 'connect', addrs, udp? }   its candidate addresses
+ *   responder -> initiator  { type: 'connect', addrs, udp? }   its own
+ *   `udp` (with --udp-punch): plain `/ip4/A/udp/P` candidates of its udx socket; a peer
+ *   without UDP punching ignores the field
  *   initiator -> responder  { type: 'sync' }             the responder dials at once,
  *                                                        the initiator half an RTT later
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { MAX_FRAME_BYTES, MAX_PUNCH_CANDIDATES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
+import { udpHostPort } from '../transport/udx/addr.ts'
 
 /**
  * One message of a round, on either wire. `punchgate`: the sender said it is Punchgate
@@ -15,7 +18,7 @@ import { ProtocolError } from '../errors.ts'
  * follow docs/protocol.md, not only the DCUtR spec.
  */
 export type PunchMessage =
-  | { type: 'connect', addrs: string[], attempt?: number, punchgate?: boolean }
+  | { type: 'connect', addrs: string[], udp?: string[], attempt?: number, punchgate?: boolean }
   | { type: 'sync', punchgate?: boolean }
 
 const encoder = new TextEncoder()
@@ -48,7 +51,13 @@ export function decodePunch (bytes: Uint8Array): PunchMessage {
   if (obj?.type === 'connect' && Array.isArray(obj.addrs)) {
     const addrs = obj.addrs.filter((a): a is string => typeof a === 'string' && isTcpCandidate(a))
     const attempt = typeof obj.attempt === 'number' && Number.isInteger(obj.attempt) && obj.attempt > 0 ? obj.attempt : undefined
-    return { type: 'connect', addrs: addrs.slice(0, MAX_PUNCH_CANDIDATES), ...(attempt != null ? { attempt } : {}) }
+    const udp = Array.isArray(obj.udp) ? obj.udp.filter((a): a is string => typeof a === 'string' && udpHostPort(a) != null).slice(0, MAX_PUNCH_CANDIDATES) : []
+    return {
+      type: 'connect',
+      addrs: addrs.slice(0, MAX_PUNCH_CANDIDATES),
+      ...(udp.length > 0 ? { udp } : {}),
+      ...(attempt != null ? { attempt } : {})
+    }
   }
   throw new ProtocolError('punch frame is neither connect nor sync')
 }
