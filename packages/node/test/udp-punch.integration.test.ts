@@ -15,7 +15,7 @@ describe('UDP punching (--udp-punch)', () => {
   let provider: PunchgateNode
   let consumer: PunchgateNode
   let echo: EchoServer
-  const events: Array<Record<string, unknown>> = []
+  let punched: Promise<{ method: string, addr: string }>
 
   before(async () => {
     echo = await echoServer()
@@ -25,7 +25,8 @@ describe('UDP punching (--udp-punch)', () => {
     provider = await testNode({ bootstrap, listen: ['none'], allowAny: true, expose: [`echo=127.0.0.1:${echo.port}`], udpPunch: true }, { loopbackCandidates: true })
     await event(provider, 'service.published')
     consumer = await testNode({ bootstrap, listen: ['none'], tunnelByName: ['echo@127.0.0.1:0'], udpPunch: true }, { loopbackCandidates: true })
-    consumer.events.onEvent('holepunch.succeeded', fields => { events.push(fields) })
+    // Round 1 can be lost to the relayed connection it runs on (a duplicate circuit closed under it); round 2 follows 1 s later.
+    punched = event(consumer, 'holepunch.succeeded', f => f.peer === provider.peerId)
   })
 
   after(async () => {
@@ -33,17 +34,19 @@ describe('UDP punching (--udp-punch)', () => {
     await echo?.close()
   })
 
-  it('goes direct over udx in the punch round, and the tunnel echoes 4 MiB byte-exact on it', async () => {
-    const activated = await event(consumer, 'tunnel.activated')
-    assert.equal(activated.path, 'direct', 'the tunnel went live on the punched path')
-    assert.equal(events[0]?.method, 'udp-udx')
+  it('goes direct over udx in a punch round, and the tunnel echoes 4 MiB byte-exact on it', async () => {
+    const { method, addr } = await punched
+    assert.equal(method, 'udp-udx')
+    assert.match(addr, /\/udp\/\d+\/udx\//)
     const direct = consumer.swarm.getConnections().filter(c => c.remotePeer.toString() === provider.peerId && !c.remoteAddr.toString().includes('/p2p-circuit'))
     assert.equal(direct.length, 1)
     assert.match(direct[0]!.remoteAddr.toString(), /\/udp\/\d+\/udx\//)
     const [tunnel] = consumer.tunnels()
+    const opened = event(consumer, 'tunnel.opened', f => f.side === 'client')
     const data = random(4 * 1024 * 1024)
     const back = await roundTrip(portOf(tunnel!.bind), data)
     assert.equal(sha256(back), sha256(data))
+    assert.equal((await opened).path, 'direct')
   })
 
   it('learned its UDP mapping from the bootstrap: its own udx port, as the bootstrap saw it', () => {
