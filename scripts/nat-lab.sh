@@ -4,13 +4,15 @@
 # and a second public host (boot2, for a second public node) on that internet. See
 # docs/nat-traversal.md for the topology and the NAT kinds.
 #
-#   nat-lab.sh up PREFIX CLIENT_KIND WORKHORSE_KIND [--delay MS] [--loss PCT]
+#   nat-lab.sh up PREFIX CLIENT_KIND WORKHORSE_KIND [--delay MS] [--loss PCT] [--ipv6]
 #   nat-lab.sh down PREFIX                 (idempotent)
 #   nat-lab.sh exec PREFIX HOST CMD...     HOST: boot boot2 client workhorse routerA routerB
 #   nat-lab.sh flush-nat PREFIX ROUTER     forget every NAT mapping (routerA or routerB)
 #   nat-lab.sh status PREFIX
 #
 # KIND: fullcone, cone, symmetric or public (no router: the host sits on the internet).
+# --ipv6: dual stack; every host also gets a global IPv6 address (2001:db9::/32, no NAT) and
+# each router a stateful IPv6 firewall (replies to what its host opened, nothing else).
 # Every namespace is named PREFIX<name> (PREFIXinet holds the internet bridge); the lab
 # touches nothing else. Needs root; installs missing Debian packages.
 set -euo pipefail
@@ -28,11 +30,20 @@ readonly ROUTER_WAN_workhorse=11.0.0.12 LAN_workhorse=10.2.0 PUBLIC_workhorse=11
 # outbound packet through it (conntrack keeps the port itself for its own timeouts).
 readonly FULLCONE_MAPPING_TIMEOUT=300s
 readonly NAT_TABLE=natlab
+# --ipv6: the internet is 2001:db9::/64 and each router's LAN a /64 of its own. Not the
+# documentation prefix 2001:db8::/32, which Punchgate (holepunch/candidates.ts) treats as
+# private; nothing leaves the lab's namespaces, so no real network is ever reached.
+readonly NET6=2001:db9
+readonly BOOT_IP6=$NET6::2 BOOT2_IP6=$NET6::3
+readonly ROUTER_WAN6_client=$NET6::11 LAN6_client=$NET6:a: PUBLIC6_client=$NET6::21
+readonly ROUTER_WAN6_workhorse=$NET6::12 LAN6_workhorse=$NET6:b: PUBLIC6_workhorse=$NET6::22
+# Set by 'up --ipv6'.
+IPV6=0
 
 die() { echo "nat-lab: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '7,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '7,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -61,18 +72,61 @@ new_namespace() {
   local ns=$1
   ip netns add "$ns"
   ip -n "$ns" link set lo up
+  if [ "$IPV6" -eq 1 ]; then
+    # Addresses usable at once (no duplicate address detection), and no autoconfiguration.
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
+      net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
+    return
+  fi
   # IPv4 only: the lab's NAT rules are IPv4, so IPv6 would be an unfiltered side door.
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 }
 
-# Plugs interface IFACE of namespace NS into the internet bridge with ADDR/8.
-# The bridge-side end is named PORT, inside the internet namespace only.
+# Plugs interface IFACE of namespace NS into the internet bridge with ADDR/8 (and ADDR6/64
+# with --ipv6). The bridge-side end is named PORT, inside the internet namespace only.
 attach_internet() {
-  local prefix=$1 port=$2 ns=$3 iface=$4 addr=$5
+  local prefix=$1 port=$2 ns=$3 iface=$4 addr=$5 addr6=${6:-}
   ip -n "${prefix}inet" link add "$port" type veth peer name "$iface" netns "$ns"
   ip -n "${prefix}inet" link set "$port" master br0 up
   ip -n "$ns" addr add "$addr/8" dev "$iface"
+  if [ "$IPV6" -eq 1 ]; then ip -n "$ns" addr add "$addr6/64" dev "$iface" nodad; fi
   ip -n "$ns" link set "$iface" up
+}
+
+# --ipv6: a router's firewall, as a home router's (RFC 6092): its host may open connections
+# out; from the WAN only replies to those (and neighbour discovery, to the router itself) get in.
+router_rules6() {
+  cat <<EOF
+table ip6 $NAT_TABLE {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+    iifname "wan" drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" drop
+  }
+}
+EOF
+}
+
+# --ipv6: hosts on the internet (not behind a router) reach each router's LAN through it.
+route_lans6() {
+  local prefix=$1 side host router_var wan_var lan_var
+  for side in client workhorse; do
+    router_var=ROUTER_$side wan_var=ROUTER_WAN6_$side lan_var=LAN6_$side
+    ns_exists "$prefix${!router_var}" || continue
+    for host in boot boot2 client workhorse routerA routerB; do
+      [ "$host" = "${!router_var}" ] && continue
+      ns_exists "$prefix$host" || continue
+      # A host behind a router has its default route already.
+      [ -n "$(ip -n "$prefix$host" -6 route show default)" ] && continue
+      ip -n "$prefix$host" -6 route add "${!lan_var}:/64" via "${!wan_var}"
+    done
+  done
 }
 
 # The router's nftables ruleset for a NAT kind; LAN_HOST is the one host behind it.
@@ -125,17 +179,18 @@ EOF
 build_side() {
   local prefix=$1 side=$2 kind=$3
   local wan_var=ROUTER_WAN_$side lan_var=LAN_$side public_var=PUBLIC_$side router_var=ROUTER_$side
+  local wan6_var=ROUTER_WAN6_$side lan6_var=LAN6_$side public6_var=PUBLIC6_$side
   local host_ns=$prefix$side
   new_namespace "$host_ns"
   if [ "$kind" = public ]; then
-    attach_internet "$prefix" "$side" "$host_ns" eth0 "${!public_var}"
+    attach_internet "$prefix" "$side" "$host_ns" eth0 "${!public_var}" "${!public6_var}"
     return
   fi
   local router=${!router_var} lan=${!lan_var}
   local router_ns=$prefix$router
   new_namespace "$router_ns"
   ip netns exec "$router_ns" sysctl -qw net.ipv4.ip_forward=1
-  attach_internet "$prefix" "$router" "$router_ns" wan "${!wan_var}"
+  attach_internet "$prefix" "$router" "$router_ns" wan "${!wan_var}" "${!wan6_var}"
   ip -n "$router_ns" link add lan type veth peer name eth0 netns "$host_ns"
   ip -n "$router_ns" addr add "$lan.1/24" dev lan
   ip -n "$router_ns" link set lan up
@@ -143,6 +198,13 @@ build_side() {
   ip -n "$host_ns" link set eth0 up
   ip -n "$host_ns" route add default via "$lan.1"
   router_rules "$kind" "$lan.2" | ip netns exec "$router_ns" nft -f -
+  [ "$IPV6" -eq 1 ] || return 0
+  local lan6=${!lan6_var}
+  ip netns exec "$router_ns" sysctl -qw net.ipv6.conf.all.forwarding=1
+  ip -n "$router_ns" addr add "$lan6:1/64" dev lan nodad
+  ip -n "$host_ns" addr add "$lan6:2/64" dev eth0 nodad
+  ip -n "$host_ns" -6 route add default via "$lan6:1"
+  router_rules6 | ip netns exec "$router_ns" nft -f -
 }
 
 # Impairments of the internet segment. Each packet crosses the bridge once, so a
@@ -176,6 +238,7 @@ cmd_up() {
     case "$1" in
       --delay) [[ "${2:-}" =~ ^[0-9]+$ ]] || die "--delay needs milliseconds"; delay=$2; shift 2 ;;
       --loss) [[ "${2:-}" =~ ^([0-9]{1,2}(\.[0-9]{1,2})?|100)$ ]] || die "--loss needs a percentage (0-100, two decimals)"; loss=$2; shift 2 ;;
+      --ipv6) IPV6=1; shift ;;
       *) usage ;;
     esac
   done
@@ -196,14 +259,15 @@ cmd_up() {
   ip -n "${prefix}inet" link add br0 type bridge
   ip -n "${prefix}inet" link set br0 up
   new_namespace "${prefix}boot"
-  attach_internet "$prefix" boot "${prefix}boot" eth0 "$BOOT_IP"
+  attach_internet "$prefix" boot "${prefix}boot" eth0 "$BOOT_IP" "$BOOT_IP6"
   new_namespace "${prefix}boot2"
-  attach_internet "$prefix" boot2 "${prefix}boot2" eth0 "$BOOT2_IP"
+  attach_internet "$prefix" boot2 "${prefix}boot2" eth0 "$BOOT2_IP" "$BOOT2_IP6"
   build_side "$prefix" client "$client_kind"
   build_side "$prefix" workhorse "$workhorse_kind"
+  if [ "$IPV6" -eq 1 ]; then route_lans6 "$prefix"; fi
   add_impairments "$prefix" "$delay" "$loss"
   trap - EXIT INT TERM
-  echo "nat-lab: $prefix up: client $client_kind, workhorse $workhorse_kind${delay:+, delay ${delay} ms}${loss:+, loss ${loss}%}"
+  echo "nat-lab: $prefix up: client $client_kind, workhorse $workhorse_kind${delay:+, delay ${delay} ms}${loss:+, loss ${loss}%}$( [ "$IPV6" -eq 1 ] && echo ', IPv6 behind stateful firewalls')"
 }
 
 cmd_down() {
@@ -273,7 +337,7 @@ cmd_status() {
     ns=$prefix$host
     ns_exists "$ns" || continue
     found=1
-    printf '%-10s %-16s %s\n' "$host" "$ns" "$(ip -n "$ns" -4 -o addr show scope global | awk '{ printf "%s ", $4 }')"
+    printf '%-10s %-16s %s\n' "$host" "$ns" "$(ip -n "$ns" -o addr show scope global | awk '{ printf "%s ", $4 }')"
     if [[ "$host" == router* ]]; then
       printf '%-10s %-16s kind %s, %s tracked connections\n' '' '' "$(router_kind "$ns")" \
         "$(ip netns exec "$ns" conntrack -C 2>/dev/null || echo '?')"
