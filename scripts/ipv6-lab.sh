@@ -18,12 +18,12 @@ set -euo pipefail
 #           over IPv6, and the bootstrap observes each node's IPv6 address and port.
 #   boot4:  its IPv4 address only: nothing observes the nodes' IPv6 addresses; the candidates
 #           come from their own interfaces (holepunch/observed.ts).
-# Limit 6 s: round 1 direct gave the first byte at 2.4-4.6 s (Node start-up 1.1-2.7 s of it, on a
-# loaded machine); a missed round 1 puts it on the relay after the round's 5 s (6.7-8.0 s before
-# IPv6 was punched, docs/nat-traversal.md "IPv6").
+# The target is the client's punch round 1 ending direct over /ip6/ (check_ipv6), which load does
+# not change; the first-byte limit is loose: at load 6-9 the first byte came at 2.4-4.6 s, at load
+# 10 at 7.4-8.6 s, Node's start-up alone taking 4.5 s of it (docs/nat-traversal.md "IPv6").
 readonly SCENARIOS='
-fw6-boot6       ip6                     direct       6
-fw6-boot4       ip4                     direct       6
+fw6-boot6       ip6                     direct       15
+fw6-boot4       ip4                     direct       15
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_ADDR6=2001:db9::2 PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 readonly IPV4_KIND=symmetric
@@ -100,7 +100,7 @@ run_scenario() {
 }
 
 # The direct connection's address and when the punch made it, from the client's log: the
-# target is a direct path over IPv6, not merely a direct one.
+# target is a direct path over IPv6 from the client's first punch round, not merely a direct one.
 check_ipv6() {
   node - "$1/client.log" "$2" "$client_started" <<'EOF'
 const [file, workhorse, started] = process.argv.slice(2)
@@ -109,7 +109,7 @@ const direct = events.find(e => e.event === 'peer.connected' && e.peer === workh
 const punched = events.find(e => e.event === 'holepunch.succeeded')
 const at = e => e?.time != null ? `${((Date.parse(e.time) - Number(started)) / 1000).toFixed(1)} s` : '-'
 console.log(`direct connection ${direct?.addr ?? 'none'} at ${at(direct)}; punch ${punched != null ? `${punched.addr}, round ${punched.attempt}, ${punched.ms} ms` : 'none'}`)
-process.exitCode = direct != null && direct.addr.startsWith('/ip6/') ? 0 : 1
+process.exitCode = direct?.addr.startsWith('/ip6/') === true && punched?.attempt === 1 && punched.addr.startsWith('/ip6/') ? 0 : 1
 EOF
 }
 
@@ -128,7 +128,7 @@ for name in ${selected//,/ }; do
   read -r _ family path limit < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
   out="$results/$name"
   mkdir -p "$out"
-  echo "ipv6-lab: $name (bootstrap over $family, both sides behind IPv6 firewalls and $IPV4_KIND IPv4 NATs, target $path over IPv6, first byte <= $limit s)"
+  echo "ipv6-lab: $name (bootstrap over $family, both sides behind IPv6 firewalls and $IPV4_KIND IPv4 NATs, target $path over IPv6 in punch round 1, first byte <= $limit s)"
   rm -f "$work"/*.key "$work"/*.known-providers
   workhorse_id=$(punchgate_id "$work/workhorse.key")
   setup_error=''
@@ -146,7 +146,7 @@ echo
 status=0
 node "$root/scripts/nat-lab-report.mjs" "$results" || status=1
 if [ "${#ipv6_failed[@]}" -gt 0 ]; then
-  echo "ipv6-lab: no direct IPv6 connection in: ${ipv6_failed[*]}" >&2
+  echo "ipv6-lab: no direct IPv6 connection from punch round 1 in: ${ipv6_failed[*]}" >&2
   status=1
 fi
 exit "$status"
