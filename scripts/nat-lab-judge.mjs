@@ -4,11 +4,11 @@
 /** The issue asks the relay path to carry at least this much, byte-exact. */
 export const RELAY_MIN_BYTES = 100e6
 
-/** What the client's own hole-punch rounds did, e.g. "ok, round 1, 65 ms" or "failed x2". */
+/** What the client's own hole-punch rounds did, e.g. "ok, round 1, 65 ms", "ok, round 1, 80 ms, UDP" or "failed x2". */
 function punchSummary (events) {
   const succeeded = events.find(e => e.event === 'holepunch.succeeded')
   const failed = events.filter(e => e.event === 'holepunch.failed').length
-  if (succeeded != null) return `ok, round ${succeeded.attempt}, ${succeeded.ms} ms`
+  if (succeeded != null) return `ok, round ${succeeded.attempt}, ${succeeded.ms} ms${succeeded.method === 'udp-udx' ? ', UDP' : ''}`
   return failed > 0 ? `failed x${failed}` : 'none'
 }
 

@@ -121,3 +121,9 @@ test('the table shows every scenario with its verdict', () => {
   assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s \(- s\) \| 5 s \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
   assert.match(lines[3], /\| FAIL: tunnel ended on relay, target direct; no direct connection to the workhorse \|$/)
 })
+
+test('the punch column says which round won and whether over UDP (--udp-punch)', () => {
+  const succeeded = method => ({ event: 'holepunch.succeeded', peer: WORKHORSE, attempt: 1, method, role: 'initiator', ms: 80, addr: '/ip4/11.0.0.12/udp/5000/udx' })
+  assert.equal(judge('x', scenario('direct'), probe(1800), [...directRun, succeeded('udp-udx')]).punch, 'ok, round 1, 80 ms, UDP')
+  assert.equal(judge('x', scenario('direct'), probe(1800), [...directRun, succeeded('tcp-simultaneous-open')]).punch, 'ok, round 1, 80 ms')
+})

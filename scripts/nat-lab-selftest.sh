@@ -176,6 +176,11 @@ echo "selftest: cone/cone"
 new_lab cone cone
 check "udp hole punch, client 0.5 s early" "client received, workhorse received" punch_pair
 
+echo "selftest: nosyn/nosyn (a cone that drops inbound bare SYNs: UDP still punches, TCP dials out)"
+new_lab nosyn nosyn
+check "udp hole punch, client 0.5 s early" "client received, workhorse received" punch_pair
+check "tcp mapping for two destinations" "same (11.0.0.11:*" mapping_kind tcp
+
 echo "selftest: symmetric/symmetric"
 new_lab symmetric symmetric
 check "udp hole punch, client 0.5 s early" "client nothing, workhorse nothing" punch_pair

@@ -14,18 +14,21 @@
 set -euo pipefail
 
 # The bootstrap column: the address the client and the workhorse are given for the
-# bootstrap, its TCP one or its QUIC one (it listens on both).
-# name                 client     workhorse  target path  first byte limit (s)  bootstrap
+# bootstrap, its TCP one or its QUIC one (it listens on both). The udp column: 'udp' runs
+# all three daemons with --udp-punch, '-' without.
+# name                 client     workhorse  target path  first byte limit (s)  bootstrap  udp
 readonly SCENARIOS='
-fullcone-fullcone      fullcone   fullcone   direct       5                     tcp
-cone-cone              cone       cone       direct       10                    tcp
-public-cone            public     cone       direct       5                     tcp
-symmetric-symmetric    symmetric  symmetric  relay        15                    tcp
-cone-symmetric         cone       symmetric  any          15                    tcp
-fullcone-symmetric     fullcone   symmetric  any          15                    tcp
-symmetric-fullcone     symmetric  fullcone   direct       5                     tcp
-public-public          public     public     direct       5                     tcp
-quic-boot-cone-cone    cone       cone       direct       10                    quic
+fullcone-fullcone      fullcone   fullcone   direct       5                     tcp        -
+cone-cone              cone       cone       direct       10                    tcp        -
+public-cone            public     cone       direct       5                     tcp        -
+symmetric-symmetric    symmetric  symmetric  relay        15                    tcp        -
+cone-symmetric         cone       symmetric  any          15                    tcp        -
+fullcone-symmetric     fullcone   symmetric  any          15                    tcp        -
+symmetric-fullcone     symmetric  fullcone   direct       5                     tcp        -
+public-public          public     public     direct       5                     tcp        -
+quic-boot-cone-cone    cone       cone       direct       10                    quic       -
+nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        -
+udp-nosyn-nosyn        nosyn      nosyn      direct       10                    quic       udp
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 # Setup steps that take longer than this are failures, not slow successes.
@@ -80,8 +83,9 @@ setup_error=''
 client_started=0
 measured_until=0
 run_scenario() {
-  local out=$1 client=$2 workhorse=$3 boot_via=$4
-  local boot_id boot client_id
+  local out=$1 client=$2 workhorse=$3 boot_via=$4 udp=$5
+  local boot_id boot client_id flags=()
+  [ "$udp" = udp ] && flags+=(--udp-punch)
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
@@ -91,7 +95,7 @@ run_scenario() {
   boot="/ip4/$BOOT_ADDR/tcp/$BOOT_PORT/p2p/$boot_id"
   if [ "$boot_via" = quic ]; then boot="/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1/p2p/$boot_id"; fi
   start_in boot "$out/boot.log" node "$cli" --identity "$work/boot.key" --control "$work/boot.sock" \
-    --listen "/ip4/$BOOT_ADDR/tcp/$BOOT_PORT" --listen "/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1"
+    --listen "/ip4/$BOOT_ADDR/tcp/$BOOT_PORT" --listen "/ip4/$BOOT_ADDR/udp/$BOOT_PORT/quic-v1" "${flags[@]}"
   wait_for "$out/boot.log" '"event":"node.started"' || { setup_error="bootstrap did not start"; return 1; }
 
   start_in workhorse "$out/echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
@@ -99,14 +103,14 @@ run_scenario() {
   # Only the client may use the echo service: services refuse every peer unless a list names it.
   client_id=$(punchgate_id "$work/client.key")
   start_in workhorse "$out/workhorse.log" node "$cli" --identity "$work/workhorse.key" --control "$work/workhorse.sock" \
-    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
+    --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id" "${flags[@]}"
   wait_for "$out/workhorse.log" '"event":"service.published"' ||
     { setup_error="workhorse did not publish echo within ${START_TIMEOUT_S} s"; return 1; }
 
   # The clock starts as the client is launched; the probe connects right after.
   client_started=$(date +%s%3N)
   start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" --log-level debug \
-    --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
+    --bootstrap "$boot" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT" "${flags[@]}"
   start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$client_started" "$bytes"
   # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
   wait "${pids[-1]}" || true
@@ -134,17 +138,17 @@ for name in $known; do rm -rf "${results:?}/$name"; done
 rm -f "$results/results.json" "$results/results.md" "$results/scenarios.txt"
 
 for name in ${selected//,/ }; do
-  read -r _ client workhorse path limit boot_via < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
+  read -r _ client workhorse path limit boot_via udp < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
   out="$results/$name"
   mkdir -p "$out"
-  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via, target $path, first byte <= $limit s)"
+  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via$( [ "$udp" = udp ] && echo ', --udp-punch'), target $path, first byte <= $limit s)"
   # A fresh deployment: new keys, and the client trusts on first use again (its known-providers
   # file, beside its key, would pin the previous scenario's workhorse).
   rm -f "$work"/*.key "$work"/*.known-providers
   workhorse_id=$(punchgate_id "$work/workhorse.key")
   setup_error=''
   client_started=0
-  run_scenario "$out" "$client" "$workhorse" "$boot_via" || true
+  run_scenario "$out" "$client" "$workhorse" "$boot_via" "$udp" || true
   # Events after this are the daemons shutting down, not the scenario's outcome.
   measured_until=$(date +%s%3N)
   stop_processes

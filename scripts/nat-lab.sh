@@ -10,14 +10,15 @@
 #   nat-lab.sh flush-nat PREFIX ROUTER     forget every NAT mapping (routerA or routerB)
 #   nat-lab.sh status PREFIX
 #
-# KIND: fullcone, cone, symmetric or public (no router: the host sits on the internet).
+# KIND: fullcone, cone, symmetric, nosyn (a cone that drops every inbound bare TCP SYN) or
+# public (no router: the host sits on the internet).
 # --ipv6: dual stack; every host also gets a global IPv6 address (2001:db9::/32, no NAT) and
 # each router a stateful IPv6 firewall (replies to what its host opened, nothing else).
 # Every namespace is named PREFIX<name> (PREFIXinet holds the internet bridge); the lab
 # touches nothing else. Needs root; installs missing Debian packages.
 set -euo pipefail
 
-readonly KINDS='fullcone cone symmetric public'
+readonly KINDS='fullcone cone symmetric nosyn public'
 readonly HOSTS='boot boot2 client workhorse routerA routerB'
 readonly BOOT_IP=11.0.0.2
 # A second host on the internet, with no router: a second public node runs there.
@@ -133,17 +134,24 @@ route_lans6() {
 router_rules() {
   local kind=$1 lan_host=$2 masquerade=masquerade
   [ "$kind" = symmetric ] && masquerade='masquerade fully-random'
+  # nosyn: an office firewall in front of a cone NAT. Every inbound bare SYN is dropped,
+  # even one conntrack would take as the other half of a simultaneous open: TCP punching
+  # cannot work, while replies to our own connects (SYN-ACK) and UDP behave as a cone's.
+  local nosyn=''
+  [ "$kind" = nosyn ] && nosyn='    iifname "wan" tcp flags & (fin | syn | rst | ack) == syn drop comment "nosyn"'
   cat <<EOF
 table ip $NAT_TABLE {
   # A home router: nothing unsolicited from the WAN reaches the router or the LAN.
   # (Accepting it would let conntrack claim a mapping for a peer's early punch packet.)
   chain input {
     type filter hook input priority filter; policy accept;
+$nosyn
     iifname "wan" ct state established,related accept
     iifname "wan" drop
   }
   chain forward {
     type filter hook forward priority filter; policy accept;
+$nosyn
     iifname "wan" ct state established,related accept
 $( [ "$kind" = fullcone ] && echo '    iifname "wan" ct status dnat accept' )
     iifname "wan" drop
@@ -324,6 +332,7 @@ router_kind() {
   rules=$(ip netns exec "$1" nft list table ip "$NAT_TABLE" 2>/dev/null) || { echo unknown; return; }
   case "$rules" in
     *'set mapped'*) echo fullcone ;;
+    *'"nosyn"'*) echo nosyn ;;
     *fully-random*) echo symmetric ;;
     *) echo cone ;;
   esac

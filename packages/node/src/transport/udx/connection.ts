@@ -7,7 +7,7 @@ import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { AbortOptions, Logger, MessageStreamDirection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { UdxStream } from 'udx-native'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 export interface UdxConnectionInit {
   stream: UdxStream
@@ -19,19 +19,35 @@ export interface UdxConnectionInit {
 export class UdxConnection extends AbstractMultiaddrConnection {
   readonly udxStream: UdxStream
   private closed = false
+  private pending: Uint8Array[] = []
+  private readonly flush = (): void => {
+    const chunks = this.pending
+    this.pending = []
+    if (chunks.length === 1) this.onData(chunks[0] as Uint8Array)
+    else if (chunks.length > 1) this.onData(new Uint8ArrayList(...chunks))
+  }
 
   constructor (init: UdxConnectionInit) {
     super({ ...init, log: init.log })
     this.udxStream = init.stream
     const stream = init.stream
-    stream.on('data', (buf: Uint8Array) => { this.onData(buf) })
+    // udx delivers one packet (~1.4 KB) per 'data' event: hand them on in one batch per turn
+    // of the event loop, so TLS and yamux see tens of KB at a time, not one packet.
+    stream.on('data', (buf: Uint8Array) => {
+      if (this.pending.length === 0) setImmediate(this.flush)
+      this.pending.push(buf)
+    })
     stream.on('error', (err: Error) => {
       this.log('udx error %a %e', this.remoteAddr, err)
       this.abort(err)
     })
     // The remote ended its side: end ours too, as TCP without half-open does; 'close' follows.
-    stream.on('end', () => { stream.end() })
+    stream.on('end', () => {
+      this.flush()
+      stream.end()
+    })
     stream.once('close', () => {
+      this.flush()
       this.closed = true
       this.onTransportClosed()
     })
