@@ -24,6 +24,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { DCUTR_PROTOCOL, PUNCH_PROTOCOL, PUNCH_ROUNDS_PER_MINUTE, type PunchgateNode } from '../src/index.ts'
 import { encodePunch } from '../src/holepunch/wire.ts'
+import { encodeHolePunch } from '../src/holepunch/dcutr-wire.ts'
 import { echoServer, event, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
 
 interface HolePunchMessage { type?: string, observedAddresses: Uint8Array[] }
@@ -160,10 +161,12 @@ describe('DCUtR: what a standard peer can make a node do', () => {
         await lp.read()
         await lp.write(encodePunch({ type: 'sync' }))
       } else {
-        const wire = await dcutrStream(connection)
-        await wire.connect([])
-        assert.equal((await wire.read()).type, 'CONNECT', `round ${round} was answered`)
-        await wire.sync()
+        // DCUtR as a Punchgate peer writes it (with the extension): no candidates fails at once.
+        const stream = await connection.newStream(DCUTR_PROTOCOL, { runOnLimitedConnection: true })
+        const lp = lpStream(stream)
+        await lp.write(encodeHolePunch({ type: 'connect', addrs: [], attempt: round }))
+        assert.equal(HolePunch.decode((await lp.read()).subarray()).type, 'CONNECT', `round ${round} was answered`)
+        await lp.write(encodeHolePunch({ type: 'sync' }))
       }
       assert.equal((await failed).error, 'peer has no candidate addresses')
     }

@@ -194,7 +194,7 @@ export class HolePuncher {
       const rtt = Date.now() - sent
       await wire.write({ type: 'sync' })
       await stream.close({ signal })
-      const theirs = this.dialable(reply.addrs, reply.udp ?? [], scope)
+      const theirs = this.dialable(reply.addrs, reply.udp ?? [], scope, reply.punchgate === true)
       // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.
       if (theirs.udp.length > 0) void this.udp?.probe(theirs.udp, signal).catch(() => {})
       await delay(rtt / 2, undefined, { signal })
@@ -231,7 +231,7 @@ export class HolePuncher {
       await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}) })
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
-      const theirs = this.dialable(connect.addrs, connect.udp ?? [], scope)
+      const theirs = this.dialable(connect.addrs, connect.udp ?? [], scope, connect.punchgate === true)
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
       // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
       // as the initiator. A standard peer's dial is an ordinary client's (see the header).
@@ -275,13 +275,18 @@ export class HolePuncher {
     return { ours: offerable(mine, scope), oursUdp: offerable(this.udp?.candidates() ?? [], scope), scope }
   }
 
-  /** The peer's candidates this node may dial or probe; none is a failed round, not a dial. */
-  private dialable (addrs: string[], udp: string[], scope: CandidateScope): Targets {
+  /**
+   * The peer's candidates this node may dial or probe. None is a failed round, not a dial, with
+   * a Punchgate peer. A standard peer offers only verified addresses (often none, or only private
+   * ones) and dials ours anyway: the round then waits for its dial to reach our listener.
+   */
+  private dialable (addrs: string[], udp: string[], scope: CandidateScope, punchgate: boolean): Targets {
     // Without UDP punching here the peer's UDP candidates are ignored.
     const offered = this.udp != null ? udp : []
     const total = addrs.length + offered.length
-    if (total === 0) throw new PunchError('peer has no candidate addresses')
     const targets = { tcp: usableCandidates(addrs, scope), udp: usableCandidates(offered, scope) }
+    if (!punchgate) return targets
+    if (total === 0) throw new PunchError('peer has no candidate addresses')
     if (targets.tcp.length + targets.udp.length === 0) throw new PunchError(`none of the peer's ${total} candidate addresses may be dialled (loopback, private outside our subnets, or ours)`)
     return targets
   }
