@@ -177,23 +177,47 @@ describe('DCUtR: what a standard peer can make a node do', () => {
   })
 })
 
+/**
+ * A standard peer answering DCUtR by hand, as js-libp2p's handler does (no extension): it
+ * answers CONNECT with `offer` and, on SYNC, runs `onSync` (js-libp2p would dial).
+ */
+async function manualDcutrPeer (offer: (peer: Libp2p) => string[], onSync: (peer: Libp2p) => Promise<void>): Promise<Libp2p> {
+  const peer = await barePeer()
+  await peer.handle(DCUTR_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream)
+    HolePunch.decode((await lp.read()).subarray())
+    await lp.write(HolePunch.encode({ type: 'CONNECT', observedAddresses: offer(peer).map(a => multiaddr(a).bytes) }))
+    const sync = HolePunch.decode((await lp.read()).subarray())
+    if (sync.type === 'SYNC') await onSync(peer)
+  }, { runOnLimitedConnection: true })
+  return peer
+}
+
 describe('DCUtR: the node starts the round with a standard peer that reaches it over a relay', () => {
   let relay: PunchgateNode
   let node: PunchgateNode
   let allowed: Libp2p
   let stranger: Libp2p
+  let listening: Libp2p
+  let silent: Libp2p
   let relayAddr: string
 
   before(async () => {
     ;[allowed, stranger] = await Promise.all([barePeer(true), barePeer(true)])
+    // Offers its listening address and dials nothing: only the node's plain client dial can connect
+    // (its SYN reaching the peer's listener, as with a standard peer on a public host).
+    listening = await manualDcutrPeer(peer => [`${candidateOf(peer)}/p2p/${peer.peerId}`], async () => {})
+    // Offers nothing usable and dials the node itself on SYNC, as a client (js-libp2p behind a NAT).
+    silent = await manualDcutrPeer(() => ['/ip4/10.255.0.1/tcp/4001'], async peer => { await peer.dial(multiaddr(tcpAddr(node)), { force: true } as object) })
     relay = await testNode()
     relayAddr = tcpAddr(relay)
-    node = await testNode({ bootstrap: [relayAddr], expose: ['echo=127.0.0.1:9'], allow: [allowed.peerId.toString()] }, { loopbackCandidates: true })
+    const allow = [allowed, listening, silent].map(p => p.peerId.toString())
+    node = await testNode({ bootstrap: [relayAddr], expose: ['echo=127.0.0.1:9'], allow }, { loopbackCandidates: true })
     await event(node, 'relay.reserved')
   })
 
   after(async () => {
-    await Promise.all([allowed, stranger].map(async p => p?.stop()))
+    await Promise.all([allowed, stranger, listening, silent].map(async p => p?.stop()))
     await Promise.all([node, relay].map(async n => n?.stop({ drainMs: 0 })))
   })
 
@@ -207,6 +231,30 @@ describe('DCUtR: the node starts the round with a standard peer that reaches it 
     // round ends there; scripts/dcutr-lab.sh shows whole rounds across NATs.
     const failed = await event(node, 'holepunch.failed', f => f.peer === allowed.peerId.toString())
     assert.equal(failed.role, 'initiator')
+  })
+
+  it('a standard peer whose listener takes our SYN: the node\'s plain client dial connects (the spec\'s unilateral upgrade)', async () => {
+    const succeeded = event(node, 'holepunch.succeeded', f => f.peer === listening.peerId.toString())
+    const direct = new Promise<Connection>(resolve => {
+      listening.addEventListener('connection:open', evt => {
+        if (evt.detail.remotePeer.equals(node.swarm.peerId) && !evt.detail.remoteAddr.toString().includes('/p2p-circuit')) resolve(evt.detail)
+      })
+    })
+    await listening.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${node.peerId}`))
+    const round = await succeeded
+    assert.equal(round.role, 'initiator')
+    assert.equal(round.addr.split('/p2p/')[0], candidateOf(listening))
+    assert.equal((await direct).direction, 'inbound')
+    // Upgraded (TLS and muxer roles matched): a clash never opens.
+  })
+
+  it('a standard peer with no usable candidate: the round waits for its dial at our listener', async () => {
+    const succeeded = event(node, 'holepunch.succeeded', f => f.peer === silent.peerId.toString())
+    await silent.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${node.peerId}`))
+    const round = await succeeded
+    assert.equal(round.role, 'initiator')
+    const direct = node.swarm.getConnections(silent.peerId).find(c => !c.remoteAddr.toString().includes('/p2p-circuit'))
+    assert.equal(direct?.direction, 'inbound', 'the direct connection is the peer\'s dial')
   })
 
   it('a stranger (not on the allow-list): identify completes and no round starts', async () => {
