@@ -21,7 +21,7 @@
 #   plain-cone/pg-cone       not in CI: expected to stay relayed, for the plain node's reasons
 #                            (it dials from ephemeral ports and knows no mapping of its own:
 #                            docs/nat-traversal.md "DCUtR on the wire, and standard peers").
-# Needs root; ~35 s for the default two. Logs: test-results/dcutr-lab/.
+# Needs root; 87-101 s for the default three at load 9-14 on 2 cores. Logs: test-results/dcutr-lab/.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
