@@ -28,6 +28,8 @@ export interface LightClient {
   reserve: (relay: string) => Promise<void>
   /** Whether the reservation's circuit address is still among ours. */
   holds: (relay: string) => boolean
+  /** Calls `listener` whenever the last connection to `relay` closes (the slot goes with it). */
+  onLost: (relay: string, listener: () => void) => void
 }
 
 export async function lightClient (localAddress: string): Promise<LightClient> {
@@ -50,6 +52,12 @@ export async function lightClient (localAddress: string): Promise<LightClient> {
   return {
     node,
     reserve: async relay => node.services.internals.transportManager.listen([multiaddr(`${relay}/p2p-circuit`)]),
-    holds: relay => node.getMultiaddrs().some(ma => ma.toString().startsWith(`${relay}/p2p-circuit`))
+    holds: relay => node.getMultiaddrs().some(ma => ma.toString().startsWith(`${relay}/p2p-circuit`)),
+    onLost: (relay, listener) => {
+      const id = relay.slice(relay.lastIndexOf('/p2p/') + 5)
+      node.addEventListener('connection:close', evt => {
+        if (evt.detail.remotePeer.toString() === id && node.getConnections(evt.detail.remotePeer).length === 0) listener()
+      })
+    }
   }
 }

@@ -20,6 +20,8 @@ export interface PublicNode {
   addr: string
   /** Its identity file (the control socket is this + `.sock`). */
   key: string
+  /** The operator's flags it was given. */
+  flags: string[]
 }
 
 export async function peerId (dir: string, name: string): Promise<{ key: string, id: string }> {
@@ -35,10 +37,10 @@ export function daemon (logs: string, name: string, args: string[]): Proc {
 }
 
 /** `flags`: the operator's flags (e.g. --relay-max-reservations), after the bench's own. */
-export async function startPublicNode (dir: string, logs: string, flags: string[]): Promise<PublicNode> {
-  const { key, id } = await peerId(dir, 'public')
+export async function startPublicNode (dir: string, logs: string, name: string, flags: string[]): Promise<PublicNode> {
+  const { key, id } = await peerId(dir, name)
   const port = await freePort()
-  const proc = daemon(logs, 'public', [
+  const proc = daemon(logs, name, [
     '--identity', key,
     '--listen', `/ip4/127.0.0.1/tcp/${port}`,
     '--listen', `/ip4/127.0.0.1/udp/${port}/quic-v1`,
@@ -47,5 +49,5 @@ export async function startPublicNode (dir: string, logs: string, flags: string[
     ...flags
   ])
   await proc.waitForEvent('node.started', READY_MS)
-  return { proc, id, key, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${id}` }
+  return { proc, id, key, flags, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${id}` }
 }

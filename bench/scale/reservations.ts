@@ -4,12 +4,11 @@
  * of samples over a quiet window) and its CPU while only holding them (libp2p pings
  * each connection every 10 s), and the CPU it spent taking the step's new reservations.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
-import { cpuSeconds, memory } from '../procstat.ts'
-import { median } from '../report.ts'
-import { startPublicNode } from './public-node.ts'
+import { cpuSeconds } from '../procstat.ts'
+import type { PublicNode } from './public-node.ts'
 import type { AddResult, CheckResult, WorkerRequest } from './reservations-worker.ts'
 import { Worker } from './workers.ts'
+import { watch } from './watch.ts'
 
 const MB = 1e6
 
@@ -27,6 +26,10 @@ export interface ReservationStep {
   held: number
   failed: number
   retries: number
+  /** Connections to the relay lost during the step and its quiet window (each reserved again, as a daemon does). */
+  lost: number
+  /** The light peers' worst event-loop delay meanwhile: past 5 s, libp2p's ping monitor cuts connections. */
+  workerMaxLagMs: number
   rssMB: number
   /** (RSS - RSS with none) / held, in kB. */
   kBPerReservation: number
@@ -44,23 +47,13 @@ export interface ReservationResult {
   steps: ReservationStep[]
 }
 
-/** RSS samples every 500 ms over `ms`, and the CPU seconds used meanwhile. */
-async function watch (pid: number, ms: number): Promise<{ rssBytes: number, cpuSeconds: number }> {
-  const samples: number[] = []
-  const cpu0 = cpuSeconds([pid])
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    samples.push(memory([pid]).totalBytes)
-    await sleep(500)
-  }
-  return { rssBytes: median(samples), cpuSeconds: cpuSeconds([pid]) - cpu0 }
+/** The public node's flags for `steps`: the operator's, as the default of 128 slots would stop the ramp. */
+export function reservationFlags (options: Pick<ReservationOptions, 'steps'>): string[] {
+  const most = Math.max(...options.steps)
+  return most > 128 ? ['--relay-max-reservations', String(most)] : []
 }
 
-export async function runReservations (dir: string, logs: string, options: ReservationOptions): Promise<ReservationResult> {
-  const most = Math.max(...options.steps)
-  // The operator's flag: the default of 128 slots would stop the ramp (docs/performance.md).
-  const flags = most > 128 ? ['--relay-max-reservations', String(most)] : []
-  const node = await startPublicNode(dir, logs, flags)
+export async function runReservations (node: PublicNode, options: ReservationOptions): Promise<ReservationResult> {
   const workers = Array.from({ length: options.workers }, (_, i) => new Worker<WorkerRequest, AddResult | CheckResult>('reservations-worker.ts', `reservations-worker-${i}`))
   try {
     const baseline = await watch(node.proc.pid, options.quietMs)
@@ -90,17 +83,18 @@ export async function runReservations (dir: string, logs: string, options: Reser
         held,
         failed: added.reduce((sum, r) => sum + r.failed, 0),
         retries: added.reduce((sum, r) => sum + r.retries, 0),
+        lost: [...added, ...checks].reduce((sum, r) => sum + r.lost, 0),
+        workerMaxLagMs: Math.max(...[...added, ...checks].map(r => r.maxLagMs)),
         rssMB: quiet.rssBytes / MB,
         kBPerReservation: held > 0 ? (quiet.rssBytes - baseline.rssBytes) / held / 1000 : NaN,
-        idleCpuPercent: quiet.cpuSeconds / (options.quietMs / 1000) * 100,
+        idleCpuPercent: quiet.cpuSeconds / quiet.seconds * 100,
         cpuMsPerReservation: count > 0 ? rampCpu / count * 1000 : NaN,
         rampSeconds,
         errors: [...new Set(added.flatMap(r => r.errors))].slice(0, 5)
       })
     }
-    return { flags, baselineRssMB: baseline.rssBytes / MB, steps }
+    return { flags: node.flags, baselineRssMB: baseline.rssBytes / MB, steps }
   } finally {
     await Promise.all(workers.map(async w => w.stop()))
-    await node.proc.stop()
   }
 }
