@@ -19,13 +19,14 @@ set -euo pipefail
 #   boot4:  its IPv4 address only: nothing observes the nodes' IPv6 addresses; the candidates
 #           come from their own interfaces (holepunch/observed.ts).
 # The target is the client's punch round 1 ending direct over /ip6/ (check_ipv6), which load does
-# not change; the first-byte limit is loose: at load 6-9 the first byte came at 2.4-4.6 s, at load
-# 10 at 7.4-8.6 s, Node's start-up alone taking 4.5 s of it (docs/nat-traversal.md "IPv6").
+# not change; the first byte is measured and reported, its limit only says the tunnel worked: at
+# load 6-9 it came at 2.4-4.6 s, at load 18 at 10.7-14.7 s, Node's start-up alone taking 6.1-8.2 s
+# of it (docs/nat-traversal.md "IPv6").
 readonly SCENARIOS='
-fw6-boot6       ip6                     direct       15
-fw6-boot4       ip4                     direct       15
+fw6-boot6       ip6                     direct       30
+fw6-boot4       ip4                     direct       30
 '
-readonly BOOT_ADDR=11.0.0.2 BOOT_ADDR6=2001:db9::2 PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
+readonly BOOT_ADDR=11.0.0.2 BOOT_ADDR6=2001:db9::2 WORKHORSE_ADDR6=2001:db9:b::2 PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 readonly IPV4_KIND=symmetric
 readonly START_TIMEOUT_S=30
 
@@ -87,6 +88,10 @@ run_scenario() {
     "${listen[@]}" --bootstrap "$boot" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
   wait_for "$out/workhorse.log" '"event":"service.published"' ||
     { setup_error="workhorse did not publish echo within ${START_TIMEOUT_S} s"; return 1; }
+  # The lab is what it claims: the workhorse's listener is not reachable unsolicited over
+  # IPv6 (its firewall) or IPv4 (its NAT), so a direct connection can only be a punch.
+  "$lab" exec "$prefix" boot node "$root/scripts/ipv6-lab-closed.mjs" "$WORKHORSE_ADDR6" "$PORT" > "$out/closed.log" 2>&1 ||
+    { setup_error="the workhorse's IPv6 listener is reachable unsolicited: $(tail -n 1 "$out/closed.log")"; return 1; }
 
   client_started=$(date +%s%3N)
   start_in client "$out/client.log" node "$cli" --identity "$work/client.key" --control "$work/client.sock" --log-level debug \
