@@ -155,6 +155,8 @@ export interface NodeConfig {
   portMapping: boolean
   /** Punch a UDP path (transport/udx/) beside the TCP one, and answer peers' UDP observe requests; `--udp-punch`. */
   udpPunch: boolean
+  /** The udx socket's UDP port (`--udp-punch-port`); 0 picks a free one. */
+  udpPunchPort: number
 }
 
 /** Long enough for WireGuard (25 s keepalives) and DNS retries, short enough to free streams of one-off senders. */
@@ -365,6 +367,8 @@ export interface RawConfig {
   portMapping?: boolean
   /** `--udp-punch`. @default false */
   udpPunch?: boolean
+  /** `--udp-punch-port`. @default 0 (any free port) */
+  udpPunchPort?: number
 }
 
 /** The role a node takes at start: public without --bootstrap or with --role public. */
@@ -454,6 +458,10 @@ export function validateConfig (raw: RawConfig): NodeConfig {
   }
 
   const metrics = raw.metrics != null ? parseHostPort('metrics', raw.metrics, raw.metrics, true) : undefined
+  const udpPunchPort = raw.udpPunchPort ?? 0
+  if (!Number.isInteger(udpPunchPort) || udpPunchPort < 0 || udpPunchPort > 65535) {
+    throw new ConfigError('udp-punch-port', String(udpPunchPort), 'expected a port, 0-65535 (0: any free port)')
+  }
   const rttIntervalMs = raw.rttIntervalMs ?? DEFAULT_RTT_INTERVAL_MS
   if (!Number.isFinite(rttIntervalMs) || rttIntervalMs < 0) {
     throw new ConfigError('rtt-interval', String(rttIntervalMs / 1000), 'expected a number of seconds, 0 or more')
@@ -535,6 +543,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     rttIntervalMs,
     portMapping: raw.portMapping ?? true,
     udpPunch: raw.udpPunch ?? false,
+    udpPunchPort,
     trust: [...new Set((raw.trust ?? []).map(id => parsePeerId('trust', id, id.trim())))],
     ...(raw.knownProviders != null ? { knownProviders: raw.knownProviders } : {})
   }

@@ -121,8 +121,8 @@ export async function createSwarm (
       reuseportTcp(),
       // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
       ...(config.swarmKey == null ? [quic()] : []),
-      // --udp-punch: one UDP socket (any free port) that punches, accepts and dials (transport/udx/).
-      ...(config.udpPunch ? [udxTransport()] : []),
+      // --udp-punch: one UDP socket that punches, accepts and dials (transport/udx/).
+      ...(config.udpPunch ? [udxTransport({ port: config.udpPunchPort })] : []),
       // --relay-mode off: direct connections only, so no relayed dials.
       // Reservations run side by side: libp2p's queue of one stalled the second of our two
       // slots behind its own relay discovery's join of the first (relays/choice.ts).

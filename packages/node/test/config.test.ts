@@ -129,4 +129,13 @@ describe('provider trust: ?peer= and --trust', () => {
     assert.deepEqual(validateConfig({}).trust, [])
     assert.throws(() => validateConfig({ trust: ['nope'] }), (err: Error) => err instanceof ConfigError && /^--trust "nope"/.test(err.message))
   })
+
+  it('UDP punching is off by default; --udp-punch-port takes 0-65535 (0: any free port)', () => {
+    assert.equal(validateConfig({}).udpPunch, false)
+    assert.equal(validateConfig({}).udpPunchPort, 0)
+    assert.equal(validateConfig({ udpPunch: true, udpPunchPort: 4002 }).udpPunchPort, 4002)
+    for (const bad of [-1, 65536, 1.5, Number.NaN]) {
+      assert.throws(() => validateConfig({ udpPunchPort: bad }), (err: unknown) => err instanceof ConfigError && err.flag === 'udp-punch-port')
+    }
+  })
 })

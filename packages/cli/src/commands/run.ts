@@ -29,6 +29,7 @@ export interface RunArgs {
   autonat?: boolean
   'port-mapping'?: boolean
   'udp-punch'?: boolean
+  'udp-punch-port'?: number
   control?: string
   metrics?: string
   'rtt-interval'?: number
@@ -70,6 +71,7 @@ const ENV_KINDS: { [K in keyof RunArgs]-?: EnvKind } = {
   autonat: 'boolean',
   'port-mapping': 'boolean',
   'udp-punch': 'boolean',
+  'udp-punch-port': 'number',
   control: 'path',
   metrics: 'string',
   'rtt-interval': 'number',
@@ -184,6 +186,13 @@ export const runOptions = {
     describe: 'punch a UDP path (udx) beside the TCP one, and tell peers their UDP mapping; the first path to connect wins',
     defaultDescription: 'false'
   },
+  'udp-punch-port': {
+    type: 'number',
+    requiresArg: true,
+    coerce: (port: number | number[]) => lastWins(port),
+    describe: 'with --udp-punch: the UDP port of its socket (a public node behind a firewall opens it)',
+    defaultDescription: 'any free port'
+  },
   control: controlOption,
   metrics: {
     type: 'string',
@@ -255,6 +264,7 @@ function settingsFrom (options: RunArgs, env: NodeJS.ProcessEnv): DaemonSettings
     autonat: options.autonat,
     portMapping: options['port-mapping'],
     udpPunch: options['udp-punch'],
+    udpPunchPort: options['udp-punch-port'],
     metrics: options.metrics,
     rttIntervalMs: options['rtt-interval'] != null ? options['rtt-interval'] * 1000 : undefined,
     allow: [...options.allow ?? [], ...(allowFile != null ? readAllowFile(allowFile) : [])],
