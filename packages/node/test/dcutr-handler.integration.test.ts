@@ -274,3 +274,46 @@ describe('DCUtR: the node starts the round with a standard peer that reaches it 
     }
   })
 })
+
+describe('a Punchgate node from before DCUtR (serves only /punchgate/punch/1.0.0)', () => {
+  let relay: PunchgateNode
+  let node: PunchgateNode
+  let old: Libp2p
+  let relayAddr: string
+  const requests: Array<{ protocol: string, connect: unknown }> = []
+
+  before(async () => {
+    old = await barePeer()
+    await old.handle(PUNCH_PROTOCOL, async (stream) => {
+      const lp = lpStream(stream)
+      requests.push({ protocol: stream.protocol, connect: JSON.parse(new TextDecoder().decode((await lp.read()).subarray())) })
+      await lp.write(encodePunch({ type: 'connect', addrs: [] }))
+      await lp.read()
+    }, { runOnLimitedConnection: true })
+    relay = await testNode()
+    relayAddr = tcpAddr(relay)
+    node = await testNode({ bootstrap: [relayAddr], expose: ['echo=127.0.0.1:9'], allow: [old.peerId.toString()] }, { loopbackCandidates: true })
+    await event(node, 'relay.reserved')
+  })
+
+  after(async () => {
+    await old?.stop()
+    await Promise.all([node, relay].map(async n => n?.stop({ drainMs: 0 })))
+  })
+
+  it('a round falls back to the JSON protocol in the same negotiation, with its attempt number', async () => {
+    const relayed = new Promise<void>(resolve => {
+      node.swarm.addEventListener('connection:open', evt => { if (evt.detail.remotePeer.equals(old.peerId)) resolve() })
+    })
+    await old.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${node.peerId}`))
+    await relayed
+    // The node's puncher, as a tunnel's round would call it (consumer.punch).
+    const puncher = (node as unknown as { puncher: { punch: (peer: string, attempt: number) => Promise<unknown> } }).puncher
+    const failed = event(node, 'holepunch.failed', f => f.peer === old.peerId.toString())
+    await assert.rejects(puncher.punch(old.peerId.toString(), 2))
+    assert.equal((await failed).error, 'peer has no candidate addresses')
+    assert.equal(requests.length, 1)
+    assert.equal(requests[0]?.protocol, PUNCH_PROTOCOL)
+    assert.deepEqual(requests[0]?.connect, { type: 'connect', addrs: [], attempt: 2 })
+  })
+})
