@@ -59,13 +59,14 @@ describe('netcheck: role', () => {
 
 describe('netcheck: punch methods', () => {
   const base: PunchInput = {
-    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true
+    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true,
+    ipv6: { addrs: [], listening: false }
   }
   const works = (input: PunchInput): Record<string, boolean> => Object.fromEntries(punchMethods(input).map(p => [p.method, p.works]))
 
   it('a cone NAT on Linux can punch over TCP; a symmetric one is left with the relay', () => {
-    assert.deepEqual(works(base), { direct: false, 'port-mapping': false, 'tcp-punch': true, 'udp-punch': false, relay: true })
-    assert.deepEqual(works({ ...base, tcp: 'endpoint-dependent' }), { direct: false, 'port-mapping': false, 'tcp-punch': false, 'udp-punch': false, relay: true })
+    assert.deepEqual(works(base), { direct: false, 'port-mapping': false, 'tcp-punch': true, 'ipv6-punch': false, 'udp-punch': false, relay: true })
+    assert.deepEqual(works({ ...base, tcp: 'endpoint-dependent' }), { direct: false, 'port-mapping': false, 'tcp-punch': false, 'ipv6-punch': false, 'udp-punch': false, relay: true })
   })
 
   it('no TCP punch without SO_REUSEPORT or without a measurement', () => {
@@ -84,6 +85,16 @@ describe('netcheck: punch methods', () => {
     const v = punchMethods({ ...base, reachOpen: true }).find(p => p.method === 'direct')
     assert.equal(v?.works, false)
     assert.match(v?.reason ?? '', /full cone/)
+  })
+
+  it('an IPv6 punch needs a global IPv6 address, an IPv6 listener and Linux, whatever the IPv4 NAT does', () => {
+    const ipv6 = { addrs: ['2001:db9:a::2'], listening: true }
+    const verdict = (input: PunchInput): { works: boolean, reason: string } | undefined => punchMethods(input).find(p => p.method === 'ipv6-punch')
+    assert.equal(verdict({ ...base, tcp: 'endpoint-dependent', ipv6 })?.works, true)
+    assert.match(verdict(base)?.reason ?? '', /no global IPv6/)
+    assert.match(verdict({ ...base, ipv6: { ...ipv6, listening: false } })?.reason ?? '', /--listen \/ip6\/::\/tcp\/PORT/)
+    assert.equal(verdict({ ...base, ipv6: { ...ipv6, listening: false } })?.works, false)
+    assert.equal(verdict({ ...base, ipv6, reusePort: false })?.works, false)
   })
 
   it('UDP punching is never claimed: this version has none', () => {

@@ -100,7 +100,10 @@ export async function netcheck (config: NodeConfig, options: NetcheckOptions): P
       ipv6: globalIPv6(interfaces),
       reach,
       role,
-      punch: punchMethods({ role: role.role, tcp: tcp.mapping, reusePort: canReusePort, portMapping, reachOpen: reach.outcome !== 'not-asked' && reach.open, reachedPublicNode })
+      punch: punchMethods({
+        role: role.role, tcp: tcp.mapping, reusePort: canReusePort, portMapping, reachOpen: reach.outcome !== 'not-asked' && reach.open, reachedPublicNode,
+        ipv6: { addrs: globalIPv6(interfaces), listening: config.listen.some(addr => /^\/ip6\/[^/]+\/tcp\//.test(addr)) }
+      })
     }
   } finally {
     identified.close()

@@ -93,7 +93,7 @@ export function chooseRole (setting: 'auto' | 'public' | 'private', hasBootstrap
 }
 
 export interface PunchVerdict {
-  method: 'direct' | 'port-mapping' | 'tcp-punch' | 'udp-punch' | 'relay'
+  method: 'direct' | 'port-mapping' | 'tcp-punch' | 'ipv6-punch' | 'udp-punch' | 'relay'
   works: boolean
   reason: string
 }
@@ -109,6 +109,8 @@ export interface PunchInput {
   reachOpen: boolean
   /** A public node answered: a relay is there to fall back on. */
   reachedPublicNode: boolean
+  /** This host's global IPv6 addresses, and whether the daemon's --listen has an IPv6 TCP address. */
+  ipv6: { addrs: string[], listening: boolean }
 }
 
 /** Which ways to a direct connection can work from here, and the relay that always can. */
@@ -118,6 +120,7 @@ export function punchMethods (input: PunchInput): PunchVerdict[] {
   const router = [input.portMapping.natPmp ? 'NAT-PMP' : '', input.portMapping.pcp ? 'PCP' : '', input.portMapping.upnpIgd ? 'UPnP-IGD' : ''].filter(Boolean)
   verdicts.push(portMapping(input.portMapping, router))
   verdicts.push(tcpPunch(input))
+  verdicts.push(ipv6Punch(input))
   verdicts.push({ method: 'udp-punch', works: false, reason: 'not implemented in this version' })
   verdicts.push(input.reachedPublicNode
     ? { method: 'relay', works: true, reason: 'a public node answered: tunnels can always run through a relay' }
@@ -139,6 +142,15 @@ function portMapping (answers: PunchInput['portMapping'], router: string[]): Pun
   return router.length > 0
     ? { method: 'port-mapping', works: true, reason: `the router answers ${router.join(' and ')}: the daemon asks it to forward its listen ports (--port-mapping, on by default)` }
     : { method: 'port-mapping', works: false, reason: 'the router answers none of NAT-PMP, PCP and UPnP-IGD' }
+}
+
+/** TCP simultaneous open over IPv6: no NAT, a stateful firewall at most (docs/nat-traversal.md, "IPv6"). */
+function ipv6Punch (input: PunchInput): PunchVerdict {
+  const method = 'ipv6-punch'
+  if (input.ipv6.addrs.length === 0) return { method, works: false, reason: 'no global IPv6 address on this host' }
+  if (!input.reusePort) return { method, works: false, reason: 'needs Linux (SO_REUSEPORT: dials from the listening port)' }
+  if (!input.ipv6.listening) return { method, works: false, reason: 'the daemon listens on IPv4 only: add --listen /ip6/::/tcp/PORT' }
+  return { method, works: true, reason: 'global IPv6, no NAT: works with a peer that has global IPv6 too, through stateful firewalls on both sides' }
 }
 
 function tcpPunch (input: PunchInput): PunchVerdict {
