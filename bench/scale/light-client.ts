@@ -44,7 +44,10 @@ export async function lightClient (localAddress: string): Promise<LightClient> {
     streamMuxers: [yamux({ maxInboundStreams: 4096, maxOutboundStreams: 4096, streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024 } })],
     services: {
       identify: identify(),
-      ping: ping(),
+      // As the daemon's (swarm.ts MAX_PING_STREAMS): with @libp2p/ping's default of 2 inbound
+      // streams, a third ping from the relay (its connection monitor and RTT probes overlapping
+      // on a slow machine) was reset, and the relay's monitor cut the connection, slot and all.
+      ping: ping({ maxInboundStreams: 4, maxOutboundStreams: 4 }),
       internals: (components: Internals): Internals => ({ get transportManager () { return components.transportManager } })
     }
   })
