@@ -9,6 +9,7 @@
 #   NATLAB_SCENARIOS  comma list of scenario names (default: all, see below)
 #   NATLAB_BYTES      bytes echoed per scenario (default 104857600 = 100 MiB)
 #   NATLAB_DELAY_MS, NATLAB_LOSS_PCT   impair the internet segment (nat-lab.sh --delay/--loss)
+#   NATLAB_UDP_PUNCH  1: every scenario's daemons run with --udp-punch (what a default-on would do)
 #   NATLAB_PREFIX     namespace prefix (default pgl-<pid>-, so parallel runs never meet)
 #   NATLAB_RESULTS    results directory (default test-results/nat-lab)
 set -euo pipefail
@@ -85,7 +86,7 @@ measured_until=0
 run_scenario() {
   local out=$1 client=$2 workhorse=$3 boot_via=$4 udp=$5
   local boot_id boot client_id flags=()
-  [ "$udp" = udp ] && flags+=(--udp-punch)
+  if [ "$udp" = udp ] || [ "${NATLAB_UDP_PUNCH:-}" = 1 ]; then flags+=(--udp-punch); fi
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
