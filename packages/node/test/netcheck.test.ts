@@ -59,14 +59,14 @@ describe('netcheck: role', () => {
 
 describe('netcheck: punch methods', () => {
   const base: PunchInput = {
-    role: 'private', tcp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true,
+    role: 'private', tcp: 'endpoint-independent', udp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true,
     ipv6: { addrs: [], listening: false }
   }
   const works = (input: PunchInput): Record<string, boolean> => Object.fromEntries(punchMethods(input).map(p => [p.method, p.works]))
 
   it('a cone NAT on Linux can punch over TCP; a symmetric one is left with the relay', () => {
-    assert.deepEqual(works(base), { direct: false, 'port-mapping': false, 'tcp-punch': true, 'ipv6-punch': false, 'udp-punch': false, relay: true })
-    assert.deepEqual(works({ ...base, tcp: 'endpoint-dependent' }), { direct: false, 'port-mapping': false, 'tcp-punch': false, 'ipv6-punch': false, 'udp-punch': false, relay: true })
+    assert.deepEqual(works(base), { direct: false, 'port-mapping': false, 'tcp-punch': true, 'ipv6-punch': false, 'udp-punch': true, relay: true })
+    assert.deepEqual(works({ ...base, tcp: 'endpoint-dependent', udp: 'endpoint-dependent' }), { direct: false, 'port-mapping': false, 'tcp-punch': false, 'ipv6-punch': false, 'udp-punch': false, relay: true })
   })
 
   it('no TCP punch without SO_REUSEPORT or without a measurement', () => {
@@ -97,8 +97,13 @@ describe('netcheck: punch methods', () => {
     assert.equal(verdict({ ...base, ipv6, reusePort: false })?.works, false)
   })
 
-  it('UDP punching is never claimed: this version has none', () => {
-    assert.equal(works({ ...base, tcp: 'none', role: 'public' })['udp-punch'], false)
+  it('a UDP punch (--udp-punch) follows the UDP mapping, whatever TCP does, and says it is opt-in', () => {
+    const verdict = (input: PunchInput): { works: boolean, reason: string } | undefined => punchMethods(input).find(p => p.method === 'udp-punch')
+    assert.equal(verdict({ ...base, tcp: 'endpoint-dependent' })?.works, true)
+    assert.match(verdict(base)?.reason ?? '', /--udp-punch/)
+    assert.equal(verdict({ ...base, udp: 'endpoint-dependent' })?.works, false)
+    assert.equal(verdict({ ...base, udp: 'unknown' })?.works, false)
+    assert.equal(verdict({ ...base, udp: 'none' })?.works, true)
   })
 })
 

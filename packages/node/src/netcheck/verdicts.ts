@@ -101,6 +101,8 @@ export interface PunchVerdict {
 export interface PunchInput {
   role: Role
   tcp: Mapping
+  /** The UDP mapping (measured with QUIC; the udx socket of --udp-punch is mapped alike). */
+  udp: Mapping
   /** Dials leave from the listening port (Linux, SO_REUSEPORT). */
   reusePort: boolean
   /** What the router answered; `asked: false` when the probe was turned off. */
@@ -121,7 +123,7 @@ export function punchMethods (input: PunchInput): PunchVerdict[] {
   verdicts.push(portMapping(input.portMapping, router))
   verdicts.push(tcpPunch(input))
   verdicts.push(ipv6Punch(input))
-  verdicts.push({ method: 'udp-punch', works: false, reason: 'not implemented in this version' })
+  verdicts.push(udpPunch(input.udp))
   verdicts.push(input.reachedPublicNode
     ? { method: 'relay', works: true, reason: 'a public node answered: tunnels can always run through a relay' }
     : { method: 'relay', works: false, reason: 'no public node answered' })
@@ -164,6 +166,21 @@ function tcpPunch (input: PunchInput): PunchVerdict {
       return { method: 'tcp-punch', works: false, reason: 'the NAT maps each destination to a new port, so a peer cannot know where to dial: tunnels to peers behind NAT go through a relay' }
     case 'unknown':
       return { method: 'tcp-punch', works: false, reason: 'the TCP mapping could not be measured' }
+  }
+}
+
+/** UDP punching is opt-in (--udp-punch on both ends and their bootstrap): the verdict says so. */
+function udpPunch (udp: Mapping): PunchVerdict {
+  const method = 'udp-punch'
+  switch (udp) {
+    case 'none':
+      return { method, works: true, reason: 'no NAT here: with --udp-punch on both ends and their bootstrap, a peer behind an endpoint-independent UDP NAT can punch to this node' }
+    case 'endpoint-independent':
+      return { method, works: true, reason: 'the UDP mapping is endpoint-independent: with --udp-punch on both ends and their bootstrap, works with a peer whose NAT is too, even through a firewall that drops inbound TCP SYNs' }
+    case 'endpoint-dependent':
+      return { method, works: false, reason: 'the NAT maps each UDP destination to a new port, so a peer cannot know where to send' }
+    case 'unknown':
+      return { method, works: false, reason: 'the UDP mapping could not be measured' }
   }
 }
 
