@@ -4,12 +4,17 @@
 /** The issue asks the relay path to carry at least this much, byte-exact. */
 export const RELAY_MIN_BYTES = 100e6
 
-/** What the client's own hole-punch rounds did, e.g. "ok, round 1, 65 ms", "ok, round 1, 80 ms, UDP" or "failed x2". */
+/**
+ * What the client's own hole-punch rounds did, e.g. "ok, round 1, 65 ms", "ok, round 1, 80 ms, UDP"
+ * or "failed x2"; with "unpromising, " before it when the client judged round 1 hopeless and
+ * did not wait for it.
+ */
 function punchSummary (events) {
   const succeeded = events.find(e => e.event === 'holepunch.succeeded')
   const failed = events.filter(e => e.event === 'holepunch.failed').length
-  if (succeeded != null) return `ok, round ${succeeded.attempt}, ${succeeded.ms} ms${succeeded.method === 'udp-udx' ? ', UDP' : ''}`
-  return failed > 0 ? `failed x${failed}` : 'none'
+  const unpromising = events.some(e => e.event === 'holepunch.unpromising') ? 'unpromising, ' : ''
+  if (succeeded != null) return `${unpromising}ok, round ${succeeded.attempt}, ${succeeded.ms} ms${succeeded.method === 'udp-udx' ? ', UDP' : ''}`
+  return unpromising + (failed > 0 ? `failed x${failed}` : unpromising === '' ? 'none' : 'round 1 still running')
 }
 
 /** From the client's launch to its first log record: Node and module loading, no network. */
@@ -45,6 +50,8 @@ export function judge (name, scenario, probe, allEvents) {
     firstByteSeconds: probe.firstByteMs != null ? probe.firstByteMs / 1000 : null,
     startupSeconds: startupSeconds(scenario.clientStartedMs, events),
     transferPath: opened.at(-1)?.path ?? null,
+    // The probe's first connection carries the first byte.
+    firstBytePath: opened[0]?.path ?? null,
     bytes: probe.bytes ?? null,
     mbPerSecond: probe.mbPerSecond ?? null,
     exact: probe.exact === true,
@@ -85,7 +92,7 @@ const fixed = (value, digits) => value == null ? '-' : value.toFixed(digits)
 
 export function markdownTable (results) {
   const header = ['scenario', 'client NAT', 'workhorse NAT', 'target path', 'path', 'direct conn', 'client punch',
-    'first byte (start-up)', 'limit', 'echo rate (path)', 'byte-exact', 'result']
+    'first byte, path (start-up)', 'limit', 'echo rate (path)', 'byte-exact', 'result']
   const rows = results.map(r => [
     r.scenario,
     r.client,
@@ -94,7 +101,7 @@ export function markdownTable (results) {
     r.path ?? '-',
     r.directConnection ? 'yes' : 'no',
     r.punch,
-    `${fixed(r.firstByteSeconds, 1)} s (${fixed(r.startupSeconds, 1)} s)`,
+    `${fixed(r.firstByteSeconds, 1)} s, ${r.firstBytePath ?? '?'} (${fixed(r.startupSeconds, 1)} s)`,
     `${r.limitSeconds} s`,
     r.mbPerSecond != null ? `${r.mbPerSecond} MB/s (${r.transferPath ?? '?'})` : '-',
     r.bytes != null ? `${r.exact ? 'yes' : 'NO'}, ${(r.bytes / 2 ** 20).toFixed(0)} MiB` : '-',

@@ -40,6 +40,17 @@ test('the last activation decides the path: relay then direct ends direct', () =
   assert.deepEqual(result.pathChanges, ['relay', 'direct'])
 })
 
+test('the client punch column says when round 1 was judged hopeless, and the first byte\'s path is the first connection\'s', () => {
+  const events = [connected(WORKHORSE, false), { event: 'holepunch.unpromising', peer: WORKHORSE, attempt: 1, reason: 'x' }, activated('relay'), opened('relay'),
+    { event: 'holepunch.succeeded', peer: WORKHORSE, attempt: 1, ms: 300 }, connected(WORKHORSE, true), activated('direct'), opened('direct')]
+  const result = judge('x', scenario('direct', 15), probe(1000), events)
+  assert.equal(result.punch, 'unpromising, ok, round 1, 300 ms')
+  assert.equal(result.firstBytePath, 'relay')
+  assert.equal(result.transferPath, 'direct')
+  const still = judge('x', scenario('relay', 15), probe(1000), events.slice(0, 4))
+  assert.equal(still.punch, 'unpromising, round 1 still running')
+})
+
 test('a direct activation without a direct peer.connected to the workhorse fails', () => {
   const events = [connected(OTHER, true), connected(WORKHORSE, false), activated('direct'), opened('direct')]
   const result = judge('x', scenario('direct'), probe(1000), events)
@@ -118,7 +129,7 @@ test('the table shows every scenario with its verdict', () => {
   ])
   const lines = table.trim().split('\n')
   assert.equal(lines.length, 4)
-  assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s \(- s\) \| 5 s \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
+  assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s, direct \(- s\) \| 5 s \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
   assert.match(lines[3], /\| FAIL: tunnel ended on relay, target direct; no direct connection to the workhorse \|$/)
 })
 

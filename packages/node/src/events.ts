@@ -73,6 +73,8 @@ export interface EventMap {
   'holepunch.started': { peer: string, attempt: number, method: string, role: PunchRole, candidates: string[] }
   'holepunch.succeeded': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, addr: string }
   'holepunch.failed': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, error: string }
+  /** Round `attempt` looks likely to fail (a side's NAT looks endpoint-dependent): the tunnel goes live on the relay without waiting for it. */
+  'holepunch.unpromising': { peer: string, attempt: number, reason: string }
   /** Logged a few per peer per minute: later refusals in the minute are not logged. */
   'holepunch.refused': { peer: string, reason: PunchRefusal }
   /** A relayed connection got a spliced twin: bytes through `relay` that it only copies. */

@@ -236,6 +236,36 @@ describe('tunnel states', () => {
       ]
     },
     {
+      name: 'a round that looks hopeless ends the wait: live on the relay at once, the round goes on',
+      from: readyConsumer,
+      events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch-unpromising', peer: 'A', reason: 'x' }],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'cancel', key: 'upgrade:t' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }]
+    },
+    {
+      name: 'a hopeless-looking round that succeeds after all moves the tunnel to the direct path',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-unpromising', peer: 'A', reason: 'x' }, { type: 'peer-path', peer: 'A', path: 'direct' }
+      ],
+      status: 'direct',
+      peer: 'A',
+      last: [{ type: 'cancel', key: 'punch:A' }, { type: 'activate', tunnel: 't', peer: 'A', path: 'direct' }]
+    },
+    {
+      name: 'a hopeless-looking round that fails schedules the next round, and activates nothing twice',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' },
+        { type: 'punch-unpromising', peer: 'A', reason: 'x' }, { type: 'punch-failed', peer: 'A', attempt: 1, error: 'x' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'schedule', key: 'punch:A', ms: 20, jitter: true, event: { type: 'retry-punch', peer: 'A' } }]
+    },
+    {
       name: 'background punch rounds after the quick second one double their delay',
       from: readyConsumer,
       events: [

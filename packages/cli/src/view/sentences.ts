@@ -137,6 +137,7 @@ export const SENTENCES: Sentences = {
     return `punched through to ${shortId(e.peer)} at ${e.addr} in ${formatDuration(e.ms)} (round ${e.attempt})`
   },
   'holepunch.failed': e => `punch to ${shortId(e.peer)} failed after ${formatDuration(e.ms)} (round ${e.attempt}): ${e.error}`,
+  'holepunch.unpromising': e => `punch to ${shortId(e.peer)} (round ${e.attempt}) looks unlikely to work, serving on the relay meanwhile: ${e.reason}`,
   'holepunch.refused': e => `refused a punch request from ${shortId(e.peer)}: ${REFUSALS[e.reason] ?? e.reason}`,
   'splice.opened': e => `spliced path to ${shortId(e.peer)} through ${shortId(e.relay)} in ${formatDuration(e.ms)}`,
   'splice.failed': e => `no spliced path to ${shortId(e.peer)} through ${shortId(e.relay)} after ${formatDuration(e.ms)}: ${e.error}`,

@@ -180,3 +180,10 @@ export function localScope (options: { ownAddrs?: Iterable<string>, allowLoopbac
     ...(options.allowLoopback === true ? { allowLoopback: true } : {})
   }
 }
+
+/** Whether `address` is in a private range (RFC 1918, 100.64/10, fc00::/7, ...): an address behind a NAT or inside a LAN. */
+export function isPrivateIp (address: string): boolean {
+  if (!isIPv4(address) && !isIPv6(address)) return false
+  const { ip, family } = unmapped(address)
+  return PRIVATE.check(ip, family)
+}

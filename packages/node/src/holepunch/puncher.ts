@@ -53,6 +53,7 @@ import { PeerBudget } from './budget.ts'
 import { localScope, offerable, usableCandidates, type CandidateScope } from './candidates.ts'
 import { PUNCH_PROTOCOLS, roundWire } from './round-wire.ts'
 import { StandardPeers } from './standard-peers.ts'
+import { punchProspect } from './prospect.ts'
 import { punchRoles } from '../transport/reuseport-tcp.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
@@ -175,8 +176,12 @@ export class HolePuncher {
     this.standardPeers.stop()
   }
 
-  /** One round as A, the side that wants the direct path. Resolves once one exists. */
-  async punch (peer: string, attempt: number): Promise<PunchOutcome> {
+  /**
+   * One round as A, the side that wants the direct path. Resolves once one exists.
+   * `onUnpromising` hears, once both sides' candidates are known, that the round looks likely
+   * to fail (holepunch/prospect.ts); the round goes on all the same.
+   */
+  async punch (peer: string, attempt: number, onUnpromising?: (reason: string) => void): Promise<PunchOutcome> {
     const started = Date.now()
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
     const { ours, oursUdp, scope } = this.ourSide()
@@ -193,6 +198,11 @@ export class HolePuncher {
       if (reply.type !== 'connect') throw new PunchError('peer answered connect with sync')
       const rtt = Date.now() - sent
       await wire.write({ type: 'sync' })
+      const prospect = punchProspect(ours, reply.addrs)
+      if (!prospect.promising) {
+        this.events.emitEvent('holepunch.unpromising', { peer, attempt, reason: prospect.reason })
+        onUnpromising?.(prospect.reason)
+      }
       await stream.close({ signal })
       const theirs = this.dialable(reply.addrs, reply.udp ?? [], scope, reply.punchgate === true)
       // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.

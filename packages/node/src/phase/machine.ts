@@ -108,6 +108,7 @@ export function transition (state: State, event: Event, timing: Timing = DEFAULT
     case 'punch-succeeded':
     case 'punch-failed':
     case 'retry-punch':
+    case 'punch-unpromising':
       return punchTransition(state, event, timing)
 
     case 'role-changed':

@@ -15,17 +15,18 @@ export function punchTransition (state: State, event: PunchEvent, timing: Timing
       return [putPunch(state, event.peer, { status: 'direct', attempt: event.attempt }), [{ type: 'cancel', key: `punch:${event.peer}` }]]
     }
 
+    case 'punch-unpromising': {
+      // The round goes on (a full-cone or public side may still let it through); the tunnels stop waiting for it.
+      if (state.punches[event.peer]?.status !== 'punching') return [state, []]
+      return goLiveOnRelay(state, event.peer)
+    }
+
     case 'punch-failed': {
       const punch = state.punches[event.peer]
       if (punch?.status !== 'punching') return [state, []]
-      const commands: Command[] = []
-      let next = state
       // The first failed round is enough to stop waiting: serve on the relay now, keep trying behind it.
-      for (const t of Object.values(state.tunnels)) {
-        if (t.peer !== event.peer || t.status !== 'punching') continue
-        next = putTunnel(next, { ...t, status: 'relayed', failures: 0 })
-        commands.push({ type: 'cancel', key: `upgrade:${t.id}` }, { type: 'activate', tunnel: t.id, peer: event.peer, path: 'relay' })
-      }
+      const [relayed, commands] = goLiveOnRelay(state, event.peer)
+      let next = relayed
       if (event.attempt >= timing.punchMaxAttempts) {
         return [putPunch(next, event.peer, { status: 'gave-up', attempt: event.attempt }), commands]
       }
@@ -51,6 +52,18 @@ export function punchTransition (state: State, event: PunchEvent, timing: Timing
       return [putPunch(state, event.peer, { status: 'punching', attempt }), [{ type: 'punch', peer: event.peer, attempt }]]
     }
   }
+}
+
+/** Every tunnel to `peer` still waiting for a punch goes live on the relay. */
+function goLiveOnRelay (state: State, peer: string): Result {
+  const commands: Command[] = []
+  let next = state
+  for (const t of Object.values(state.tunnels)) {
+    if (t.peer !== peer || t.status !== 'punching') continue
+    next = putTunnel(next, { ...t, status: 'relayed', failures: 0 })
+    commands.push({ type: 'cancel', key: `upgrade:${t.id}` }, { type: 'activate', tunnel: t.id, peer, path: 'relay' })
+  }
+  return [next, commands]
 }
 
 /** First round of punching to a peer, unless one is in flight already. */

@@ -10,7 +10,7 @@ export type Role = 'public' | 'private'
 
 /**
  * resolving: asking the DHT for providers; connecting: dialing a provider;
- * punching: connected over the relay, waiting a bounded time for a direct path;
+ * punching: connected over the relay, waiting a short time for round 1's direct path;
  * direct / relayed: live on that path; failed: waiting to retry.
  */
 export type TunnelStatus = 'resolving' | 'connecting' | 'punching' | 'direct' | 'relayed' | 'failed'
@@ -96,6 +96,8 @@ export type Event =
   | { type: 'punch-succeeded', peer: string, attempt: number }
   | { type: 'punch-failed', peer: string, attempt: number, error: string }
   | { type: 'retry-punch', peer: string }
+  /** Mid-round: the candidates say round 1 will likely fail (holepunch/prospect.ts); tunnels stop waiting for it. */
+  | { type: 'punch-unpromising', peer: string, reason: string }
   /** The reach probe (roles/reachability.ts) decided: the node is (no longer) publicly reachable. */
   | { type: 'role-changed', role: Role, reason: string }
   | { type: 'shutdown' }
@@ -120,7 +122,7 @@ export type RelayEvent = Extract<Event, { type: 'relay-candidates' | 'relay-rese
 export type ServicesEvent = Extract<Event, { type: 'republish-due' | 'dht-server-connected' }>
 export type TunnelEvent = Extract<Event, { type: 'resolved' | 'resolve-failed' | 'retry-tunnel' | 'connected' | 'connect-failed' | 'upgrade-wait-over' | 'peer-path' | 'stream-failed' }>
 export type RoleEvent = Extract<Event, { type: 'role-changed' }>
-export type PunchEvent = Extract<Event, { type: 'punch-succeeded' | 'punch-failed' | 'retry-punch' }>
+export type PunchEvent = Extract<Event, { type: 'punch-succeeded' | 'punch-failed' | 'retry-punch' | 'punch-unpromising' }>
 
 /** A transition's outcome: the next state and the commands for the runner. */
 export type Result = [State, Command[]]

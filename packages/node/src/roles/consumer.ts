@@ -222,7 +222,9 @@ export class Consumer {
   async punch (peer: string, attempt: number): Promise<void> {
     try {
       if (this.puncher == null) throw new Error('no hole puncher')
-      await this.puncher.punch(peer, attempt)
+      await this.puncher.punch(peer, attempt, reason => {
+        if (this.loop.running) this.loop.dispatch({ type: 'punch-unpromising', peer, reason })
+      })
       if (this.loop.running) this.loop.dispatch({ type: 'punch-succeeded', peer, attempt })
     } catch (err) {
       if (this.loop.running) this.loop.dispatch({ type: 'punch-failed', peer, attempt, error: (err as Error).message })
