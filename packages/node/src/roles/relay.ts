@@ -152,7 +152,9 @@ export class Splicing {
     const open = this.deps.swarm.getConnections(peer).filter(c => c.status === 'open')
     if (!open.some(c => pathOf(c) === 'direct')) return
     for (const connection of open.filter(c => isSpliced(c))) {
-      if (connection.streams.some(s => s.protocol === TUNNEL_PROTOCOL || s.protocol === UDP_PROTOCOL)) {
+      // A stream still choosing its protocol may be a tunnel connection opened on the splice a
+      // moment before the direct path came: closing under it cut that connection (issue 19).
+      if (connection.streams.some(s => s.protocol == null || s.protocol === '' || s.protocol === TUNNEL_PROTOCOL || s.protocol === UDP_PROTOCOL)) {
         setTimeout(() => this.retireSplices(peer), SPLICE_RETIRE_CHECK_MS).unref()
         return
       }
