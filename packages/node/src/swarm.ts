@@ -22,6 +22,7 @@ import { DHT_PROTOCOL, MAX_RELAY_RESERVATIONS } from './constants.ts'
 import { relayConnectionLimit, relayGater, relayTrusted } from './relay.ts'
 import { reuseportTcp } from './transport/reuseport-tcp.ts'
 import { udxTransport } from './transport/udx/transport.ts'
+import { announceable } from './holepunch/candidates.ts'
 import { socketTls } from './socket-tls.ts'
 import { lazyNoise } from './lazy-noise.ts'
 
@@ -116,7 +117,13 @@ export async function createSwarm (
   return createLibp2p({
     privateKey,
     start: false,
-    addresses: { listen: config.listen, announce: config.announce, appendAnnounce: isPublic ? explicitAddrs(config.listen) : [] },
+    addresses: {
+      listen: config.listen,
+      announce: config.announce,
+      appendAnnounce: isPublic ? explicitAddrs(config.listen) : [],
+      // No loopback, link-local or unspecified address leaves this node (nor a circuit through one).
+      announceFilter: announceable
+    },
     transports: [
       reuseportTcp(),
       // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).

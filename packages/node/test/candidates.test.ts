@@ -2,7 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import type { NetworkInterfaceInfo } from 'node:os'
 import { multiaddr } from '@multiformats/multiaddr'
-import { globalIPv6, localScope, offerable, unmapped, usableCandidates, usableIp, usableProviderAddr, type CandidateScope } from '../src/holepunch/candidates.ts'
+import { announceable, globalIPv6, localScope, offerable, unmapped, usableCandidates, usableIp, usableProviderAddr, type CandidateScope } from '../src/holepunch/candidates.ts'
 import { PeerBudget } from '../src/holepunch/budget.ts'
 import { punchCandidates } from '../src/holepunch/observed.ts'
 
@@ -142,5 +142,23 @@ describe('per-peer budget', () => {
     budget.take('c')
     assert.equal(budget.take('a'), true, 'a was forgotten: its budget starts again')
     assert.equal(budget.take('c'), false, 'c is still remembered')
+  })
+})
+
+describe('what a node announces (announceable)', () => {
+  const R = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
+  const ann = (addrs: string[]): string[] => announceable(addrs.map(a => multiaddr(a))).map(a => a.toString())
+
+  it('drops loopback, link-local and unspecified addresses, and circuits through them, when the node has others', () => {
+    assert.deepEqual(ann([
+      '/ip4/127.0.0.1/tcp/4001', '/ip4/10.1.0.2/tcp/4001', '/ip4/11.0.0.2/tcp/4001', '/ip6/::1/tcp/4001', '/ip4/169.254.3.4/tcp/4001',
+      '/ip6/fe80::1/tcp/4001', '/ip4/0.0.0.0/tcp/4001',
+      `/ip4/127.0.0.1/tcp/4001/p2p/${R}/p2p-circuit`, `/ip4/11.0.0.2/tcp/4001/p2p/${R}/p2p-circuit`, '/dns4/relay.example/tcp/4001'
+    ]), ['/ip4/10.1.0.2/tcp/4001', '/ip4/11.0.0.2/tcp/4001', `/ip4/11.0.0.2/tcp/4001/p2p/${R}/p2p-circuit`, '/dns4/relay.example/tcp/4001'])
+  })
+
+  it('keeps loopback on a node that has nothing else (a mesh on one host)', () => {
+    const all = ['/ip4/127.0.0.1/tcp/4001', '/ip4/127.0.0.1/udp/4001/quic-v1', `/ip4/127.0.0.1/tcp/4002/p2p/${R}/p2p-circuit`]
+    assert.deepEqual(ann(all), all)
   })
 })
