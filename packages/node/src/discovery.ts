@@ -22,8 +22,8 @@ export async function publishService (libp2p: Libp2p, name: string, signal: Abor
  * Collects up to MAX_PROVIDERS providers, this node excluded. Their addresses go to the peer
  * store. With `trusted`, those come first, then connected peers (the cheapest to use and most
  * likely alive), and the lookup reads on past MAX_PROVIDERS until it has seen a trusted one
- * (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide it. Without (first use), the
- * lookup's order.
+ * (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide it, and stops as soon as it
+ * has seen every trusted one. Without (first use), the lookup's order.
  */
 export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal, trusted?: ReadonlySet<string>, scope: CandidateScope = localScope()): Promise<string[]> {
   const self = libp2p.peerId.toString()
@@ -42,6 +42,9 @@ export async function findServiceProviders (libp2p: Libp2p, name: string, signal
       await libp2p.peerStore.merge(provider.id, { multiaddrs })
     }
     if (found.size >= MAX_PROVIDERS && trustedSeen) break
+    // Every provider we may use is in hand: the rest of the query (closer peers, stale
+    // addresses, seconds after a network change) would only find ones we refuse.
+    if (trusted != null && trusted.size > 0 && [...trusted].every(t => found.has(t))) break
   }
   // Before anything is trusted (the first use that will pin a provider), being connected
   // to us is no credential: any peer can connect ahead of time to win the pin. Then the

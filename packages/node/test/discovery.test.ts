@@ -37,4 +37,24 @@ describe('findServiceProviders', () => {
     const found = await findServiceProviders(fakeLibp2p(self, [a, b, c], [b]), 'ssh', AbortSignal.timeout(5_000), new Set([c.toString()]), localScope())
     assert.deepEqual(found, [c.toString(), b.toString(), a.toString()])
   })
+
+  it('stops reading once every trusted provider is in hand: a query that never ends is not waited out', async () => {
+    const [self, a, pinned] = await Promise.all([peer(), peer(), peer()])
+    let readAfter = 0
+    const libp2p = {
+      ...fakeLibp2p(self, [], []),
+      contentRouting: {
+        async * findProviders (): AsyncGenerator<PeerInfo> {
+          yield { id: a, multiaddrs: [] }
+          yield { id: pinned, multiaddrs: [] }
+          readAfter++
+          // A lookup after a network change: closer peers at dead addresses, seconds each.
+          await new Promise(() => {})
+        }
+      }
+    } as unknown as Libp2p
+    const found = await findServiceProviders(libp2p, 'ssh', AbortSignal.timeout(5_000), new Set([pinned.toString()]), localScope())
+    assert.deepEqual(found, [pinned.toString(), a.toString()])
+    assert.equal(readAfter, 0)
+  })
 })
