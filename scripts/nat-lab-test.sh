@@ -22,9 +22,9 @@ readonly SCENARIOS='
 fullcone-fullcone      fullcone   fullcone   direct       5                     tcp        -
 cone-cone              cone       cone       direct       10                    tcp        -
 public-cone            public     cone       direct       5                     tcp        -
-symmetric-symmetric    symmetric  symmetric  relay        15                    tcp        -
-cone-symmetric         cone       symmetric  any          15                    tcp        -
-fullcone-symmetric     fullcone   symmetric  any          15                    tcp        -
+symmetric-symmetric    symmetric  symmetric  relay        10                    tcp        -
+cone-symmetric         cone       symmetric  any          10                    tcp        -
+fullcone-symmetric     fullcone   symmetric  any          10                    tcp        -
 symmetric-fullcone     symmetric  fullcone   direct       5                     tcp        -
 public-public          public     public     direct       5                     tcp        -
 quic-boot-cone-cone    cone       cone       direct       10                    quic       -

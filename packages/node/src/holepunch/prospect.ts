@@ -14,7 +14,8 @@
  * when they can, so a cone NAT shows its listen port again; a symmetric one (the lab's
  * `fully-random`, carrier NATs) does not. A cone NAT that does not keep ports is misjudged:
  * its first connections then take the relay, the punch still runs. A global IPv6 candidate
- * makes a side promising (no NAT there).
+ * makes a side promising (no NAT there). With UDP candidates too (--udp-punch), a side
+ * looks hopeless only when both its TCP and its UDP candidates show the sign.
  */
 import { isIPv4 } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -27,7 +28,7 @@ interface Candidate { ip: string, port: number }
 function parse (addr: string): Candidate | undefined {
   try {
     const [ip, port] = multiaddr(addr).getComponents()
-    if ((ip?.name !== 'ip4' && ip?.name !== 'ip6') || ip.value == null || port?.name !== 'tcp' || port.value == null) return undefined
+    if ((ip?.name !== 'ip4' && ip?.name !== 'ip6') || ip.value == null || (port?.name !== 'tcp' && port?.name !== 'udp') || port.value == null) return undefined
     return { ip: unmapped(ip.value).ip, port: Number(port.value) }
   } catch {
     return undefined
@@ -46,11 +47,22 @@ export function endpointDependentSign (candidates: string[]): string | undefined
   return `its NAT maps listen port ${listen[0]?.port ?? ''} to ${mapped[0]?.ip ?? ''}:${mapped[0]?.port ?? ''} (not kept: likely endpoint-dependent)`
 }
 
-/** Whether round 1 between these candidates is worth waiting for. */
-export function punchProspect (ours: string[], theirs: string[]): Prospect {
-  const mine = endpointDependentSign(ours)
+/**
+ * A side's sign over its candidate lists, one per transport (TCP, and UDP with --udp-punch):
+ * only when every list it offers shows it (a list too short to judge does not).
+ */
+export function sideSign (lists: string[][]): string | undefined {
+  const offered = lists.filter(l => l.length > 0)
+  const signs = offered.map(endpointDependentSign)
+  if (offered.length === 0 || signs.some(s => s == null)) return undefined
+  return signs[0]
+}
+
+/** Whether round 1 between these candidates (per side, one list per transport) is worth waiting for. */
+export function punchProspect (ours: string[][], theirs: string[][]): Prospect {
+  const mine = sideSign(ours)
   if (mine != null) return { promising: false, reason: `this side: ${mine}` }
-  const peer = endpointDependentSign(theirs)
+  const peer = sideSign(theirs)
   if (peer != null) return { promising: false, reason: `the peer: ${peer}` }
   return { promising: true }
 }

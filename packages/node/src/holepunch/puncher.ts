@@ -53,7 +53,7 @@ import { PeerBudget } from './budget.ts'
 import { localScope, offerable, usableCandidates, type CandidateScope } from './candidates.ts'
 import { PUNCH_PROTOCOLS, roundWire } from './round-wire.ts'
 import { StandardPeers } from './standard-peers.ts'
-import { punchProspect } from './prospect.ts'
+import { punchProspect, sideSign } from './prospect.ts'
 import { punchRoles } from '../transport/reuseport-tcp.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
@@ -186,6 +186,16 @@ export class HolePuncher {
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
     const { ours, oursUdp, scope } = this.ourSide()
     this.events.emitEvent('holepunch.started', { peer, attempt, method: this.method, role: 'initiator', candidates: [...ours, ...oursUdp] })
+    let reported = false
+    const unpromising = (reason: string): void => {
+      if (reported) return
+      reported = true
+      this.events.emitEvent('holepunch.unpromising', { peer, attempt, reason })
+      onUnpromising?.(reason)
+    }
+    // Our own side may say so before a byte is exchanged: the tunnel need not wait for the exchange either.
+    const mine = sideSign([ours, oursUdp])
+    if (mine != null) unpromising(`this side: ${mine}`)
     let stream: Stream | undefined
     try {
       const relayed = this.swarm.getConnections(peerIdFromString(peer)).find(c => c.status === 'open' && isRelayed(c))
@@ -198,11 +208,8 @@ export class HolePuncher {
       if (reply.type !== 'connect') throw new PunchError('peer answered connect with sync')
       const rtt = Date.now() - sent
       await wire.write({ type: 'sync' })
-      const prospect = punchProspect(ours, reply.addrs)
-      if (!prospect.promising) {
-        this.events.emitEvent('holepunch.unpromising', { peer, attempt, reason: prospect.reason })
-        onUnpromising?.(prospect.reason)
-      }
+      const prospect = punchProspect([ours, oursUdp], [reply.addrs, this.udp != null ? reply.udp ?? [] : []])
+      if (!prospect.promising) unpromising(prospect.reason)
       await stream.close({ signal })
       const theirs = this.dialable(reply.addrs, reply.udp ?? [], scope, reply.punchgate === true)
       // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.

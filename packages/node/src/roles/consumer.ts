@@ -223,7 +223,8 @@ export class Consumer {
     try {
       if (this.puncher == null) throw new Error('no hole puncher')
       await this.puncher.punch(peer, attempt, reason => {
-        if (this.loop.running) this.loop.dispatch({ type: 'punch-unpromising', peer, reason })
+        // Possibly before the punch command returns: fed back after the machine's current event.
+        queueMicrotask(() => { if (this.loop.running) this.loop.dispatch({ type: 'punch-unpromising', peer, reason }) })
       })
       if (this.loop.running) this.loop.dispatch({ type: 'punch-succeeded', peer, attempt })
     } catch (err) {
