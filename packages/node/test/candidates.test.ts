@@ -160,5 +160,7 @@ describe('what a node announces (announceable)', () => {
   it('keeps loopback on a node that has nothing else (a mesh on one host)', () => {
     const all = ['/ip4/127.0.0.1/tcp/4001', '/ip4/127.0.0.1/udp/4001/quic-v1', `/ip4/127.0.0.1/tcp/4002/p2p/${R}/p2p-circuit`]
     assert.deepEqual(ann(all), all)
+    const relayedOnly = [`/ip4/127.0.0.1/tcp/4002/p2p/${R}/p2p-circuit`]
+    assert.deepEqual(ann(relayedOnly), relayedOnly)
   })
 })

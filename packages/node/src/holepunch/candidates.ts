@@ -192,8 +192,9 @@ export function isPrivateIp (address: string): boolean {
  * The addresses this node announces (identify, provider records, a relay's reservation
  * answers, which clients turn into circuit addresses): none whose first IP is loopback,
  * unspecified, link-local, multicast or reserved, judged for a circuit by its relay hop, as a
- * peer on another host can use none of them. A node whose every address is loopback (tests,
- * a mesh on one host) keeps them: they are all it has, and its peers share its loopback.
+ * peer on another host can use none of them. A node whose every own address is loopback, or
+ * that has none (tests, a mesh on one host) keeps them: they are all it has, and its peers
+ * share its loopback.
  * Issue 19: a relay listening on 0.0.0.0 handed out `/ip4/127.0.0.1/tcp/4001/p2p/R/p2p-circuit`,
  * and its clients published it.
  */
@@ -205,6 +206,8 @@ export function announceable (addrs: Multiaddr[]): Multiaddr[] {
     return routable(v, family, allowLoopback)
   }
   const direct = addrs.filter(ma => !ma.getComponents().some(c => c.name === 'p2p-circuit'))
-  const onlyLoopback = direct.length > 0 && direct.every(ma => { const ip = ipOf(ma); return ip != null && LOOPBACK.check(unmapped(ip).ip, unmapped(ip).family) })
+  const isLoopback = (ma: Multiaddr): boolean => { const ip = ipOf(ma); return ip != null && LOOPBACK.check(unmapped(ip).ip, unmapped(ip).family) }
+  // Nothing but loopback, or no address of its own at all (reached through relays only).
+  const onlyLoopback = direct.every(isLoopback)
   return addrs.filter(ma => routableIp(ma, onlyLoopback))
 }
