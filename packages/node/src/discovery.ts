@@ -22,29 +22,43 @@ export async function publishService (libp2p: Libp2p, name: string, signal: Abor
  * Collects up to MAX_PROVIDERS providers, this node excluded. Their addresses go to the peer
  * store. With `trusted`, those come first, then connected peers (the cheapest to use and most
  * likely alive), and the lookup reads on past MAX_PROVIDERS until it has seen a trusted one
- * (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide it, and stops as soon as it
- * has seen every trusted one. Without (first use), the lookup's order.
+ * (up to MAX_PROVIDER_RECORDS records), so sybils cannot hide it, and stops TRUSTED_GRACE_MS
+ * after it has seen every trusted one. Without (first use), the lookup's order.
  */
+/** How long a lookup reads on once it has every trusted provider. */
+export const TRUSTED_GRACE_MS = 300
+
 export async function findServiceProviders (libp2p: Libp2p, name: string, signal: AbortSignal, trusted?: ReadonlySet<string>, scope: CandidateScope = localScope()): Promise<string[]> {
   const self = libp2p.peerId.toString()
   const found = new Map<string, PeerInfo>()
   let records = 0
   let trustedSeen = trusted == null
-  for await (const provider of libp2p.contentRouting.findProviders(await serviceKey(name), { signal })) {
-    const id = provider.id.toString()
-    if (++records > MAX_PROVIDER_RECORDS) break
-    if (id === self || found.has(id)) continue
-    if (trusted?.has(id) === true) trustedSeen = true
-    found.set(id, provider)
-    // A record's addresses are the publisher's word: only those we may dial (candidates.ts usableProviderAddr).
-    const multiaddrs = provider.multiaddrs.filter(ma => usableProviderAddr(ma, scope, relay => libp2p.getConnections().some(c => c.remotePeer.toString() === relay)))
-    if (multiaddrs.length > 0) {
-      await libp2p.peerStore.merge(provider.id, { multiaddrs })
+  // Once every trusted provider is in hand, the rest of the query (closer peers, stale
+  // addresses: seconds after a network change) is given TRUSTED_GRACE_MS more, enough for
+  // the records that came with them (untrusted ones the tunnel's status names), no more.
+  const enough = new AbortController()
+  let grace: ReturnType<typeof setTimeout> | undefined
+  try {
+    for await (const provider of libp2p.contentRouting.findProviders(await serviceKey(name), { signal: AbortSignal.any([signal, enough.signal]) })) {
+      const id = provider.id.toString()
+      if (++records > MAX_PROVIDER_RECORDS) break
+      if (id === self || found.has(id)) continue
+      if (trusted?.has(id) === true) trustedSeen = true
+      found.set(id, provider)
+      // A record's addresses are the publisher's word: only those we may dial (candidates.ts usableProviderAddr).
+      const multiaddrs = provider.multiaddrs.filter(ma => usableProviderAddr(ma, scope, relay => libp2p.getConnections().some(c => c.remotePeer.toString() === relay)))
+      if (multiaddrs.length > 0) {
+        await libp2p.peerStore.merge(provider.id, { multiaddrs })
+      }
+      if (found.size >= MAX_PROVIDERS && trustedSeen) break
+      if (grace == null && trusted != null && trusted.size > 0 && [...trusted].every(t => found.has(t))) {
+        grace = setTimeout(() => { enough.abort() }, TRUSTED_GRACE_MS)
+      }
     }
-    if (found.size >= MAX_PROVIDERS && trustedSeen) break
-    // Every provider we may use is in hand: the rest of the query (closer peers, stale
-    // addresses, seconds after a network change) would only find ones we refuse.
-    if (trusted != null && trusted.size > 0 && [...trusted].every(t => found.has(t))) break
+  } catch (err) {
+    if (!enough.signal.aborted || signal.aborted) throw err
+  } finally {
+    clearTimeout(grace)
   }
   // Before anything is trusted (the first use that will pin a provider), being connected
   // to us is no credential: any peer can connect ahead of time to win the pin. Then the

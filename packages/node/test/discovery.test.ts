@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
-import { findServiceProviders } from '../src/discovery.ts'
+import { findServiceProviders, TRUSTED_GRACE_MS } from '../src/discovery.ts'
 import { localScope } from '../src/holepunch/candidates.ts'
 
 async function peer (): Promise<PeerId> {
@@ -38,23 +38,37 @@ describe('findServiceProviders', () => {
     assert.deepEqual(found, [c.toString(), b.toString(), a.toString()])
   })
 
-  it('stops reading once every trusted provider is in hand: a query that never ends is not waited out', async () => {
-    const [self, a, pinned] = await Promise.all([peer(), peer(), peer()])
-    let readAfter = 0
+  it('reads on only briefly once every trusted provider is in hand: a query that drags on is not waited out', async () => {
+    const [self, a, pinned, late] = await Promise.all([peer(), peer(), peer(), peer()])
     const libp2p = {
       ...fakeLibp2p(self, [], []),
       contentRouting: {
-        async * findProviders (): AsyncGenerator<PeerInfo> {
-          yield { id: a, multiaddrs: [] }
+        async * findProviders (_key: unknown, options: { signal: AbortSignal }): AsyncGenerator<PeerInfo> {
           yield { id: pinned, multiaddrs: [] }
-          readAfter++
+          yield { id: a, multiaddrs: [] }
           // A lookup after a network change: closer peers at dead addresses, seconds each.
-          await new Promise(() => {})
+          await new Promise((_resolve, reject) => options.signal.addEventListener('abort', () => reject(options.signal.reason), { once: true }))
+          yield { id: late, multiaddrs: [] }
         }
       }
     } as unknown as Libp2p
-    const found = await findServiceProviders(libp2p, 'ssh', AbortSignal.timeout(5_000), new Set([pinned.toString()]), localScope())
+    const started = Date.now()
+    const found = await findServiceProviders(libp2p, 'ssh', AbortSignal.timeout(10_000), new Set([pinned.toString()]), localScope())
     assert.deepEqual(found, [pinned.toString(), a.toString()])
-    assert.equal(readAfter, 0)
+    assert.ok(Date.now() - started < TRUSTED_GRACE_MS + 2_000, `took ${Date.now() - started} ms`)
+  })
+
+  it('a lookup aborted by its caller still fails', async () => {
+    const [self, pinned] = await Promise.all([peer(), peer()])
+    const libp2p = {
+      ...fakeLibp2p(self, [], []),
+      contentRouting: {
+        async * findProviders (_key: unknown, options: { signal: AbortSignal }): AsyncGenerator<PeerInfo> {
+          await new Promise((_resolve, reject) => options.signal.addEventListener('abort', () => reject(options.signal.reason), { once: true }))
+          yield { id: pinned, multiaddrs: [] }
+        }
+      }
+    } as unknown as Libp2p
+    await assert.rejects(findServiceProviders(libp2p, 'ssh', AbortSignal.timeout(200), new Set([pinned.toString()]), localScope()))
   })
 })
