@@ -151,7 +151,9 @@ export class Splicing {
     if (!this.deps.running()) return
     const open = this.deps.swarm.getConnections(peer).filter(c => c.status === 'open')
     if (!open.some(c => pathOf(c) === 'direct')) return
-    for (const connection of open.filter(c => isSpliced(c))) {
+    // Only the side that asked for the splice retires it: that side opens the tunnel streams and
+    // sends new ones direct; the other side closing it raced a stream the asker was opening on it.
+    for (const connection of open.filter(c => isSpliced(c) && c.direction === 'outbound')) {
       // A stream still choosing its protocol may be a tunnel connection opened on the splice a
       // moment before the direct path came: closing under it cut that connection (issue 19).
       if (connection.streams.some(s => s.protocol == null || s.protocol === '' || s.protocol === TUNNEL_PROTOCOL || s.protocol === UDP_PROTOCOL)) {
