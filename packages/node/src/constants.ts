@@ -240,3 +240,12 @@ export const PORTMAP_STOP_TIMEOUT_MS = 1_500
  * DIAL_TIMEOUT_MS.
  */
 export const RELAY_DIAL_HEAD_START_MS = 1_000
+
+/**
+ * Liveness checks on a live tunnel's connections (liveness.ts): a ping every second, and a
+ * connection that leaves one unanswered for 3 s is taken for dead. After an address change
+ * the tunnel's echo stalled 14-35 s until libp2p's monitor (every 10 s) noticed (issue 19,
+ * target 5 s); 3 s leaves room for a loaded machine's event-loop delays.
+ */
+export const LIVENESS_INTERVAL_MS = 1_000
+export const LIVENESS_TIMEOUT_MS = 3_000

@@ -74,6 +74,8 @@ export interface EventMap {
   'holepunch.succeeded': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, addr: string }
   'holepunch.failed': { peer: string, attempt: number, method: string, role: PunchRole, ms: number, error: string }
   /** Round `attempt` looks likely to fail (a side's NAT looks endpoint-dependent): the tunnel goes live on the relay without waiting for it. */
+  /** A watched connection left a liveness ping unanswered (liveness.ts) and was aborted as dead. */
+  'peer.unresponsive': { peer: string, addr: string, ms: number }
   'holepunch.unpromising': { peer: string, attempt: number, reason: string }
   /** Logged a few per peer per minute: later refusals in the minute are not logged. */
   'holepunch.refused': { peer: string, reason: PunchRefusal }
@@ -111,7 +113,7 @@ const WARN_EVENTS: ReadonlySet<EventName> = new Set<EventName>([
   'tunnel.connect-failed', 'tunnel.rejected', 'tunnel.deactivated', 'holepunch.failed', 'splice.failed', 'splice.unavailable',
   'provider.untrusted', 'provider.pin-failed', 'tunnel.no-trusted-provider',
   'provider.refused', 'metrics.exposed',
-  'holepunch.refused',
+  'holepunch.refused', 'peer.unresponsive',
   'tunnel.rejected-suppressed'
 ])
 

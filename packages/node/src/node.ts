@@ -22,6 +22,7 @@ import { createSwarm, type Swarm } from './swarm.ts'
 import { ObservedAddresses } from './holepunch/observed.ts'
 import { HolePuncher } from './holepunch/puncher.ts'
 import { watchTcpObservers } from './holepunch/tcp-observer.ts'
+import { startLiveness } from './liveness.ts'
 import { UdpObserver } from './holepunch/udp-observe.ts'
 import { findUdx } from './transport/udx/transport.ts'
 import { CappedProviderStore, refusalReporter, type ProviderCaps } from './provider-caps.ts'
@@ -280,6 +281,9 @@ class Node implements PunchgateNode {
     // A bootstrap reached over QUIC only gets a TCP connection too: its observation is our punch candidate.
     const stopObserving = watchTcpObservers({ swarm: this.swarm, isBootstrap: peer => this.membership.isBootstrap(peer), signal: this.runner.shutdownSignal })
     this.onStop(async () => stopObserving())
+    // A live tunnel's connections are pinged every second: a dead path (an address change) is noticed in seconds.
+    const stopLiveness = startLiveness({ swarm: this.swarm, events: this.events, watched: () => this.livenessPeers() })
+    this.onStop(async () => stopLiveness())
     await serveRelays(this.swarm, () => this.vouchFor())
     if (this.config.mdns) {
       // @libp2p/mdns only reports peers; joining them is up to us.
@@ -341,6 +345,25 @@ class Node implements PunchgateNode {
       return peer?.protocols.includes(RELAY_V2_HOP_CODEC) === true
     }))
     return verified.filter((_, i) => relaying[i])
+  }
+
+  /** Whose connections liveness.ts checks: live tunnels' peers, the relays of their circuits, our bootstraps; none without a live tunnel. */
+  private livenessPeers (): Set<string> {
+    const self = this.peerId
+    const peers = new Set(Object.values(this.runner.state.tunnels)
+      .filter(t => t.peer != null && t.peer !== self && (t.status === 'direct' || t.status === 'relayed'))
+      .map(t => t.peer as string))
+    if (peers.size === 0) return peers
+    for (const c of this.swarm.getConnections()) {
+      const remote = c.remotePeer.toString()
+      if (this.membership.isBootstrap(remote)) peers.add(remote)
+      if (!peers.has(remote)) continue
+      const hops = c.remoteAddr.getComponents()
+      const circuit = hops.findIndex(h => h.name === 'p2p-circuit')
+      const relay = circuit > 0 ? hops.slice(0, circuit).findLast(h => h.name === 'p2p')?.value : undefined
+      if (relay != null) peers.add(relay)
+    }
+    return peers
   }
 
   async stop (options: StopOptions = {}): Promise<void> {

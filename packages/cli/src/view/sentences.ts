@@ -127,6 +127,7 @@ export const SENTENCES: Sentences = {
     const reasons = Object.entries(e.reasons).map(([reason, n]) => `${n} ${reason}`).join(', ')
     return `refused ${e.peer === '*' ? 'other peers' : shortId(e.peer)} ${plural(e.count, 'more time')} in the last ${formatDuration(e.windowMs)} (${reasons})`
   },
+  'peer.unresponsive': e => `${shortId(e.peer)} stopped answering on ${e.addr} (no ping answer in ${formatMs(e.ms)} ms): connection dropped`,
   'peer.rtt': e => `${shortId(e.peer)} answers in ${formatMs(e.rttMs)} ms (${onPath(e.path)})`,
   'control.listening': e => `control socket at ${e.path}`,
   'metrics.listening': e => `metrics at ${e.url}`,
