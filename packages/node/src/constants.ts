@@ -242,6 +242,13 @@ export const PORTMAP_STOP_TIMEOUT_MS = 1_500
 export const RELAY_DIAL_HEAD_START_MS = 1_000
 
 /**
+ * Dialing a peer: once every relay has said no (the peer holds no slot: down or restarting),
+ * how much longer its direct addresses are given. A SYN that gets no answer for 2 s (Linux
+ * retransmits at 1 s) is to a stale mapping; the tunnel looks the peer up again sooner.
+ */
+export const DIRECT_AFTER_RELAYS_MS = 2_000
+
+/**
  * Liveness checks on a live tunnel's connections (liveness.ts): a ping every second, and a
  * connection that leaves one unanswered for 3 s is taken for dead. After an address change
  * the tunnel's echo stalled 14-35 s until libp2p's monitor (every 10 s) noticed (issue 19,

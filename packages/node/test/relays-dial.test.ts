@@ -9,7 +9,8 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { multiaddr } from '@multiformats/multiaddr'
-import { peerIdFromString } from '@libp2p/peer-id'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PunchgateNode } from '../src/node.ts'
 import { dialPeer } from '../src/relays/dial.ts'
 import { RELAY_DIAL_HEAD_START_MS } from '../src/constants.ts'
@@ -50,6 +51,19 @@ describe('dialing a peer behind NAT', () => {
     assert.match(connection.remoteAddr.toString(), new RegExp(`/p2p/${relay.peerId}/p2p-circuit`))
     assert.ok(held.length > 0, 'the known address was dialed')
     assert.ok(ms >= RELAY_DIAL_HEAD_START_MS - 50 && ms < 4_000, `connected after ${ms} ms`)
+  })
+
+  it('gives up soon after every relay said no, not after the dial timeout: a peer that holds no slot is down', async () => {
+    const port = (swallow.address() as AddressInfo).port
+    // A peer id nobody runs: the relay has no reservation for it.
+    const gone = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    await consumer.swarm.peerStore.merge(peerIdFromString(gone), { multiaddrs: [multiaddr(`/ip4/127.0.0.1/tcp/${port}`)] })
+    const started = Date.now()
+    const { connection, errors } = await dialPeer(consumer.swarm, gone, () => [tcpAddr(relay)], AbortSignal.timeout(20_000), { directAfterRelaysMs: 500 })
+    const ms = Date.now() - started
+    assert.equal(connection, undefined)
+    assert.ok(errors.some(e => /NO_RESERVATION/.test(e)), errors.join('; '))
+    assert.ok(ms < RELAY_DIAL_HEAD_START_MS + 3_000, `gave up after ${ms} ms`)
   })
 
   it('an open connection is used as it is', async () => {

@@ -16,7 +16,7 @@
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection } from '@libp2p/interface'
-import { DIAL_TIMEOUT_MS, RELAY_DIAL_HEAD_START_MS } from '../constants.ts'
+import { DIAL_TIMEOUT_MS, DIRECT_AFTER_RELAYS_MS, RELAY_DIAL_HEAD_START_MS } from '../constants.ts'
 import type { Swarm } from '../swarm.ts'
 
 export interface DialOutcome {
@@ -30,6 +30,8 @@ export interface DialOptions {
   timeoutMs?: number
   /** @default RELAY_DIAL_HEAD_START_MS */
   headStartMs?: number
+  /** @default DIRECT_AFTER_RELAYS_MS */
+  directAfterRelaysMs?: number
 }
 
 const isCircuit = (ma: Multiaddr): boolean => ma.getComponents().some(c => c.name === 'p2p-circuit')
@@ -80,8 +82,15 @@ export async function dialPeer (swarm: Swarm, peer: string, relays: () => string
     throw new Error('no relay reached the peer')
   })()
 
+  // Every relay said no (the peer holds no slot there: it is down or restarting): its direct
+  // addresses get DIRECT_AFTER_RELAYS_MS more, not the rest of a DIAL_TIMEOUT_MS of SYNs to stale
+  // mappings; the tunnel looks the peer up again sooner (a restarted provider held it ~10 s).
+  const relaysFailed = relayedDial.then(async () => await new Promise<never>(() => {}), async () => {
+    await delay(options.directAfterRelaysMs ?? DIRECT_AFTER_RELAYS_MS, signal)
+    throw new Error('no relay reached the peer, and its direct addresses did not answer')
+  })
   try {
-    return { connection: await Promise.any([directDial, relayedDial]), errors }
+    return { connection: await Promise.race([Promise.any([directDial, relayedDial]), relaysFailed]), errors }
   } catch {
     return { errors }
   } finally {
