@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
-import { connectTo, echoServer, event, portOf, random, sha256, tcpAddr, testNode } from './fixtures.ts'
+import { connectTo, echoServer, event, portOf, random, sha256, tcpAddr, testNode, until } from './fixtures.ts'
 
 async function threePeers (): Promise<{ port: number, stopAll: () => Promise<void>, consumer: Awaited<ReturnType<typeof testNode>> }> {
   const echo = await echoServer()
@@ -67,6 +67,8 @@ describe('graceful stop', () => {
       const socket = await connectTo(port)
       const received = collect(socket)
       socket.write(random(1024))
+      // The client's connect can come before the consumer's accept: stop only once it holds the connection.
+      await until(() => consumer.tunnels().some(t => t.connections === 1))
       const drained = event(consumer, 'node.drained')
       await consumer.stop({ drainMs: 0 })
       assert.equal((await drained).cut, 1)

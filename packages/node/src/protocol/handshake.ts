@@ -104,11 +104,18 @@ export async function readFrame (stream: Stream, signal: AbortSignal): Promise<U
   }
 }
 
+/** A frame as it goes on the wire: the payload's length as a varint, then the payload. */
+export function encodeLengthPrefixed (value: TunnelRequest | TunnelReply): Uint8Array {
+  const payload = encodeFrame(value)
+  const length = payload.byteLength
+  // At most MAX_FRAME_BYTES (4096): a varint of one or two bytes.
+  const prefix = length < 0x80 ? [length] : [(length & 0x7f) | 0x80, length >> 7]
+  const frame = new Uint8Array(prefix.length + length)
+  frame.set(prefix, 0)
+  frame.set(payload, prefix.length)
+  return frame
+}
+
 export async function writeFrame (stream: Stream, value: TunnelRequest | TunnelReply, signal: AbortSignal): Promise<void> {
-  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-  try {
-    await lp.write(encodeFrame(value), { signal })
-  } finally {
-    lp.unwrap()
-  }
+  if (!stream.send(encodeLengthPrefixed(value))) await stream.onDrain({ signal })
 }

@@ -13,7 +13,7 @@ import type { NodeEvents, Path } from '../events.ts'
 import type { TunnelRequest } from './handshake.ts'
 import { InFlight } from '../in-flight.ts'
 import { pipeSocketStream } from './pipe.ts'
-import { requestTunnel } from './request.ts'
+import { readReply, sendRequest } from './request.ts'
 
 /** Totals over a listener's life, for status. UDP listeners also count datagrams. */
 export interface ListenerTotals {
@@ -179,8 +179,20 @@ export class TunnelListener {
       return
     }
 
+    if (socket.destroyed) {
+      stream.abort(new Error('local connection closed before the stream opened'))
+      return
+    }
+    // The request and the client's first bytes go out together, without waiting for the
+    // answer: the server reads those bytes only once it has accepted (docs/protocol.md).
+    // What comes back is read from the answer on.
+    socket.removeAllListeners('error')
+    sendRequest(stream, requestOf(this.spec))
+    const replied = readReply(stream, service, handshake)
+    const result = pipeSocketStream(socket, stream, { replied })
+    socket.resume()
     try {
-      await requestTunnel(stream, requestOf(this.spec), handshake)
+      await replied
     } catch (err) {
       if (err instanceof TunnelRejectedError) {
         this.totals.rejected++
@@ -188,21 +200,12 @@ export class TunnelListener {
           side: 'client', tunnel, peer: route.peer, service, reason: err.reason, ...(err.detail != null ? { message: err.detail } : {})
         })
       }
-      socket.destroy()
-      if (stream.status === 'open') stream.abort(err as Error)
-      return
-    }
-
-    if (socket.destroyed) {
-      stream.abort(new Error('local connection closed during handshake'))
+      await result
       return
     }
     const started = Date.now()
     this.totals.opened++
     this.events.emitEvent('tunnel.opened', { side: 'client', tunnel, peer: route.peer, service, path })
-    socket.removeAllListeners('error')
-    const result = pipeSocketStream(socket, stream)
-    socket.resume()
     const { bytesIn, bytesOut, error } = await result
     this.totals.bytesIn += bytesIn
     this.totals.bytesOut += bytesOut

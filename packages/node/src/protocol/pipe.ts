@@ -34,7 +34,17 @@ const MAX_UNSENT_BYTES = 256 * 1024
  */
 const MAX_UNWRITTEN_BYTES = 1024 * 1024
 
-export async function pipeSocketStream (socket: Socket, stream: Stream): Promise<PipeResult> {
+export interface PipeOptions {
+  /**
+   * The stream's first bytes are the server's answer to our request, read by the caller: the
+   * local socket is forwarded at once, the stream only once `replied` resolves (a tunnel's
+   * client sends its first bytes before the answer, docs/protocol.md). If it rejects, both
+   * ends fail with its error.
+   */
+  replied?: Promise<unknown>
+}
+
+export async function pipeSocketStream (socket: Socket, stream: Stream, options: PipeOptions = {}): Promise<PipeResult> {
   const result: PipeResult = { bytesIn: 0, bytesOut: 0 }
   stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, STREAM_READ_BUFFER_BYTES)
 
@@ -104,59 +114,63 @@ export async function pipeSocketStream (socket: Socket, stream: Stream): Promise
     })
 
     // remote -> local
-    // Messages come one TLS record (16 KiB) at a time, several in one go from one read of
-    // the connection: they are written to the local socket together, in one system call,
-    // when the current tick ends (docs/performance.md).
-    stream.addEventListener('message', (evt: StreamMessageEvent) => {
-      const data = evt.data
-      if (socket.writableCorked === 0) {
-        socket.cork()
-        process.nextTick(() => socket.uncork())
-      }
-      if (data instanceof Uint8Array) {
-        result.bytesIn += data.byteLength
-        socket.write(data)
-      } else {
-        for (const buf of data) {
-          result.bytesIn += buf.byteLength
-          socket.write(buf)
+    const readRemote = (): void => {
+      // Messages come one TLS record (16 KiB) at a time, several in one go from one read of
+      // the connection: they are written to the local socket together, in one system call,
+      // when the current tick ends (docs/performance.md).
+      stream.addEventListener('message', (evt: StreamMessageEvent) => {
+        const data = evt.data
+        if (socket.writableCorked === 0) {
+          socket.cork()
+          process.nextTick(() => socket.uncork())
         }
-      }
-      if (!resuming) pauseIfFull()
-    })
-    // resume() hands over what arrived while paused in one go, then tells the muxer to
-    // grant the sender more window. Pausing again from inside that hand-over would come
-    // first, and the grant after it would cancel it: the sender then runs free while the
-    // stream buffers, until it is reset at its read buffer limit (seen in the NAT lab).
-    // So the stream is paused again, if need be, only once resume() has returned.
-    let resuming = false
-    const pauseIfFull = (): void => {
-      if (socket.writableLength < MAX_UNWRITTEN_BYTES || stream.readStatus !== 'readable') return
-      stream.pause()
-      // Above the socket's high-water mark, so write() returned false and 'drain' will come.
-      socket.once('drain', () => {
-        if (stream.readStatus !== 'paused') return
-        resuming = true
-        try {
-          stream.resume()
-        } finally {
-          resuming = false
+        if (data instanceof Uint8Array) {
+          result.bytesIn += data.byteLength
+          socket.write(data)
+        } else {
+          for (const buf of data) {
+            result.bytesIn += buf.byteLength
+            socket.write(buf)
+          }
         }
-        pauseIfFull()
+        if (!resuming) pauseIfFull()
       })
-    }
-    const onEnd = (): void => {
-      // 'end' fires only once the read buffer is empty: no byte is left behind.
-      if (stream.status === 'aborted' || stream.status === 'reset') return
-      if (closedUnderneath()) {
-        fail(new Error('peer connection lost'))
-        return
+      // resume() hands over what arrived while paused in one go, then tells the muxer to
+      // grant the sender more window. Pausing again from inside that hand-over would come
+      // first, and the grant after it would cancel it: the sender then runs free while the
+      // stream buffers, until it is reset at its read buffer limit (seen in the NAT lab).
+      // So the stream is paused again, if need be, only once resume() has returned.
+      let resuming = false
+      const pauseIfFull = (): void => {
+        if (socket.writableLength < MAX_UNWRITTEN_BYTES || stream.readStatus !== 'readable') return
+        stream.pause()
+        // Above the socket's high-water mark, so write() returned false and 'drain' will come.
+        socket.once('drain', () => {
+          if (stream.readStatus !== 'paused') return
+          resuming = true
+          try {
+            stream.resume()
+          } finally {
+            resuming = false
+          }
+          pauseIfFull()
+        })
       }
-      remoteEnded = true
-      if (!socket.destroyed) socket.end()
+      const onEnd = (): void => {
+        // 'end' fires only once the read buffer is empty: no byte is left behind.
+        if (stream.status === 'aborted' || stream.status === 'reset') return
+        if (closedUnderneath()) {
+          fail(new Error('peer connection lost'))
+          return
+        }
+        remoteEnded = true
+        if (!socket.destroyed) socket.end()
+      }
+      if (stream.readableEnded) onEnd()
+      else stream.addEventListener('end', onEnd, { once: true })
     }
-    if (stream.readableEnded) onEnd()
-    else stream.addEventListener('end', onEnd, { once: true })
+    if (options.replied == null) readRemote()
+    else options.replied.then(readRemote, (err: Error) => fail(err))
     stream.addEventListener('close', (evt: StreamCloseEvent) => {
       streamClosed = true
       if (evt.error != null) fail(evt.error)

@@ -371,7 +371,11 @@ export class Consumer {
         const connection = connections[0]
         if (connection == null) throw new Error(`no connection to ${peer}`)
         const stream = await connection.newStream(protocol, {
-          signal, runOnLimitedConnection: true, maxOutboundStreams: MAX_TUNNEL_STREAMS
+          signal,
+          runOnLimitedConnection: true,
+          maxOutboundStreams: MAX_TUNNEL_STREAMS,
+          // Optimistic protocol select (patches/README.md): the request follows at once, no round trip first.
+          negotiateFully: false
         })
         return { stream, path: pathOf(connection) }
       }
