@@ -25,6 +25,7 @@ import { udxTransport } from './transport/udx/transport.ts'
 import { announceable } from './holepunch/candidates.ts'
 import { socketTls } from './socket-tls.ts'
 import { lazyNoise } from './lazy-noise.ts'
+import { libp2pLogger } from './libp2p-logger.ts'
 
 /**
  * Ping streams one connection may carry at once, each way. Two pingers share the ping
@@ -114,9 +115,11 @@ export async function createSwarm (
   const discovery = config.mdns ? [(await import('@libp2p/mdns')).mdns()] : []
   const metrics = registry != null ? (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry }) : undefined
 
+  const logger = libp2pLogger()
   return createLibp2p({
     privateKey,
     start: false,
+    ...(logger != null ? { logger } : {}),
     addresses: {
       listen: config.listen,
       announce: config.announce,
