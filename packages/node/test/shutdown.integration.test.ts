@@ -72,7 +72,7 @@ describe('graceful stop', () => {
       const drained = event(consumer, 'node.drained')
       await consumer.stop({ drainMs: 0 })
       assert.equal((await drained).cut, 1)
-      await received
+      assert.equal((await received).error, true, 'a cut connection is reset, not ended: the app must not take it for complete')
       assert.equal(socket.destroyed, true)
     } finally {
       await stopAll()

@@ -12,7 +12,7 @@ import { BindError, TunnelRejectedError } from '../errors.ts'
 import type { NodeEvents, Path } from '../events.ts'
 import type { TunnelRequest } from './handshake.ts'
 import { InFlight } from '../in-flight.ts'
-import { pipeSocketStream } from './pipe.ts'
+import { cutSocket, pipeSocketStream } from './pipe.ts'
 import { readReply, sendRequest } from './request.ts'
 
 /** Totals over a listener's life, for status. UDP listeners also count datagrams. */
@@ -129,7 +129,8 @@ export class TunnelListener {
 
   async close (): Promise<void> {
     this.route = undefined
-    for (const socket of this.sockets) socket.destroy()
+    // Cut, not finished: the apps must not take what they got for a complete transfer.
+    for (const socket of this.sockets) cutSocket(socket)
     if (!this.server.listening) return
     await new Promise<void>(resolve => this.server.close(() => resolve()))
   }

@@ -34,6 +34,19 @@ const MAX_UNSENT_BYTES = 256 * 1024
  */
 const MAX_UNWRITTEN_BYTES = 1024 * 1024
 
+/**
+ * Ends a local connection that broke: RST, not FIN, as a clean EOF would tell the local
+ * app a broken transfer was complete. Unix sockets (the control socket) have no RST and
+ * throw: closing is all they can do. Once end() has started libuv's graceful shutdown, a
+ * reset must not be mixed in either: the handle then never finishes closing (and Node
+ * spins at exit waiting for it).
+ */
+export function cutSocket (socket: Socket): void {
+  if (socket.destroyed) return
+  if (socket.remoteAddress != null && !socket.writableEnded) socket.resetAndDestroy()
+  else socket.destroy()
+}
+
 export interface PipeOptions {
   /**
    * The stream's first bytes are the server's answer to our request, read by the caller: the
@@ -56,14 +69,7 @@ export async function pipeSocketStream (socket: Socket, stream: Stream, options:
     }
     const fail = (err: Error): void => {
       result.error ??= err
-      // RST, not FIN: a clean EOF would tell the local app a broken transfer was complete.
-      // Unix sockets (the control socket) have no RST and throw: closing is all they can do.
-      // Once end() has started libuv's graceful shutdown, a reset must not be mixed in
-      // either: the handle then never finishes closing (and Node spins at exit waiting for it).
-      if (!socket.destroyed) {
-        if (socket.remoteAddress != null && !socket.writableEnded) socket.resetAndDestroy()
-        else socket.destroy()
-      }
+      cutSocket(socket)
       if (stream.status === 'open' || stream.status === 'closing') stream.abort(err)
     }
 
