@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { streamPair } from '@libp2p/utils'
 import type { Stream } from '@libp2p/interface'
 import { pipeSocketStream } from '../src/protocol/pipe.ts'
+import { encodeLengthPrefixed, readFrame } from '../src/protocol/handshake.ts'
 import { random, sha256 } from './fixtures.ts'
 
 /** A connected socket pair on loopback: `outer` is what a local app holds, `inner` what the pipe gets. */
@@ -52,6 +53,32 @@ describe('socket <-> stream pipe', () => {
     assert.equal(result.bytesOut, up.length)
     assert.equal(result.bytesIn, down.length)
     assert.equal(result.error, undefined)
+    close()
+  })
+
+  // A tunnel's request comes with the client's first bytes and, for a short exchange, its FIN
+  // (one round trip). Reading the request takes them all; the stream's 'end' fires then,
+  // and the reader puts the bytes past the request back a timer later. The local side must
+  // get those bytes before the FIN (before: socket.end() first, then "write after end").
+  it('bytes that came with the first frame and the FIN reach the socket, then the FIN', async () => {
+    const { outer, inner, close } = await socketPair()
+    const [local, remote] = await streamPair()
+    const data = random(4096)
+    remote.send(Buffer.concat([encodeLengthPrefixed({ service: 'echo' }), data]))
+    await remote.close()
+    const frame = await readFrame(local, AbortSignal.timeout(5_000))
+    assert.deepEqual(JSON.parse(Buffer.from(frame).toString()), { service: 'echo' })
+
+    const chunks: Buffer[] = []
+    outer.on('data', (c: Buffer) => chunks.push(c))
+    const ended = once(outer, 'end', { signal: AbortSignal.timeout(5_000) })
+    const piping = pipeSocketStream(inner, local)
+    await ended
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(data), 'every byte before the FIN')
+    outer.end()
+    const result = await piping
+    assert.equal(result.error, undefined)
+    assert.equal(result.bytesIn, data.length)
     close()
   })
 

@@ -140,6 +140,7 @@ export async function pipeSocketStream (socket: Socket, stream: Stream, options:
           }
         }
         if (!resuming) pauseIfFull()
+        if (endPending && stream.readBufferLength === 0) onEnd()
       })
       // resume() hands over what arrived while paused in one go, then tells the muxer to
       // grant the sender more window. Pausing again from inside that hand-over would come
@@ -162,9 +163,18 @@ export async function pipeSocketStream (socket: Socket, stream: Stream, options:
           pauseIfFull()
         })
       }
+      // 'end' fires once the read buffer is empty, but a reader that took the first frame
+      // (the request or the reply) puts the bytes it read past it back afterwards: when the
+      // peer's data and FIN came with the frame, 'end' has already fired and those bytes
+      // are still to come (they arrive a timer later). The FIN is passed on after them.
+      let endPending = false
       const onEnd = (): void => {
-        // 'end' fires only once the read buffer is empty: no byte is left behind.
         if (stream.status === 'aborted' || stream.status === 'reset') return
+        if (stream.readBufferLength > 0) {
+          endPending = true
+          return
+        }
+        endPending = false
         if (closedUnderneath()) {
           fail(new Error('peer connection lost'))
           return
