@@ -135,7 +135,6 @@ class SocketTls implements ConnectionEncrypter {
             if (raw != null) keepIdleTimeout(connection, socket)
             const secured = toMessageStream(connection, socket)
             coalesceReads(socket, secured as unknown as AbstractMessageStream)
-            writesPerTick(socket, secured as unknown as SendsData)
             resolve({ remotePeer, connection: secured, ...(streamMuxer != null ? { streamMuxer } : {}) })
           }, (err: Error) => socket.emit('error', err))
         })
@@ -192,28 +191,6 @@ function capWriteBatches (socket: TLSSocket): void {
       writev.call(this, batch, next)
     }
     next()
-  }
-}
-
-/** The part of @libp2p/tls's message stream that hands the muxer's frames to the TLS socket. */
-interface SendsData { sendData: (data: Uint8ArrayList) => { sentBytes: number, canSendMore: boolean } }
-
-/**
- * What the muxer sends in one turn of the event loop goes to TLS together, as one record
- * and one system call, not one per frame. A new tunnel connection's first flight is
- * several frames (the stream's SYN with the protocol select, the request, a window
- * update), and so is the answer (the ACK, the select's answer, the accept); each frame was
- * a record, a packet and a wake-up of the peer of its own (docs/performance.md).
- */
-function writesPerTick (socket: TLSSocket, secured: SendsData): void {
-  const sendData = secured.sendData
-  const uncork = (): void => { socket.uncork() }
-  secured.sendData = function (this: SendsData, data) {
-    if (socket.writableCorked === 0) {
-      socket.cork()
-      process.nextTick(uncork)
-    }
-    return sendData.call(this, data)
   }
 }
 

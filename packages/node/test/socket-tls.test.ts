@@ -59,64 +59,6 @@ async function countingProxy (port: number): Promise<{ port: number, toListener:
   }
 }
 
-/**
- * Counts the TLS records in a connection's bytes as they pass (each has a 5-byte header:
- * type, version, length), from the ClientHello on: the protocol select before it is plain.
- */
-function recordCounter (): { feed: (chunk: Buffer) => void, records: () => number } {
-  let records = 0
-  let header = Buffer.alloc(0)
-  let skip = 0
-  let started = false
-  return {
-    feed: chunk => {
-      started ||= chunk[0] === 0x16
-      if (!started) return
-      let at = 0
-      while (at < chunk.length) {
-        if (skip > 0) {
-          const n = Math.min(skip, chunk.length - at)
-          skip -= n
-          at += n
-          continue
-        }
-        const need = 5 - header.length
-        header = Buffer.concat([header, chunk.subarray(at, at + need)])
-        at += Math.min(need, chunk.length - at)
-        if (header.length === 5) {
-          records++
-          skip = header.readUInt16BE(3)
-          header = Buffer.alloc(0)
-        }
-      }
-    },
-    records: () => records
-  }
-}
-
-/** A TCP relay to `port` on loopback that counts the TLS records the dialer sends. */
-async function recordCountingProxy (port: number): Promise<{ port: number, fromDialer: () => number, close: () => void }> {
-  const counter = recordCounter()
-  const sockets: Socket[] = []
-  const server = createServer(client => {
-    const upstream = connect({ host: '127.0.0.1', port })
-    sockets.push(client, upstream)
-    client.on('data', chunk => { counter.feed(chunk); upstream.write(chunk) })
-    upstream.on('data', chunk => client.write(chunk))
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
-    client.on('error', () => {})
-    upstream.on('error', () => {})
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    port: (server.address() as AddressInfo).port,
-    fromDialer: () => counter.records(),
-    close: () => { server.close(); sockets.forEach(s => s.destroy()) }
-  }
-}
-
 /** Sends `data` on a new echo stream, half-closes, and returns everything echoed. */
 async function echo (from: Libp2p, to: Libp2p, data: Uint8Array): Promise<Buffer> {
   const stream = await from.dialProtocol(to.getMultiaddrs()[0]!, ECHO)
@@ -210,34 +152,6 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
       }
     })
   }
-
-  // A new tunnel connection's first flight is several muxer frames: the stream's SYN with
-  // the protocol select, the request and first bytes, a window update. Each was a TLS
-  // record, a packet and a wake-up of the peer of its own (docs/performance.md).
-  it('sends the frames of one turn of the event loop as one TLS record: a new stream and its first message', async () => {
-    const dialer = await node(socketTls(), [], false)
-    const listener = await node(socketTls(), [], true)
-    const tcpPort = Number(listener.getMultiaddrs()[0]!.toString().split('/')[4])
-    const proxy = await recordCountingProxy(tcpPort)
-    try {
-      const connection = await dialer.dial(multiaddr(`/ip4/127.0.0.1/tcp/${proxy.port}/p2p/${listener.peerId}`))
-      // identify and the like run first: wait until the connection is quiet
-      let before = -1
-      while (before !== proxy.fromDialer()) {
-        before = proxy.fromDialer()
-        await new Promise(resolve => setTimeout(resolve, 200))
-      }
-      const stream = await connection.newStream(ECHO, { negotiateFully: false })
-      const echoed = new Promise<void>(resolve => stream.addEventListener('message', () => resolve(), { once: true }))
-      stream.send(Uint8Array.of(0x2a))
-      await echoed
-      assert.equal(proxy.fromDialer() - before, 1, 'the SYN with the select, the message and the window update in one record')
-      await stream.close()
-    } finally {
-      await Promise.all([dialer.stop(), listener.stop()])
-      proxy.close()
-    }
-  })
 
   // A yamux frame of 64 KiB and its header is more than Node's default write buffer (64
   // KiB): every such frame made the muxer wait for 'drain', which cost 11-13% more CPU on
