@@ -221,6 +221,25 @@ describe('DCUtR: the node starts the round with a standard peer that reaches it 
     await Promise.all([node, relay].map(async n => n?.stop({ drainMs: 0 })))
   })
 
+  // First in this suite: after the other peers' rounds its relayed dial was sometimes closed
+  // during the upgrade (order-dependent, cause not found; alone it always passes).
+  it('a stranger (not on the allow-list): identify completes and no round starts', async () => {
+    let rounds = 0
+    const count = (f: { peer: string }): void => { if (f.peer === stranger.peerId.toString()) rounds++ }
+    node.events.onEvent('holepunch.started', count)
+    try {
+      const identified = new Promise<void>(resolve => {
+        node.swarm.addEventListener('peer:identify', evt => { if (evt.detail.peerId.equals(stranger.peerId)) resolve() })
+      })
+      await stranger.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${node.peerId}`))
+      // The node decides on identify, synchronously: by the time this listener runs, a round would have started.
+      await identified
+      assert.equal(rounds, 0)
+    } finally {
+      node.events.off('holepunch.started', count)
+    }
+  })
+
   it('a peer the node serves: the node sends it CONNECT on /libp2p/dcutr as the initiator', async () => {
     const started = event(node, 'holepunch.started', f => f.peer === allowed.peerId.toString())
     await allowed.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${node.peerId}`))
@@ -257,22 +276,7 @@ describe('DCUtR: the node starts the round with a standard peer that reaches it 
     assert.equal(direct?.direction, 'inbound', 'the direct connection is the peer\'s dial')
   })
 
-  it('a stranger (not on the allow-list): identify completes and no round starts', async () => {
-    let rounds = 0
-    const count = (f: { peer: string }): void => { if (f.peer === stranger.peerId.toString()) rounds++ }
-    node.events.onEvent('holepunch.started', count)
-    try {
-      const identified = new Promise<void>(resolve => {
-        node.swarm.addEventListener('peer:identify', evt => { if (evt.detail.peerId.equals(stranger.peerId)) resolve() })
-      })
-      await stranger.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${node.peerId}`))
-      // The node decides on identify, synchronously: by the time this listener runs, a round would have started.
-      await identified
-      assert.equal(rounds, 0)
-    } finally {
-      node.events.off('holepunch.started', count)
-    }
-  })
+
 })
 
 describe('a Punchgate node from before DCUtR (serves only /punchgate/punch/1.0.0)', () => {
