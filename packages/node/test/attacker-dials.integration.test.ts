@@ -19,7 +19,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { PUNCH_PROTOCOL, PUNCH_REFUSALS_LOGGED_PER_MINUTE, PUNCH_ROUNDS_PER_MINUTE, type PunchgateNode } from '../src/index.ts'
 import { decodePunch, encodePunch, type PunchMessage } from '../src/holepunch/wire.ts'
-import { echoServer, event, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
+import { candidateOf, echoServer, event, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
 
 /** A bare peer that can dial through a relay and listens on loopback, so a node can dial it back. */
 async function barePeer (): Promise<Libp2p> {
@@ -56,13 +56,6 @@ async function refusedRequest (connection: Connection, addrs: string[]): Promise
     return // reset while opening or writing: refused
   }
   await assert.rejects(wire.read(), 'the node answered a request it should have refused')
-}
-
-/** The bare peer's loopback listening address, as a candidate. */
-function candidateOf (peer: Libp2p): string {
-  const addr = peer.getMultiaddrs().find(a => a.toString().startsWith('/ip4/127.0.0.1/tcp/'))
-  if (addr == null) throw new Error('bare peer has no loopback address')
-  return addr.decapsulate('/p2p').toString()
 }
 
 describe('a stranger cannot make a node dial', () => {

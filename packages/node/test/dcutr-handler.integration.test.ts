@@ -25,7 +25,7 @@ import { lpStream } from '@libp2p/utils'
 import { DCUTR_PROTOCOL, PUNCH_PROTOCOL, PUNCH_ROUNDS_PER_MINUTE, type PunchgateNode } from '../src/index.ts'
 import { encodePunch } from '../src/holepunch/wire.ts'
 import { encodeHolePunch } from '../src/holepunch/dcutr-wire.ts'
-import { echoServer, event, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
+import { candidateOf, echoServer, event, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
 
 interface HolePunchMessage { type?: string, observedAddresses: Uint8Array[] }
 const dcutrEntry = createRequire(import.meta.url).resolve('@libp2p/dcutr')
@@ -69,12 +69,6 @@ async function refusedRequest (connection: Connection, addrs: string[]): Promise
     return // reset while opening or writing: refused
   }
   await assert.rejects(wire.read(), 'the node answered a request it should have refused')
-}
-
-function candidateOf (peer: Libp2p): string {
-  const addr = peer.getMultiaddrs().find(a => a.toString().startsWith('/ip4/127.0.0.1/tcp/'))
-  if (addr == null) throw new Error('bare peer has no loopback address')
-  return addr.decapsulate('/p2p').toString()
 }
 
 describe('DCUtR: what a standard peer can make a node do', () => {

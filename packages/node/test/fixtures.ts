@@ -270,3 +270,10 @@ export async function plainNode (): Promise<Libp2p> {
     streamMuxers: [yamux()]
   })
 }
+
+/** The bare peer's loopback listening address, as a candidate. */
+export function candidateOf (peer: Libp2p): string {
+  const addr = peer.getMultiaddrs().find(a => a.toString().startsWith('/ip4/127.0.0.1/tcp/'))
+  if (addr == null) throw new Error('bare peer has no loopback address')
+  return addr.decapsulate('/p2p').toString()
+}
