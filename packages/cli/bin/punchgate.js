@@ -29,4 +29,9 @@ if (!existsSync(bundle)) {
   process.exit(1)
 }
 const { main } = await import(bundle.href)
-process.exitCode = await main(process.argv)
+const code = await main(process.argv)
+// Every command is done when main resolves, but libp2p leaves debounce timers (its address
+// manager's and identify push's) that held a stopped daemon for ~2 s more: a restart, or a
+// service manager waiting for the exit, paid for them. Exit once the output is flushed.
+await Promise.all([process.stdout, process.stderr].map(stream => new Promise(resolve => stream.write('', resolve))))
+process.exit(code)

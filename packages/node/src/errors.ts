@@ -232,3 +232,14 @@ export class NetcheckError extends PunchgateError {
     this.name = NetcheckError.NAME
   }
 }
+
+/** A bootstrap's address answered with a peer other than the one its `/p2p/` part names. */
+export class BootstrapPeerMismatchError extends PunchgateError {
+  static readonly NAME = 'BootstrapPeerMismatchError'
+  readonly kind = 'runtime'
+
+  constructor (addr: string, found: string) {
+    super(`${addr}: the peer there is ${found}`)
+    this.name = BootstrapPeerMismatchError.NAME
+  }
+}

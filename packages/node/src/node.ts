@@ -404,7 +404,7 @@ class Node implements PunchgateNode {
     if (!this.runner.running) return
 
     const path = this.consumer.bestPath(peer)
-    this.membership.onConnectionClosed(connection, path !== 'none')
+    this.membership.onConnectionChanged(connection, opened, path !== 'none')
     const previous = this.peerPaths.get(peer) ?? 'none'
     if (path === previous) return
     if (path === 'none') this.peerPaths.delete(peer)

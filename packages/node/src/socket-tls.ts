@@ -106,6 +106,7 @@ class SocketTls implements ConnectionEncrypter {
       ? new TLSSocket(transport, { ...buffered, requestCert: true })
       : connect({ ...buffered, socket: transport })
     capWriteBatches(socket)
+    freeSslOffStack(socket)
     log('%s %s connection with TLS on %s', isServer ? 'accepting' : 'securing', connection.direction, raw != null ? 'the TCP socket' : 'a duplex')
 
     const onAbort = (): void => { socket.emit('error', new TimeoutError('TLS handshake timed out')) }
@@ -191,6 +192,24 @@ function capWriteBatches (socket: TLSSocket): void {
       writev.call(this, batch, next)
     }
     next()
+  }
+}
+
+/**
+ * Frees the socket's OpenSSL state one turn of the event loop after Node asks, never
+ * during the call that asked. When the TCP socket under TLS is closed first (a dial's
+ * abort signal, libp2p's reset), Node's TLS frees that state at once when the TLS socket
+ * closes; if that happens in the promise jobs Node runs while it reports a finished
+ * handshake, it is freed under OpenSSL's own stack, which then writes to it: SIGSEGV in
+ * SSL_read (valgrind: freed by TLSWrap::DestroySSL from SSLInfoCallback's microtasks).
+ * Node defers the same free on its other path for this reason (`onSocketCloseDestroySSL`).
+ */
+export function freeSslOffStack (socket: TLSSocket): void {
+  const wrap = (socket as unknown as { _handle?: { destroySSL?: () => void } })._handle
+  const destroySSL = wrap?.destroySSL
+  if (wrap == null || typeof destroySSL !== 'function') return
+  wrap.destroySSL = function (this: unknown) {
+    setImmediate(() => destroySSL.call(this))
   }
 }
 

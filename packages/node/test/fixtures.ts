@@ -37,7 +37,7 @@ export async function testNode (raw: RawConfig = {}, options: TestNodeOptions = 
     handshakeTimeoutMs: options.handshakeTimeoutMs,
     loopbackCandidates: options.loopbackCandidates,
     ...(options.reachTiming != null ? { reachTiming: options.reachTiming } : {}),
-    timing: { retryMinMs: 100, retryMaxMs: 1000, bootstrapRetryMinMs: 100, bootstrapRetryMaxMs: 1000, upgradeWaitMs: 500 }
+    timing: { retryMinMs: 100, retryMaxMs: 1000, bootstrapRetryMinMs: 100, bootstrapRetryMaxMs: 1000, bootstrapRetryOutOfMeshMaxMs: 1000, upgradeWaitMs: 500 }
   })
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { backoff, initialState, transition, type Timing } from '../src/phase/machine.ts'
 import type { Command, Event, State } from '../src/phase/types.ts'
 
-const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, republishMs: 1000, upgradeWaitMs: 500, punchRetryMs: 50, punchQuickRetryMs: 20, punchMaxAttempts: 3 }
+const T: Timing = { retryMinMs: 100, retryMaxMs: 800, bootstrapRetryMinMs: 10, bootstrapRetryMaxMs: 40, bootstrapRetryOutOfMeshMaxMs: 20, republishMs: 1000, upgradeWaitMs: 500, punchRetryMs: 50, punchQuickRetryMs: 20, punchMaxAttempts: 3 }
 const BOOT = '/ip4/11.0.0.2/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA'
 
 function run (state: State, events: Event[]): [State, Command[][]] {
@@ -86,6 +86,23 @@ describe('node phases', () => {
       events: [{ type: 'start' }, { type: 'bootstrap-dial-failed', addr: BOOT, error: 'x' }, { type: 'bootstrap-dial-failed', addr: BOOT, error: 'x' }],
       phase: 'joining',
       last: [{ type: 'schedule', key: `bootstrap:${BOOT}`, ms: 20, jitter: true, event: { type: 'retry-bootstrap', addr: BOOT } }]
+    },
+    {
+      name: 'out of the mesh, bootstrap redials wait at most the shorter bound',
+      from: privateNode,
+      events: [{ type: 'start' }, ...Array.from({ length: 4 }, () => ({ type: 'bootstrap-dial-failed' as const, addr: BOOT, error: 'x' }))],
+      phase: 'joining',
+      last: [{ type: 'schedule', key: `bootstrap:${BOOT}`, ms: 20, jitter: true, event: { type: 'retry-bootstrap', addr: BOOT } }]
+    },
+    {
+      name: 'with a relay slot held (still in the mesh), bootstrap redials back off to the longer bound',
+      from: privateNode,
+      events: [
+        { type: 'start' }, { type: 'bootstrap-connected', addr: BOOT }, { type: 'relay-candidates', relays: ['R1'] }, { type: 'relay-reserved', relay: 'R1' },
+        { type: 'bootstrap-disconnected', addr: BOOT }, ...Array.from({ length: 3 }, () => ({ type: 'bootstrap-dial-failed' as const, addr: BOOT, error: 'x' }))
+      ],
+      phase: 'ready',
+      last: [{ type: 'schedule', key: `bootstrap:${BOOT}`, ms: 40, jitter: true, event: { type: 'retry-bootstrap', addr: BOOT } }]
     },
     {
       name: 'losing the only bootstrap goes back to joining',

@@ -12,9 +12,11 @@ import { tcp } from '@libp2p/tcp'
 import { tls } from '@libp2p/tls'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { askReach } from '../src/reachability/client.ts'
 import { ReachServer } from '../src/reachability/server.ts'
-import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
+import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, until, type EchoServer } from './fixtures.ts'
 
 describe('--role public with --bootstrap: a second public node', () => {
   let first: PunchgateNode
@@ -183,3 +185,22 @@ async function plainBootstrap (reachable: () => Promise<boolean>): Promise<Libp2
   await server.serve(node)
   return node
 }
+
+describe('a bootstrap address held by another peer', () => {
+  it('is not joined: the dial fails naming the peer found, the node stays out of the mesh and keeps no connection', async () => {
+    const holder = await testNode()
+    const named = peerIdFromPrivateKey(await generateKeyPair('Ed25519')).toString()
+    const addr = tcpAddr(holder).replace(`/p2p/${holder.peerId}`, `/p2p/${named}`)
+    const node = await testNode({ bootstrap: [addr] })
+    try {
+      const failed = await event(node, 'bootstrap.dial-failed', e => e.addr === addr)
+      assert.match(failed.error, new RegExp(`the peer there is ${holder.peerId}`))
+      assert.equal(node.status().phase, 'joining')
+      assert.equal(node.status().relay.state, 'none', 'no relay slot on the peer found there')
+      await until(() => node.swarm.getConnections().filter(c => c.status === 'open').length === 0)
+    } finally {
+      await Promise.all([node.stop(), holder.stop()])
+    }
+  })
+})
+

@@ -4,6 +4,8 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import { once } from 'node:events'
 import { format } from 'node:util'
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import type { Libp2p } from 'libp2p'
 import { multiaddr } from '@multiformats/multiaddr'
 import { tls } from '@libp2p/tls'
@@ -222,5 +224,15 @@ describe('socket-tls: /tls/1.0.0 on the TCP socket itself', () => {
     } finally {
       await Promise.all([dialer.stop(), listener.stop()])
     }
+  })
+})
+
+describe('freeSslOffStack', () => {
+  it('a TLS socket closed with its TCP socket while Node reports the finished handshake does not crash the process', async () => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('./tls-free-child.mjs', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    const [code, signal] = await once(child, 'exit') as [number | null, NodeJS.Signals | null]
+    assert.deepEqual({ code, signal, out: out.trim() }, { code: 0, signal: null, out: 'closed' })
   })
 })

@@ -33,12 +33,15 @@ export function bootstrapTransition (state: State, event: BootstrapEvent, timing
       const failures = previous.failures + 1
       const bootstraps = { ...state.bootstraps, [event.addr]: { connected: false, failures } }
       const kept: State = { ...state, bootstraps }
-      // A public node, or a relay slot still held, keeps the node in the mesh (relays.ts).
-      const next: State = inMesh(kept) ? kept : { ...kept, phase: 'joining' }
+      // A public node, or a relay slot still held, keeps the node in the mesh (relays.ts);
+      // out of it, the node is of no use until a bootstrap answers: redial sooner.
+      const member = inMesh(kept)
+      const next: State = member ? kept : { ...kept, phase: 'joining' }
+      const maxMs = member ? timing.bootstrapRetryMaxMs : timing.bootstrapRetryOutOfMeshMaxMs
       return [next, [{
         type: 'schedule',
         key: `bootstrap:${event.addr}`,
-        ms: backoff(failures, timing.bootstrapRetryMinMs, timing.bootstrapRetryMaxMs),
+        ms: backoff(failures, timing.bootstrapRetryMinMs, maxMs),
         jitter: true,
         event: { type: 'retry-bootstrap', addr: event.addr }
       }]]

@@ -6,7 +6,7 @@
  * fallback), punch.ts (hole-punch rounds) and role.ts (public or private).
  */
 import {
-  BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIRECT_UPGRADE_WAIT_MS, PUNCH_MAX_ATTEMPTS,
+  BOOTSTRAP_RETRY_MAX_MS, BOOTSTRAP_RETRY_OUT_OF_MESH_MAX_MS, BOOTSTRAP_RETRY_MIN_MS, DIRECT_UPGRADE_WAIT_MS, PUNCH_MAX_ATTEMPTS,
   PUNCH_QUICK_RETRY_MS, PUNCH_RETRY_MS, REPUBLISH_INTERVAL_MS, RETRY_MAX_MS, RETRY_MIN_MS
 } from '../constants.ts'
 import { bootstrapTransition } from './bootstrap.ts'
@@ -25,6 +25,7 @@ export const DEFAULT_TIMING: Timing = {
   retryMaxMs: RETRY_MAX_MS,
   bootstrapRetryMinMs: BOOTSTRAP_RETRY_MIN_MS,
   bootstrapRetryMaxMs: BOOTSTRAP_RETRY_MAX_MS,
+  bootstrapRetryOutOfMeshMaxMs: BOOTSTRAP_RETRY_OUT_OF_MESH_MAX_MS,
   republishMs: REPUBLISH_INTERVAL_MS,
   upgradeWaitMs: DIRECT_UPGRADE_WAIT_MS,
   punchRetryMs: PUNCH_RETRY_MS,

@@ -133,6 +133,8 @@ export interface Timing {
   retryMaxMs: number
   bootstrapRetryMinMs: number
   bootstrapRetryMaxMs: number
+  /** The bound while out of the mesh (no bootstrap connected, no relay slot held). */
+  bootstrapRetryOutOfMeshMaxMs: number
   republishMs: number
   upgradeWaitMs: number
   punchRetryMs: number
