@@ -247,6 +247,9 @@ export const PORTMAP_STOP_TIMEOUT_MS = 1_500
  */
 export const RELAY_DIAL_HEAD_START_MS = 1_000
 
+/** How long after a direct connection died of silence (liveness.ts) dials to that peer try the relays at once. */
+export const PATH_DIED_RECENTLY_MS = 60_000
+
 /**
  * Dialing a peer: once every relay has said no (the peer holds no slot: down or restarting),
  * how much longer its direct addresses are given. A SYN that gets no answer for 2 s (Linux

@@ -233,6 +233,29 @@ describe('tunnel states', () => {
       ]
     },
     {
+      name: 'a tunnel that lost its live path goes live on the relay at once when it reconnects (its connections are stalled already), and punches behind it',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }, { type: 'peer-path', peer: 'A', path: 'none' },
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch', peer: 'A', attempt: 1 }]
+    },
+    {
+      name: 'a stream failing on a live tunnel is a lost path too: after a recovery and a direct path, the next reconnect over the relay goes live at once',
+      from: readyConsumer,
+      events: [
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }, { type: 'peer-path', peer: 'A', path: 'none' },
+        { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' },
+        { type: 'stream-failed', tunnel: 't', error: 'x' }, { type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }
+      ],
+      status: 'relayed',
+      peer: 'A',
+      last: [{ type: 'activate', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'punch', peer: 'A', attempt: 1 }]
+    },
+    {
       name: 'the direct path appearing while punching activates direct and cancels the wait',
       from: readyConsumer,
       events: [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'relay' }, { type: 'peer-path', peer: 'A', path: 'direct' }],
@@ -398,6 +421,17 @@ describe('hole-punch state per peer', () => {
       { type: 'peer-path', peer: 'A', path: 'none' }
     ])
     assert.equal(state.punches.A, undefined)
+  })
+})
+
+describe('recovering tunnels', () => {
+  it('the flag is set when a live tunnel loses its path and cleared once it is live again', () => {
+    const ready = readyConsumer()
+    const [lost] = run(ready, [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }, { type: 'peer-path', peer: 'A', path: 'none' }])
+    assert.equal(lost.tunnels.t?.recovering, true)
+    const [back] = run(lost, [{ type: 'resolved', tunnel: 't', providers: ['A'] }, { type: 'connected', tunnel: 't', peer: 'A', path: 'direct' }])
+    assert.equal(back.tunnels.t?.status, 'direct')
+    assert.equal(back.tunnels.t?.recovering, undefined)
   })
 })
 

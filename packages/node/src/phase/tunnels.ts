@@ -34,7 +34,7 @@ export function tunnelTransition (state: State, event: TunnelEvent, timing: Timi
       const t = state.tunnels[event.tunnel]
       if (t == null || t.status !== 'connecting' || t.peer !== event.peer) return [state, []]
       if (event.path === 'direct') {
-        return [putTunnel(state, { ...t, status: 'direct', failures: 0 }), [
+        return [putTunnel(state, live(t, 'direct')), [
           { type: 'activate', tunnel: t.id, peer: event.peer, path: 'direct' }
         ]]
       }
@@ -54,7 +54,7 @@ export function tunnelTransition (state: State, event: TunnelEvent, timing: Timi
     case 'upgrade-wait-over': {
       const t = state.tunnels[event.tunnel]
       if (t == null || t.status !== 'punching' || t.peer == null) return [state, []]
-      return [putTunnel(state, { ...t, status: 'relayed', failures: 0 }), [
+      return [putTunnel(state, live(t, 'relayed')), [
         { type: 'activate', tunnel: t.id, peer: t.peer, path: 'relay' }
       ]]
     }
@@ -66,7 +66,7 @@ export function tunnelTransition (state: State, event: TunnelEvent, timing: Timi
       for (const t of Object.values(state.tunnels)) {
         if (t.peer !== event.peer) continue
         if (event.path === 'direct' && (t.status === 'punching' || t.status === 'relayed')) {
-          next = putTunnel(next, { ...t, status: 'direct', failures: 0 })
+          next = putTunnel(next, live(t, 'direct'))
           if (t.status === 'punching') commands.push({ type: 'cancel', key: `upgrade:${t.id}` })
           commands.push({ type: 'activate', tunnel: t.id, peer: event.peer, path: 'direct' })
         } else if (event.path === 'relay' && t.status === 'direct') {
@@ -114,7 +114,11 @@ export function startWaitingTunnels (state: State): Result {
 function onRelayed (state: State, t: TunnelState, peer: string, timing: Timing): Result {
   const punch = state.punches[peer]
   if (punch?.status === 'waiting' || punch?.status === 'gave-up') {
-    return [putTunnel(state, { ...t, status: 'relayed', failures: 0 }), [{ type: 'activate', tunnel: t.id, peer, path: 'relay' }]]
+    return [putTunnel(state, live(t, 'relayed')), [{ type: 'activate', tunnel: t.id, peer, path: 'relay' }]]
+  }
+  if (t.recovering === true) {
+    const [next, punchCommands] = startPunch(putTunnel(state, live(t, 'relayed')), peer)
+    return [next, [{ type: 'activate', tunnel: t.id, peer, path: 'relay' }, ...punchCommands]]
   }
   const waiting = putTunnel(state, { ...t, status: 'punching' })
   const [next, punchCommands] = startPunch(waiting, peer)
@@ -156,6 +160,12 @@ function failTunnel (state: State, t: TunnelState, timing: Timing): Result {
 function reconnect (state: State, t: TunnelState, reason: string): Result {
   const commands: Command[] = [{ type: 'deactivate', tunnel: t.id, reason }]
   if (t.status === 'punching') commands.push({ type: 'cancel', key: `upgrade:${t.id}` })
-  const [next, more] = startTunnel(state, { ...t, status: 'failed' })
+  const [next, more] = startTunnel(state, { ...t, status: 'failed', recovering: true })
   return [next, [...commands, ...more]]
+}
+
+/** The tunnel as it goes live on `status`'s path: no failures, no longer recovering. */
+function live (t: TunnelState, status: 'relayed' | 'direct'): TunnelState {
+  const { recovering: _done, ...rest } = t
+  return { ...rest, status, failures: 0 }
 }

@@ -27,6 +27,12 @@ export interface TunnelState {
   peer?: string
   /** Consecutive failed rounds, for backoff; reset once live. */
   failures: number
+  /**
+   * It was live and lost its path (roaming, a dead connection): the user's connections
+   * are stalled already, so the next path goes live at once, without waiting for a punch
+   * round (punching goes on behind it). Cleared once live.
+   */
+  recovering?: boolean
 }
 
 /**

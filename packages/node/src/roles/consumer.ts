@@ -8,7 +8,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection, Stream } from '@libp2p/interface'
 import type { NodeConfig, TunnelSpec } from '../config.ts'
-import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, TUNNEL_PROTOCOL } from '../constants.ts'
+import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_TUNNEL_STREAMS, PATH_DIED_RECENTLY_MS, TUNNEL_PROTOCOL } from '../constants.ts'
 import { findServiceProviders } from '../discovery.ts'
 import { NoTrustedProviderError, ServiceNotFoundError, TunnelOpenError, TunnelRejectedError } from '../errors.ts'
 import { waitForEvent, type NodeEvents, type Path } from '../events.ts'
@@ -70,6 +70,8 @@ export class Consumer {
   private readonly trust: ConsumerTrust
   /** Set once the node has built it (it needs our dialScope and meetings). */
   puncher?: HolePuncher
+  /** Peers whose direct connection liveness.ts dropped for silence, and when. */
+  private readonly silentSince = new Map<string, number>()
 
   constructor (init: ConsumerInit) {
     this.config = init.config
@@ -80,6 +82,8 @@ export class Consumer {
     this.relays = init.relays
     this.loopbackCandidates = init.loopbackCandidates
     this.trust = new ConsumerTrust(init.events, init.config.trust, init.config.knownProviders)
+    this.events.onEvent('peer.unresponsive', e => { if (!e.addr.includes('/p2p-circuit')) this.silentSince.set(e.peer, Date.now()) })
+    this.events.onEvent('peer.connected', e => { if (e.direct) this.silentSince.delete(e.peer) })
   }
 
   /** Reads the known-providers file (a broken one stops the node here) and binds every tunnel's local port. */
@@ -353,9 +357,17 @@ export class Consumer {
     return this.config.tunnels.find(t => t.id === tunnel)
   }
 
-  /** Dials by peer id (known or DHT-found addresses) and, after a head start, through each relay we hold or know (relays/dial.ts). */
+  /**
+   * Dials by peer id (known or DHT-found addresses) and, after a head start, through each
+   * relay we hold or know (relays/dial.ts). No head start when our direct connection to the
+   * peer just died of silence: its addresses are those of the path that died (our public
+   * address or the NATs' mappings changed), and waiting on them held a roaming tunnel ~1 s.
+   */
   private async dialPeer (peer: string, signal: AbortSignal): Promise<DialOutcome> {
-    return dialPeer(this.swarm, peer, this.relays, signal)
+    const silent = this.silentSince.get(peer)
+    const pathDied = silent != null && Date.now() - silent < PATH_DIED_RECENTLY_MS
+    if (silent != null && !pathDied) this.silentSince.delete(peer)
+    return dialPeer(this.swarm, peer, this.relays, signal, pathDied ? { headStartMs: 0 } : {})
   }
 
   /** New streams always take the best connection at the time they open: direct once one exists, then a spliced (unlimited) relayed one. */
