@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { streamPair } from '@libp2p/utils'
+import { streamPair, type AbstractMessageStream } from '@libp2p/utils'
 import * as varint from 'uint8-varint'
 import { decodeReply, decodeRequest, encodeFrame, readFrame, writeFrame } from '../src/protocol/handshake.ts'
 import { MAX_FRAME_BYTES } from '../src/constants.ts'
@@ -16,6 +16,35 @@ describe('handshake framing', () => {
     assert.deepEqual(request, { service: 'ssh' })
     const rest = await new Promise<Uint8Array>(resolve => b.addEventListener('message', e => resolve(e.data.subarray()), { once: true }))
     assert.deepEqual([...rest], [1, 2, 3])
+  })
+
+  // The muxer decodes a data frame and the FIN behind it in one go (a short exchange sent in
+  // one round trip): the bytes after the frame must stay readable, and the end come after them.
+  it('a frame, the bytes after it and the FIN in one read: the bytes are still read, then the end', async () => {
+    const [, b] = await streamPair()
+    const stream = b as unknown as AbstractMessageStream
+    const reading = readFrame(b, AbortSignal.timeout(1000))
+    stream.onData(Uint8Array.from([...frame(encodeFrame({ service: 'ssh' })), 1, 2, 3]))
+    stream.onRemoteCloseWrite()
+    assert.deepEqual(decodeRequest(await reading), { service: 'ssh' })
+    const seen: string[] = []
+    const ended = new Promise<void>(resolve => b.addEventListener('end', () => { seen.push('end'); resolve() }, { once: true }))
+    b.addEventListener('message', e => { seen.push(`data ${[...e.data.subarray()].join(',')}`) })
+    await ended
+    assert.deepEqual(seen, ['data 1,2,3', 'end'])
+  })
+
+  // On the server, multistream-select reads the protocol's name first and puts back what it
+  // read past it; when the peer's FIN came with everything, 'end' has fired by then.
+  it('reads a frame put back after the stream\'s end: bytes still buffered are not an early end', async () => {
+    const [, b] = await streamPair()
+    const stream = b as unknown as AbstractMessageStream
+    stream.onRemoteCloseWrite()
+    assert.equal(b.readableEnded, true)
+    stream.unshift(Uint8Array.from([...frame(encodeFrame({ service: 'ssh' })), 7]))
+    assert.deepEqual(decodeRequest(await readFrame(b, AbortSignal.timeout(1000))), { service: 'ssh' })
+    const rest = await new Promise<Uint8Array>(resolve => b.addEventListener('message', e => resolve(e.data.subarray()), { once: true }))
+    assert.deepEqual([...rest], [7])
   })
 
   it('reads a frame split across many small packets', async () => {
