@@ -8,6 +8,8 @@
  *     optional uint32 punchgate = 1001; // extension: the sender is Punchgate, roles as docs/protocol.md
  *     optional uint32 attempt = 1002;   // extension: the round number
  *     repeated bytes udp = 1003;        // extension (--udp-punch): `/ip4/A/udp/P` candidates of the udx socket
+ *     optional uint32 hardnat = 1004;   // extension (--udp-punch), the birthday method (holepunch/hard-nat.ts):
+ *                                       // 1 offer (A's CONNECT), 2 the sender fans out, 3 the receiver does (B's)
  *   }
  *
  * Standard peers skip fields they do not know (protobuf's rule; js-libp2p, go-libp2p and
@@ -22,6 +24,7 @@ import { MAX_DCUTR_ADDRS, MAX_FRAME_BYTES, MAX_PUNCH_CANDIDATES } from '../const
 import { ProtocolError } from '../errors.ts'
 import type { PunchMessage } from './wire.ts'
 import { udpHostPort } from '../transport/udx/addr.ts'
+import type { HardNatField } from './hard-nat.ts'
 
 const TYPE_CONNECT = 100
 const TYPE_SYNC = 300
@@ -30,6 +33,9 @@ const FIELD_OBS_ADDRS = 2
 const FIELD_PUNCHGATE = 1001
 const FIELD_ATTEMPT = 1002
 const FIELD_UDP = 1003
+const FIELD_HARDNAT = 1004
+const HARDNAT_CODES: Record<HardNatField, number> = { offer: 1, 'sender-fans-out': 2, 'receiver-fans-out': 3 }
+const HARDNAT_FIELDS = new Map(Object.entries(HARDNAT_CODES).map(([k, v]) => [v, k as HardNatField]))
 /** The extension's version: what `punchgate` holds. */
 export const PUNCHGATE_EXTENSION = 1
 
@@ -67,6 +73,10 @@ export function encodeHolePunch (message: PunchMessage): Uint8Array {
     if (message.attempt != null) {
       pushVarint(out, (FIELD_ATTEMPT << 3) | VARINT)
       pushVarint(out, message.attempt)
+    }
+    if (message.hardNat != null) {
+      pushVarint(out, (FIELD_HARDNAT << 3) | VARINT)
+      pushVarint(out, HARDNAT_CODES[message.hardNat])
     }
   }
   // Every message says who sent it: a standard peer's never carry this field.
@@ -145,6 +155,7 @@ export function decodeHolePunch (bytes: Uint8Array): PunchMessage {
   let type: number | undefined
   let punchgate: number | undefined
   let attempt: number | undefined
+  let hardNat: HardNatField | undefined
   let seen = 0
   const addrs: string[] = []
   const udp: string[] = []
@@ -166,13 +177,14 @@ export function decodeHolePunch (bytes: Uint8Array): PunchMessage {
       if (addr != null && !udp.includes(addr)) udp.push(addr)
     } else if (field === FIELD_PUNCHGATE && wireType === VARINT) punchgate = reader.varint()
     else if (field === FIELD_ATTEMPT && wireType === VARINT) attempt = reader.varint()
+    else if (field === FIELD_HARDNAT && wireType === VARINT) hardNat = HARDNAT_FIELDS.get(reader.varint())
     else reader.skip(wireType)
   }
   const fromPunchgate = punchgate != null && punchgate >= PUNCHGATE_EXTENSION ? { punchgate: true } : {}
   if (type === TYPE_SYNC) return { type: 'sync', ...fromPunchgate }
   if (type === TYPE_CONNECT) {
     const round = attempt != null && attempt > 0 && Number.isSafeInteger(attempt) ? { attempt } : {}
-    return { type: 'connect', addrs, ...(udp.length > 0 ? { udp } : {}), ...round, ...fromPunchgate }
+    return { type: 'connect', addrs, ...(udp.length > 0 ? { udp } : {}), ...round, ...(hardNat != null ? { hardNat } : {}), ...fromPunchgate }
   }
   throw new ProtocolError(type == null ? 'DCUtR message has no type' : `DCUtR message type ${type} is neither CONNECT nor SYNC`)
 }

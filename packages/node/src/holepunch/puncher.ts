@@ -33,6 +33,12 @@
  * kind ends the round. The roles need no care there: B's dial is the initiator, A's socket
  * accepts it.
  *
+ * Hard NATs (--udp-punch, hard-nat.ts): when exactly one side's UDP candidates look symmetric,
+ * B says so in its CONNECT and the round also runs the birthday method
+ * (transport/udx/birthday.ts): the symmetric side fans out sockets towards the other's
+ * public UDP mapping, the other sprays PROBEs at random ports of the symmetric side's
+ * public IP; a hit makes a udx connection like any other, `method` `udp-birthday`.
+ *
  * What a peer can make us dial (docs/nat-traversal.md): requests are answered only on relayed
  * connections, only for peers `mayPunchWith` names (we opened a tunnel to them, or they may use
  * one of our services), at most PUNCH_ROUNDS_PER_MINUTE rounds per peer, on either protocol;
@@ -55,11 +61,14 @@ import { PUNCH_PROTOCOLS, roundWire } from './round-wire.ts'
 import { StandardPeers } from './standard-peers.ts'
 import { punchProspect, sideSign } from './prospect.ts'
 import { punchRoles } from '../transport/reuseport-tcp.ts'
+import type { HostPort } from '../transport/udx/addr.ts'
+import { chooseBirthday, publicMapping, type HardNatField } from './hard-nat.ts'
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
 /** A round that offers UDP candidates too; a connection it makes is one or the other. */
 export const PUNCH_METHOD_WITH_UDP = 'tcp+udp'
 export const UDP_PUNCH_METHOD = 'udp-udx'
+export const BIRTHDAY_METHOD = 'udp-birthday'
 
 /** What the UDP half of a round needs (holepunch/udp-observe.ts). */
 export interface UdpPunch {
@@ -69,6 +78,10 @@ export interface UdpPunch {
   mappings: () => string[]
   /** PROBEs from our udx socket to the peer's candidates, bounded; resolves when done. */
   probe: (candidates: string[], signal: AbortSignal) => Promise<void>
+  /** The birthday method's symmetric side: fan out towards `target` (`/ip4/A/udp/P`), dial `peer` over the socket that hears it. */
+  birthdayDial?: (target: HostPort, peer: string, signal: AbortSignal) => Promise<unknown>
+  /** The birthday method's cone side: PROBEs to random ports of `ip`, paced and capped. */
+  spray?: (ip: string, signal: AbortSignal) => Promise<unknown>
 }
 
 export interface PunchOutcome {
@@ -98,8 +111,9 @@ function udxTarget (candidate: string): string {
   return `${candidate}/udx`
 }
 
-function methodOf (addr: string): string {
-  return addr.includes('/udx') ? UDP_PUNCH_METHOD : PUNCH_METHOD
+function methodOf (addr: string, birthday: boolean): string {
+  if (!addr.includes('/udx')) return PUNCH_METHOD
+  return birthday ? BIRTHDAY_METHOD : UDP_PUNCH_METHOD
 }
 
 const MINUTE_MS = 60_000
@@ -187,6 +201,10 @@ export class HolePuncher {
     const { ours, oursUdp, scope } = this.ourSide()
     this.events.emitEvent('holepunch.started', { peer, attempt, method: this.method, role: 'initiator', candidates: [...ours, ...oursUdp] })
     let reported = false
+    let birthday = false
+    // Ends the birthday method's sockets and probes with the round, however it ends.
+    const roundOver = new AbortController()
+    signal.addEventListener('abort', () => { roundOver.abort() }, { once: true })
     const unpromising = (reason: string): void => {
       if (reported) return
       reported = true
@@ -203,7 +221,8 @@ export class HolePuncher {
       stream = await relayed.newStream(PUNCH_PROTOCOLS, { signal, runOnLimitedConnection: true })
       const wire = roundWire(stream, signal)
       const sent = Date.now()
-      await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}), attempt })
+      const offer = this.canBirthday() && oursUdp.length > 0
+      await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}), attempt, ...(offer ? { hardNat: 'offer' as const } : {}) })
       const reply = await wire.read()
       if (reply.type !== 'connect') throw new PunchError('peer answered connect with sync')
       const rtt = Date.now() - sent
@@ -214,6 +233,8 @@ export class HolePuncher {
       const theirs = this.dialable(reply.addrs, reply.udp ?? [], scope, reply.punchgate === true)
       // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.
       if (theirs.udp.length > 0) void this.udp?.probe(theirs.udp, signal).catch(() => {})
+      const fansOut = !offer ? undefined : reply.hardNat === 'receiver-fans-out' ? 'initiator' : reply.hardNat === 'sender-fans-out' ? 'responder' : undefined
+      birthday = fansOut != null && this.birthday(peer, fansOut === 'initiator', theirs.udp, roundOver.signal, rtt / 2)
       await delay(rtt / 2, undefined, { signal })
       // The spec's role on a simultaneous open; with a standard peer also a plain dial, which
       // its listener takes as an ordinary client (see the header).
@@ -221,13 +242,15 @@ export class HolePuncher {
       if (reply.punchgate !== true) dials.push(...theirs.tcp.map(addr => ({ addr, initiator: true, reusePort: false })))
       const addr = await this.connectDirect(peer, dials, signal)
       const outcome = { addr, ms: Date.now() - started }
-      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr), role: 'initiator', ...outcome })
+      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday), role: 'initiator', ...outcome })
       return outcome
     } catch (err) {
       stream?.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
       this.events.emitEvent('holepunch.failed', { peer, attempt, method: this.method, role: 'initiator', ms: Date.now() - started, error })
       throw new PunchError(error)
+    } finally {
+      roundOver.abort()
     }
   }
 
@@ -237,7 +260,9 @@ export class HolePuncher {
     const peer = connection.remotePeer.toString()
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
     let attempt = 1
+    let birthday = false
     const roundOver = new AbortController()
+    signal.addEventListener('abort', () => { roundOver.abort() }, { once: true })
     try {
       const wire = roundWire(stream, signal)
       const connect = await wire.read()
@@ -245,10 +270,13 @@ export class HolePuncher {
       attempt = connect.attempt ?? 1
       const { ours, oursUdp, scope } = this.ourSide()
       this.events.emitEvent('holepunch.started', { peer, attempt, method: this.method, role: 'responder', candidates: [...ours, ...oursUdp] })
-      await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}) })
+      const fansOut = connect.hardNat === 'offer' && this.canBirthday() ? chooseBirthday(connect.udp ?? [], oursUdp) : undefined
+      const hardNat: HardNatField | undefined = fansOut === 'responder' ? 'sender-fans-out' : fansOut === 'initiator' ? 'receiver-fans-out' : undefined
+      await wire.write({ type: 'connect', addrs: ours, ...(oursUdp.length > 0 ? { udp: oursUdp } : {}), ...(hardNat != null ? { hardNat } : {}) })
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
       const theirs = this.dialable(connect.addrs, connect.udp ?? [], scope, connect.punchgate === true)
+      birthday = fansOut != null && this.birthday(peer, fansOut === 'responder', theirs.udp, roundOver.signal, 0)
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
       // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
       // as the initiator. A standard peer's dial is an ordinary client's (see the header).
@@ -258,7 +286,7 @@ export class HolePuncher {
       // Over udx we dial as the initiator too; A's socket accepts (its PROBEs opened its NAT).
       const dials = [...theirs.tcp, ...theirs.udp.map(udxTarget)].map(a => ({ addr: a, initiator: true, reusePort: true }))
       const addr = await this.connectDirect(peer, dials, signal)
-      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr), role: 'responder', addr, ms: Date.now() - started })
+      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday), role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
@@ -266,6 +294,29 @@ export class HolePuncher {
     } finally {
       roundOver.abort()
     }
+  }
+
+  private canBirthday (): boolean {
+    return this.udp?.birthdayDial != null && this.udp.spray != null
+  }
+
+  /**
+   * Starts our half of the birthday method (hard-nat.ts) in the background: fan out towards
+   * the peer's public UDP mapping, or spray its IP after `sprayDelayMs`. Only towards the
+   * peer's filtered candidates; false (nothing started) when it offered no public one. A
+   * connection it makes reaches the round through connectDirect's `connection:open`.
+   */
+  private birthday (peer: string, weFanOut: boolean, usableUdp: string[], signal: AbortSignal, sprayDelayMs: number): boolean {
+    const target = publicMapping(usableUdp)
+    const udp = this.udp
+    if (target == null || udp?.birthdayDial == null || udp.spray == null) return false
+    if (weFanOut) {
+      void udp.birthdayDial(target, peer, signal).catch(() => {})
+    } else {
+      const spray = udp.spray
+      void delay(sprayDelayMs, undefined, { signal }).then(async () => await spray(target.host, signal)).catch(() => {})
+    }
+    return true
   }
 
   /** Why a punch request on `connection` is not answered, if it is not; one round of the peer's budget used if it is. */

@@ -101,6 +101,16 @@ export class UdpObserver implements UdpPunch {
     await this.udx.probe(candidates.map(udpHostPort).filter((t): t is HostPort => t != null), signal)
   }
 
+  /** The birthday method's symmetric side (transport/udx/birthday.ts). */
+  async birthdayDial (target: HostPort, peer: string, signal: AbortSignal): Promise<unknown> {
+    return await this.udx.birthdayDial(target, peer, signal)
+  }
+
+  /** The birthday method's cone side: PROBEs to random ports of the peer's public IP. */
+  async spray (ip: string, signal: AbortSignal): Promise<number> {
+    return await this.udx.sprayProbes(ip, signal)
+  }
+
   /** Our observed mappings only (the candidate filter's "ours"). */
   mappings (): string[] {
     return [...this.seen.keys()]

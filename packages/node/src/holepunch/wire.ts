@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { MAX_FRAME_BYTES, MAX_PUNCH_CANDIDATES } from '../constants.ts'
 import { ProtocolError } from '../errors.ts'
 import { udpHostPort } from '../transport/udx/addr.ts'
+import type { HardNatField } from './hard-nat.ts'
 
 /**
  * One message of a round, on either wire. `punchgate`: the sender said it is Punchgate
@@ -18,14 +19,16 @@ import { udpHostPort } from '../transport/udx/addr.ts'
  * follow docs/protocol.md, not only the DCUtR spec.
  */
 export type PunchMessage =
-  | { type: 'connect', addrs: string[], udp?: string[], attempt?: number, punchgate?: boolean }
+  | { type: 'connect', addrs: string[], udp?: string[], attempt?: number, punchgate?: boolean, hardNat?: HardNatField }
   | { type: 'sync', punchgate?: boolean }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 export function encodePunch (message: PunchMessage): Uint8Array {
-  return encoder.encode(JSON.stringify(message))
+  // The birthday method rides only on DCUtR (hard-nat.ts): this older wire never carries it.
+  const { hardNat, ...json } = message as PunchMessage & { hardNat?: HardNatField }
+  return encoder.encode(JSON.stringify(json))
 }
 
 function isTcpCandidate (addr: string): boolean {

@@ -34,6 +34,7 @@ import { PeerBudget } from '../../holepunch/budget.ts'
 import { udxAddr, udxHostPort, type HostPort } from './addr.ts'
 import { UdxConnection } from './connection.ts'
 import { decodeDatagram, encodeDatagram, PROBE_TOKEN_BYTES } from './datagrams.ts'
+import { fanOut, spray } from './birthday.ts'
 
 /** SYN resend interval and count: a dial gives up after SYN_INTERVAL_MS x SYN_ATTEMPTS (4.5 s). */
 export const SYN_INTERVAL_MS = 100
@@ -90,6 +91,10 @@ export class UdxTransport implements Transport, Startable {
   private readonly observeWaiters = new Map<string, (from: HostPort) => void>()
   private readonly newHandshakes = new PeerBudget({ limit: NEW_HANDSHAKES_PER_IP_PER_MINUTE, windowMs: 60_000 })
   private pendingInbound = 0
+  /** Birthday fan-out sockets (birthday.ts), open or winning; closed on stop. One fan-out and one spray at a time. */
+  private readonly extraSockets = new Set<UdxSocket>()
+  private fanningOut = false
+  private spraying = false
   private shutdown = new AbortController()
 
   constructor (components: UdxTransportComponents, init: UdxTransportInit = {}) {
@@ -119,8 +124,12 @@ export class UdxTransport implements Transport, Startable {
     this.socket = undefined
     if (socket == null) return
     // Closing the socket waits for its streams: destroy them (libp2p has closed its connections by now).
-    for (const stream of (socket as unknown as { streams: Set<UdxStream> }).streams ?? []) stream.destroy()
-    await socket.close()
+    const sockets = [socket, ...this.extraSockets]
+    this.extraSockets.clear()
+    for (const s of sockets) {
+      for (const stream of (s as unknown as { streams: Set<UdxStream> }).streams ?? []) stream.destroy()
+    }
+    await Promise.all(sockets.map(async s => { await s.close().catch(() => {}) }))
   }
 
   /** The socket's local port, once started. */
@@ -186,6 +195,69 @@ export class UdxTransport implements Transport, Startable {
     for (let i = 0; i < PROBES_PER_TARGET && !signal.aborted && !this.shutdown.signal.aborted; i++) {
       for (const t of list) socket.trySend(datagram, t.port, t.host)
       await sleep(PROBE_INTERVAL_MS, signal).catch(() => {})
+    }
+  }
+
+  /**
+   * The symmetric side of the birthday method (birthday.ts): fans out sockets towards
+   * `target` (the peer's mapped udx address), and once one hears the peer, dials `peer` over
+   * that socket (the peer's main socket accepts). The connection then runs over the winning
+   * socket, which closes with it. Rejects when `signal` aborts first, or when a fan-out runs already.
+   */
+  async birthdayDial (target: HostPort, peer: string, signal: AbortSignal): Promise<Connection> {
+    const udx = this.udx
+    if (udx == null || this.socket == null) throw new Error('udx transport not started')
+    if (this.fanningOut) throw new Error('a birthday fan-out runs already')
+    const all = AbortSignal.any([signal, this.shutdown.signal])
+    this.fanningOut = true
+    let socket: UdxSocket
+    try {
+      socket = await fanOut(udx, target, { signal: all, open: this.extraSockets })
+    } finally {
+      this.fanningOut = false
+    }
+    const release = (): void => {
+      this.extraSockets.delete(socket)
+      void socket.close().catch(() => {})
+    }
+    socket.on('message', (message, from) => {
+      const d = decodeDatagram(message)
+      if (d?.type === 'syn-ack') this.dialing.get(`${from.host}:${from.port}:${d.nonce}`)?.resolve(d.streamId)
+    })
+    const streamId = this.newStreamId()
+    try {
+      const remoteStreamId = await this.handshake(socket, target, streamId, all)
+      const stream = udx.createStream(streamId)
+      stream.connect(socket, remoteStreamId, target.port, target.host)
+      stream.once('close', release)
+      const maConn = this.connection(stream, 'outbound', udxAddr(target).encapsulate(`/p2p/${peer}`))
+      try {
+        return await this.components.upgrader.upgradeOutbound(maConn, { signal: all })
+      } catch (err) {
+        maConn.abort(err as Error)
+        throw err
+      }
+    } catch (err) {
+      this.streamIds.delete(streamId)
+      release()
+      throw err
+    }
+  }
+
+  /**
+   * The cone side of the birthday method: PROBEs from our socket to random ports of `ip` (the
+   * peer's filtered public IP), paced and capped (birthday.ts `spray`). A hit opens our NAT to
+   * the peer's winning socket, whose SYN then reaches our socket like any dial. Resolves with
+   * the number sent; 0 when a spray runs already.
+   */
+  async sprayProbes (ip: string, signal: AbortSignal): Promise<number> {
+    const socket = this.socket
+    if (socket == null || this.spraying) return 0
+    this.spraying = true
+    try {
+      return await spray(socket, ip, AbortSignal.any([signal, this.shutdown.signal]))
+    } finally {
+      this.spraying = false
     }
   }
 
