@@ -10,6 +10,9 @@
 #   NATLAB_BYTES      bytes echoed per scenario (default 104857600 = 100 MiB)
 #   NATLAB_DELAY_MS, NATLAB_LOSS_PCT   impair the internet segment (nat-lab.sh --delay/--loss)
 #   NATLAB_UDP_PUNCH  1: every scenario's daemons run with --udp-punch (what a default-on would do)
+#   NATLAB_HOLD_DIRECT_S  after the probe, keep the daemons up to this many seconds until the client
+#                     logs a direct connection (holepunch.succeeded), so a slow punch is still seen
+#                     (default 0; scripts/nat-lab-hardnat-series.sh uses it)
 #   NATLAB_PREFIX     namespace prefix (default pgl-<pid>-, so parallel runs never meet)
 #   NATLAB_RESULTS    results directory (default test-results/nat-lab)
 set -euo pipefail
@@ -30,6 +33,8 @@ public-public          public     public     direct       5                     
 quic-boot-cone-cone    cone       cone       direct       10                    quic       -
 nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        -
 udp-nosyn-nosyn        nosyn      nosyn      direct       10                    quic       udp
+udp-cone-symmetric     cone       symmetric  any          10                    tcp        udp
+udp-symmetric-cone     symmetric  cone       any          10                    tcp        udp
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 # Setup steps that take longer than this are failures, not slow successes.
@@ -115,6 +120,10 @@ run_scenario() {
   start_in client "$out/probe.json" node "$root/scripts/nat-lab-echo-probe.mjs" "$TUNNEL_PORT" "$client_started" "$bytes"
   # 'wait', unlike a foreground command, lets SIGINT/SIGTERM reach the cleanup trap at once.
   wait "${pids[-1]}" || true
+  if [ "${NATLAB_HOLD_DIRECT_S:-0}" -gt 0 ]; then
+    timeout "$NATLAB_HOLD_DIRECT_S" grep -m1 -q '"event":"holepunch.succeeded"' <(tail -n +1 -F "$out/client.log" 2>/dev/null) &
+    wait "$!" || true
+  fi
   save_nat_tables "$out"
 }
 
@@ -123,6 +132,7 @@ save_nat_tables() {
   local router
   for router in routerA routerB; do
     "$lab" exec "$prefix" "$router" conntrack -L -p tcp > "$1/$router.conntrack" 2>/dev/null || rm -f "$1/$router.conntrack"
+    "$lab" exec "$prefix" "$router" conntrack -L -p udp > "$1/$router.udp.conntrack" 2>/dev/null || rm -f "$1/$router.udp.conntrack"
   done
 }
 

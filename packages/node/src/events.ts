@@ -77,6 +77,8 @@ export interface EventMap {
   /** A watched connection left a liveness ping unanswered (liveness.ts) and was aborted as dead. */
   'peer.unresponsive': { peer: string, addr: string, ms: number }
   'holepunch.unpromising': { peer: string, attempt: number, reason: string }
+  /** The round runs the birthday method too (holepunch/hard-nat.ts): we fan out sockets towards `target`, or spray random ports of its IP. */
+  'holepunch.birthday': { peer: string, attempt: number, role: 'fan-out' | 'spray', target: string }
   /** Logged a few per peer per minute: later refusals in the minute are not logged. */
   'holepunch.refused': { peer: string, reason: PunchRefusal }
   /** A relayed connection got a spliced twin: bytes through `relay` that it only copies. */

@@ -139,6 +139,7 @@ export const SENTENCES: Sentences = {
   },
   'holepunch.failed': e => `punch to ${shortId(e.peer)} failed after ${formatDuration(e.ms)} (round ${e.attempt}): ${e.error}`,
   'holepunch.unpromising': e => `punch to ${shortId(e.peer)} (round ${e.attempt}) looks unlikely to work, serving on the relay meanwhile: ${e.reason}`,
+  'holepunch.birthday': e => e.role === 'fan-out' ? `punch to ${shortId(e.peer)} (round ${e.attempt}): our NAT looks symmetric, fanning out sockets towards ${e.target}` : `punch to ${shortId(e.peer)} (round ${e.attempt}): the peer's NAT looks symmetric, probing random ports of ${e.target.split(':')[0] ?? ''}`,
   'holepunch.refused': e => `refused a punch request from ${shortId(e.peer)}: ${REFUSALS[e.reason] ?? e.reason}`,
   'splice.opened': e => `spliced path to ${shortId(e.peer)} through ${shortId(e.relay)} in ${formatDuration(e.ms)}`,
   'splice.failed': e => `no spliced path to ${shortId(e.peer)} through ${shortId(e.relay)} after ${formatDuration(e.ms)}: ${e.error}`,

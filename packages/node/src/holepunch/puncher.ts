@@ -234,7 +234,7 @@ export class HolePuncher {
       // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.
       if (theirs.udp.length > 0) void this.udp?.probe(theirs.udp, signal).catch(() => {})
       const fansOut = !offer ? undefined : reply.hardNat === 'receiver-fans-out' ? 'initiator' : reply.hardNat === 'sender-fans-out' ? 'responder' : undefined
-      birthday = fansOut != null && this.birthday(peer, fansOut === 'initiator', theirs.udp, roundOver.signal, rtt / 2)
+      birthday = fansOut != null && this.birthday(peer, attempt, fansOut === 'initiator', theirs.udp, roundOver.signal, rtt / 2)
       await delay(rtt / 2, undefined, { signal })
       // The spec's role on a simultaneous open; with a standard peer also a plain dial, which
       // its listener takes as an ordinary client (see the header).
@@ -276,7 +276,7 @@ export class HolePuncher {
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
       const theirs = this.dialable(connect.addrs, connect.udp ?? [], scope, connect.punchgate === true)
-      birthday = fansOut != null && this.birthday(peer, fansOut === 'responder', theirs.udp, roundOver.signal, 0)
+      birthday = fansOut != null && this.birthday(peer, attempt, fansOut === 'responder', theirs.udp, roundOver.signal, 0)
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
       // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
       // as the initiator. A standard peer's dial is an ordinary client's (see the header).
@@ -306,15 +306,15 @@ export class HolePuncher {
    * peer's filtered candidates; false (nothing started) when it offered no public one. A
    * connection it makes reaches the round through connectDirect's `connection:open`.
    */
-  private birthday (peer: string, weFanOut: boolean, usableUdp: string[], signal: AbortSignal, sprayDelayMs: number): boolean {
+  private birthday (peer: string, attempt: number, weFanOut: boolean, usableUdp: string[], signal: AbortSignal, sprayDelayMs: number): boolean {
     const target = publicMapping(usableUdp)
     const udp = this.udp
     if (target == null || udp?.birthdayDial == null || udp.spray == null) return false
+    this.events.emitEvent('holepunch.birthday', { peer, attempt, role: weFanOut ? 'fan-out' : 'spray', target: `${target.host}:${target.port}` })
     if (weFanOut) {
       void udp.birthdayDial(target, peer, signal).catch(() => {})
     } else {
-      const spray = udp.spray
-      void delay(sprayDelayMs, undefined, { signal }).then(async () => await spray(target.host, signal)).catch(() => {})
+      void delay(sprayDelayMs, undefined, { signal }).then(async () => await udp.spray?.(target.host, signal)).catch(() => {})
     }
     return true
   }
