@@ -15,7 +15,7 @@ scenarios=${SCENARIOS:-udp-cone-symmetric,udp-symmetric-cone}
 mkdir -p "$out"
 
 if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
-  first=$(( $(find "$out" -maxdepth 1 -name 'run*' | wc -l) + 1 ))
+  first=$(( $(find "$out" -maxdepth 1 -type d -name 'run*' | wc -l) + 1 ))
   for i in $(seq "$first" $(( first + runs - 1 ))); do
     NATLAB_BYTES=1048576 NATLAB_HOLD_DIRECT_S=20 NATLAB_SCENARIOS="$scenarios" NATLAB_RESULTS="$out/run$i" \
       bash "$root/scripts/nat-lab-test.sh" > "$out/run$i.log" 2>&1 || true

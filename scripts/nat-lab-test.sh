@@ -33,8 +33,8 @@ public-public          public     public     direct       5                     
 quic-boot-cone-cone    cone       cone       direct       10                    quic       -
 nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        -
 udp-nosyn-nosyn        nosyn      nosyn      direct       10                    quic       udp
-udp-cone-symmetric     cone       symmetric  any          10                    tcp        udp
-udp-symmetric-cone     symmetric  cone       any          10                    tcp        udp
+udp-cone-symmetric     cone       symmetric  direct       10                    tcp        udp
+udp-symmetric-cone     symmetric  cone       direct       10                    tcp        udp
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 # Setup steps that take longer than this are failures, not slow successes.
