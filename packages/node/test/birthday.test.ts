@@ -216,7 +216,7 @@ describe('birthday method: who does which, and the wire', () => {
 
   it('targets only the peer\'s public IPv4 mapping', () => {
     assert.deepEqual(publicMapping(['/ip4/10.2.0.2/udp/5000', '/ip4/11.0.0.12/udp/5000']), { host: '11.0.0.12', port: 5000 })
-    assert.equal(publicMapping(['/ip4/10.2.0.2/udp/5000', '/ip4/192.168.1.2/udp/7']), undefined)
+    assert.equal(publicMapping(['/ip4/10.2.0.2/udp/5000', '/ip4/192.168.1.2/udp/7', '/ip4/127.0.0.1/udp/7', '/ip4/0.0.0.0/udp/7', '/ip4/224.0.0.1/udp/7', '/ip4/169.254.1.1/udp/7']), undefined)
   })
 
   it('DCUtR extension field 1004 carries the offer and the choice; unknown values are dropped; the JSON wire never carries it', () => {
@@ -231,5 +231,45 @@ describe('birthday method: who does which, and the wire', () => {
     const json = decodePunch(encodePunch({ type: 'connect', addrs: [], hardNat: 'offer' }))
     assert.equal(json.type === 'connect' && json.hardNat, undefined)
     assert.ok(!new TextDecoder().decode(encodePunch({ type: 'connect', addrs: [], hardNat: 'offer' })).includes('hardNat'))
+  })
+})
+
+describe('birthday method: the round starts it only towards the peer\'s public candidate', () => {
+  // A UdpPunch as the node's is: a class whose methods use `this` (udp-observe.ts).
+  class FakeUdp {
+    calls: string[] = []
+    private onSpray: () => void = () => {}
+    readonly sprayed = new Promise<void>(resolve => { this.onSpray = resolve })
+    candidates (): string[] { return [] }
+    mappings (): string[] { return [] }
+    async probe (): Promise<void> {}
+    async birthdayDial (target: { host: string, port: number }): Promise<void> { this.calls.push(`fan-out ${target.host}:${target.port}`) }
+    async spray (ip: string): Promise<void> { this.calls.push(`spray ${ip}`); this.onSpray() }
+  }
+
+  async function puncher (udp: FakeUdp): Promise<{ birthday: (...args: unknown[]) => boolean, events: string[] }> {
+    const { HolePuncher } = await import('../src/holepunch/puncher.ts')
+    const events: string[] = []
+    const p = new HolePuncher({
+      swarm: {} as never,
+      observed: {} as never,
+      events: { emitEvent: (name: string, e: { role: string, target: string }) => { events.push(`${name} ${e.role} ${e.target}`) } } as never,
+      mayPunchWith: () => true,
+      udp
+    })
+    return { birthday: (p as unknown as { birthday: (...args: unknown[]) => boolean }).birthday.bind(p), events }
+  }
+
+  it('sprays the public candidate\'s IP, or fans out to that candidate; with no public candidate, nothing', async () => {
+    const udp = new FakeUdp()
+    const { birthday, events } = await puncher(udp)
+    const signal = AbortSignal.timeout(5_000)
+    const theirs = ['/ip4/10.2.0.2/udp/5000', '/ip4/11.0.0.12/udp/4000']
+    assert.equal(birthday('peer', 1, false, theirs, signal, 0), true)
+    assert.equal(birthday('peer', 1, true, theirs, signal, 0), true)
+    assert.equal(birthday('peer', 1, false, ['/ip4/10.2.0.2/udp/5000', '/ip4/127.0.0.1/udp/9'], signal, 0), false)
+    await udp.sprayed
+    assert.deepEqual(udp.calls.sort(), ['fan-out 11.0.0.12:4000', 'spray 11.0.0.12'])
+    assert.deepEqual(events.sort(), ['holepunch.birthday fan-out 11.0.0.12:4000', 'holepunch.birthday spray 11.0.0.12:4000'])
   })
 })

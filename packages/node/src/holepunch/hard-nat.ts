@@ -13,7 +13,7 @@
  */
 import { isIPv4 } from 'node:net'
 import { udpHostPort, type HostPort } from '../transport/udx/addr.ts'
-import { isPrivateIp } from './candidates.ts'
+import { isPrivateIp, usableIp } from './candidates.ts'
 import { endpointDependentSign } from './prospect.ts'
 
 export type HardNatField = 'offer' | 'sender-fans-out' | 'receiver-fans-out'
@@ -28,7 +28,11 @@ export function chooseBirthday (initiatorUdp: string[], responderUdp: string[]):
   return a ? 'initiator' : 'responder'
 }
 
-/** The peer's public UDP mapping among its filtered candidates: what we fan out to, and whose IP we spray. */
+/**
+ * The peer's public UDP mapping among its filtered candidates: what we fan out to, and whose
+ * IP we spray. Checked again here: public IPv4 only, never loopback, unspecified, link-local,
+ * multicast or reserved (even where a test lets loopback candidates through).
+ */
 export function publicMapping (usableUdp: string[]): HostPort | undefined {
-  return usableUdp.map(udpHostPort).find((t): t is HostPort => t != null && isIPv4(t.host) && !isPrivateIp(t.host))
+  return usableUdp.map(udpHostPort).find((t): t is HostPort => t != null && isIPv4(t.host) && !isPrivateIp(t.host) && usableIp(t.host, { interfaces: [] }))
 }
