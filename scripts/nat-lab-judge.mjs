@@ -17,6 +17,29 @@ function punchSummary (events) {
   return unpromising + (failed > 0 ? `failed x${failed}` : unpromising === '' ? 'none' : 'round 1 still running')
 }
 
+/** Seconds from the client's launch to the event's log record; null if either is unknown. */
+function secondsSinceStart (startedMs, event) {
+  if (!(startedMs > 0) || event?.time == null) return null
+  return (Date.parse(event.time) - startedMs) / 1000
+}
+
+/** holepunch.succeeded's method, as the table names it. */
+const PUNCH_METHODS = { 'tcp-simultaneous-open': 'tcp simultaneous open', 'udp-udx': 'udp', 'udp-birthday': 'udp birthday' }
+
+/**
+ * Which way the tunnel's last direct path was made: 'tcp simultaneous open', 'udp' or 'udp birthday' (the
+ * client's punch round that succeeded; ', ipv6' when over an /ip6/ address), 'direct dial'
+ * (a direct connection without a punch: the workhorse was reachable, public or through a
+ * port mapping), 'relay' when the tunnel ended there; '-' when it never went live.
+ */
+function directMethod (events, path) {
+  if (path !== 'direct') return path ?? '-'
+  const punched = events.findLast(e => e.event === 'holepunch.succeeded')
+  if (punched == null) return 'direct dial'
+  const method = PUNCH_METHODS[punched.method] ?? String(punched.method)
+  return String(punched.addr ?? '').startsWith('/ip6/') ? `${method}, ipv6` : method
+}
+
 /** From the client's launch to its first log record: Node and module loading, no network. */
 function startupSeconds (startedMs, events) {
   const first = events[0]?.time
@@ -48,6 +71,9 @@ export function judge (name, scenario, probe, allEvents) {
     directConnection: events.some(e => e.event === 'peer.connected' && e.peer === scenario.workhorsePeer && e.direct === true),
     punch: punchSummary(events),
     firstByteSeconds: probe.firstByteMs != null ? probe.firstByteMs / 1000 : null,
+    // From the client's launch to the tunnel's first activation on a direct path.
+    directSeconds: secondsSinceStart(scenario.clientStartedMs, activations.find(e => e.path === 'direct')),
+    method: directMethod(events, activations.at(-1)?.path),
     startupSeconds: startupSeconds(scenario.clientStartedMs, events),
     transferPath: opened.at(-1)?.path ?? null,
     // The probe's first connection carries the first byte.
@@ -92,7 +118,7 @@ const fixed = (value, digits) => value == null ? '-' : value.toFixed(digits)
 
 export function markdownTable (results) {
   const header = ['scenario', 'client NAT', 'workhorse NAT', 'target path', 'path', 'direct conn', 'client punch',
-    'first byte, path (start-up)', 'limit', 'echo rate (path)', 'byte-exact', 'result']
+    'first byte, path (start-up)', 'limit', 'to direct', 'method', 'echo rate (path)', 'byte-exact', 'result']
   const rows = results.map(r => [
     r.scenario,
     r.client,
@@ -103,6 +129,8 @@ export function markdownTable (results) {
     r.punch,
     `${fixed(r.firstByteSeconds, 1)} s, ${r.firstBytePath ?? '?'} (${fixed(r.startupSeconds, 1)} s)`,
     `${r.limitSeconds} s`,
+    r.directSeconds != null ? `${fixed(r.directSeconds, 1)} s` : '-',
+    r.method ?? '-',
     r.mbPerSecond != null ? `${r.mbPerSecond} MB/s (${r.transferPath ?? '?'})` : '-',
     r.bytes != null ? `${r.exact ? 'yes' : 'NO'}, ${(r.bytes / 2 ** 20).toFixed(0)} MiB` : '-',
     r.pass ? 'pass' : `FAIL: ${r.failures.join('; ')}`

@@ -129,7 +129,7 @@ test('the table shows every scenario with its verdict', () => {
   ])
   const lines = table.trim().split('\n')
   assert.equal(lines.length, 4)
-  assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s, direct \(- s\) \| 5 s \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
+  assert.match(lines[2], /^\| cone-cone \|.*\| direct \| yes \|.*\| 1\.8 s, direct \(- s\) \| 5 s \| - \| direct dial \| 52\.4 MB\/s \(direct\) \| yes, 100 MiB \| pass \|$/)
   assert.match(lines[3], /\| FAIL: tunnel ended on relay, target direct; no direct connection to the workhorse \|$/)
 })
 
@@ -137,4 +137,22 @@ test('the punch column says which round won and whether over UDP (--udp-punch)',
   const succeeded = method => ({ event: 'holepunch.succeeded', peer: WORKHORSE, attempt: 1, method, role: 'initiator', ms: 80, addr: '/ip4/11.0.0.12/udp/5000/udx' })
   assert.equal(judge('x', scenario('direct'), probe(1800), [...directRun, succeeded('udp-udx')]).punch, 'ok, round 1, 80 ms, UDP')
   assert.equal(judge('x', scenario('direct'), probe(1800), [...directRun, succeeded('tcp-simultaneous-open')]).punch, 'ok, round 1, 80 ms')
+})
+
+test('to direct counts from the launch to the first direct activation; method names what made the direct path', () => {
+  const at = ms => new Date(Date.parse('2026-12-05T10:00:00.000Z') + ms).toISOString()
+  const started = { ...scenario('direct'), clientStartedMs: Date.parse('2026-12-05T10:00:00.000Z') }
+  const succeeded = (method, addr) => ({ event: 'holepunch.succeeded', peer: WORKHORSE, attempt: 1, method, role: 'initiator', ms: 80, addr, time: at(700) })
+  const events = [{ ...activated('relay'), time: at(500) }, succeeded('tcp-simultaneous-open', '/ip4/11.0.0.12/tcp/4001'),
+    { ...connected(WORKHORSE, true), time: at(700) }, { ...activated('direct'), time: at(750) }, opened('direct')]
+  const result = judge('x', started, probe(900), events)
+  assert.equal(result.directSeconds, 0.75)
+  assert.equal(result.method, 'tcp simultaneous open')
+  events[1] = succeeded('udp-udx', '/ip6/2001:db9:b::2/udp/4001/udx')
+  assert.equal(judge('x', started, probe(900), events).method, 'udp, ipv6')
+  events[1] = succeeded('udp-birthday', '/ip4/11.0.0.12/udp/40000/udx')
+  assert.equal(judge('x', started, probe(900), events).method, 'udp birthday')
+  const relayed = judge('x', started, probe(900), relayRun)
+  assert.equal(relayed.directSeconds, null)
+  assert.equal(relayed.method, 'relay')
 })

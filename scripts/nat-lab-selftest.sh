@@ -181,6 +181,14 @@ new_lab nosyn nosyn
 check "udp hole punch, client 0.5 s early" "client received, workhorse received" punch_pair
 check "tcp mapping for two destinations" "same (11.0.0.11:*" mapping_kind tcp
 
+echo "selftest: cgnat (double NAT: a home cone behind a carrier cone in 100.64.0.0/10)"
+new_lab cgnat cone
+for proto in udp tcp; do
+  check "$proto mapping for two destinations" "same (11.0.0.11:*" mapping_kind "$proto"
+  check "$proto unsolicited from another host" nothing unsolicited "$proto" workhorse
+done
+check "udp hole punch with a cone, client 0.5 s early" "client received, workhorse received" punch_pair
+
 echo "selftest: symmetric/symmetric"
 new_lab symmetric symmetric
 check "udp hole punch, client 0.5 s early" "client nothing, workhorse nothing" punch_pair

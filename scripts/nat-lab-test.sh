@@ -19,22 +19,28 @@ set -euo pipefail
 
 # The bootstrap column: the address the client and the workhorse are given for the
 # bootstrap, its TCP one or its QUIC one (it listens on both). The udp column: 'udp' runs
-# all three daemons with --udp-punch, '-' without.
-# name                 client     workhorse  target path  first byte limit (s)  bootstrap  udp
+# all three daemons with --udp-punch, '-' without. The loss column: the share of IPv4
+# frames the internet drops in this scenario (nat-lab.sh --loss), '-' for NATLAB_LOSS_PCT.
+# name                 client     workhorse  target path  first byte limit (s)  bootstrap  udp  loss
 readonly SCENARIOS='
-fullcone-fullcone      fullcone   fullcone   direct       5                     tcp        -
-cone-cone              cone       cone       direct       10                    tcp        -
-public-cone            public     cone       direct       5                     tcp        -
-symmetric-symmetric    symmetric  symmetric  relay        10                    tcp        -
-cone-symmetric         cone       symmetric  any          10                    tcp        -
-fullcone-symmetric     fullcone   symmetric  any          10                    tcp        -
-symmetric-fullcone     symmetric  fullcone   direct       5                     tcp        -
-public-public          public     public     direct       5                     tcp        -
-quic-boot-cone-cone    cone       cone       direct       10                    quic       -
-nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        -
-udp-nosyn-nosyn        nosyn      nosyn      direct       10                    quic       udp
-udp-cone-symmetric     cone       symmetric  direct       10                    tcp        udp
-udp-symmetric-cone     symmetric  cone       direct       10                    tcp        udp
+fullcone-fullcone      fullcone   fullcone   direct       5                     tcp        -    -
+cone-cone              cone       cone       direct       10                    tcp        -    -
+public-cone            public     cone       direct       5                     tcp        -    -
+symmetric-symmetric    symmetric  symmetric  relay        10                    tcp        -    -
+cone-symmetric         cone       symmetric  any          10                    tcp        -    -
+fullcone-symmetric     fullcone   symmetric  any          10                    tcp        -    -
+symmetric-fullcone     symmetric  fullcone   direct       5                     tcp        -    -
+public-public          public     public     direct       5                     tcp        -    -
+quic-boot-cone-cone    cone       cone       direct       10                    quic       -    -
+nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        -    -
+udp-nosyn-nosyn        nosyn      nosyn      direct       10                    quic       udp  -
+fullcone-cone          fullcone   cone       direct       10                    tcp        -    -
+cone-fullcone          cone       fullcone   direct       10                    tcp        -    -
+symmetric-cone         symmetric  cone       any          10                    tcp        -    -
+cgnat-cone             cgnat      cone       direct       10                    tcp        -    -
+loss5-cone-cone        cone       cone       direct       15                    tcp        -    5
+udp-cone-symmetric     cone       symmetric  direct       10                    tcp        udp  -
+udp-symmetric-cone     symmetric  cone       direct       10                    tcp        udp  -
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 # Setup steps that take longer than this are failures, not slow successes.
@@ -47,9 +53,15 @@ cli="$root/packages/cli/bin/punchgate.js"
 prefix=${NATLAB_PREFIX:-pgl-$$-}
 results=${NATLAB_RESULTS:-$root/test-results/nat-lab}
 bytes=${NATLAB_BYTES:-104857600}
+# The scenario's impairments (nat-lab.sh up's options); set per scenario by impairments_for.
 impair=()
-[ -n "${NATLAB_DELAY_MS:-}" ] && impair+=(--delay "$NATLAB_DELAY_MS")
-[ -n "${NATLAB_LOSS_PCT:-}" ] && impair+=(--loss "$NATLAB_LOSS_PCT")
+impairments_for() {
+  local loss=$1
+  [ "$loss" = - ] && loss=${NATLAB_LOSS_PCT:-}
+  impair=()
+  if [ -n "${NATLAB_DELAY_MS:-}" ]; then impair+=(--delay "$NATLAB_DELAY_MS"); fi
+  if [ -n "$loss" ]; then impair+=(--loss "$loss"); fi
+}
 [ "$(id -u)" -eq 0 ] || { echo "nat-lab-test: needs root (network namespaces): sudo npm run test:lab" >&2; exit 2; }
 work=$(mktemp -d)
 pids=()
@@ -130,7 +142,7 @@ run_scenario() {
 # The routers' connection tracking tables, to see what a failed punch did on the wire.
 save_nat_tables() {
   local router
-  for router in routerA routerB; do
+  for router in routerA routerB carrierA carrierB; do
     "$lab" exec "$prefix" "$router" conntrack -L -p tcp > "$1/$router.conntrack" 2>/dev/null || rm -f "$1/$router.conntrack"
     "$lab" exec "$prefix" "$router" conntrack -L -p udp > "$1/$router.udp.conntrack" 2>/dev/null || rm -f "$1/$router.udp.conntrack"
   done
@@ -149,10 +161,11 @@ for name in $known; do rm -rf "${results:?}/$name"; done
 rm -f "$results/results.json" "$results/results.md" "$results/scenarios.txt"
 
 for name in ${selected//,/ }; do
-  read -r _ client workhorse path limit boot_via udp < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
+  read -r _ client workhorse path limit boot_via udp loss < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
+  impairments_for "$loss"
   out="$results/$name"
   mkdir -p "$out"
-  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via$( [ "$udp" = udp ] && echo ', --udp-punch'), target $path, first byte <= $limit s)"
+  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via$( [ "$udp" = udp ] && echo ', --udp-punch')${impair[*]:+, ${impair[*]}}, target $path, first byte <= $limit s)"
   # A fresh deployment: new keys, and the client trusts on first use again (its known-providers
   # file, beside its key, would pin the previous scenario's workhorse).
   rm -f "$work"/*.key "$work"/*.known-providers

@@ -7,19 +7,22 @@
 #   nat-lab.sh up PREFIX CLIENT_KIND WORKHORSE_KIND [--delay MS] [--loss PCT] [--ipv6]
 #   nat-lab.sh down PREFIX                 (idempotent)
 #   nat-lab.sh exec PREFIX HOST CMD...     HOST: boot boot2 client workhorse routerA routerB
+#                                          carrierA carrierB (cgnat sides)
 #   nat-lab.sh flush-nat PREFIX ROUTER     forget every NAT mapping (routerA or routerB)
 #   nat-lab.sh status PREFIX
 #
-# KIND: fullcone, cone, symmetric, nosyn (a cone that drops every inbound bare TCP SYN) or
-# public (no router: the host sits on the internet).
+# KIND: fullcone, cone, symmetric, nosyn (a cone that drops every inbound bare TCP SYN),
+# cgnat (double NAT: a home cone router whose WAN is in 100.64.0.0/10, behind a carrier's
+# cone NAT, carrierA or carrierB, on the internet) or public (no router: the host sits on
+# the internet).
 # --ipv6: dual stack; every host also gets a global IPv6 address (2001:db9::/32, no NAT) and
 # each router a stateful IPv6 firewall (replies to what its host opened, nothing else).
 # Every namespace is named PREFIX<name> (PREFIXinet holds the internet bridge); the lab
 # touches nothing else. Needs root; installs missing Debian packages.
 set -euo pipefail
 
-readonly KINDS='fullcone cone symmetric nosyn public'
-readonly HOSTS='boot boot2 client workhorse routerA routerB'
+readonly KINDS='fullcone cone symmetric nosyn cgnat public'
+readonly HOSTS='boot boot2 client workhorse routerA routerB carrierA carrierB'
 readonly BOOT_IP=11.0.0.2
 # A second host on the internet, with no router: a second public node runs there.
 readonly BOOT2_IP=11.0.0.3
@@ -27,6 +30,10 @@ readonly BOOT2_IP=11.0.0.3
 # host's own internet address when the side is public.
 readonly ROUTER_WAN_client=11.0.0.11 LAN_client=10.1.0 PUBLIC_client=11.0.0.21 ROUTER_client=routerA
 readonly ROUTER_WAN_workhorse=11.0.0.12 LAN_workhorse=10.2.0 PUBLIC_workhorse=11.0.0.22 ROUTER_workhorse=routerB
+# cgnat: the carrier router takes the side's WAN address on the internet; between it and
+# the home router lies the carrier's network, a /24 of 100.64.0.0/10 (RFC 6598).
+readonly CARRIER_client=carrierA CGN_client=100.64.1
+readonly CARRIER_workhorse=carrierB CGN_workhorse=100.64.2
 # How long a full-cone router keeps a mapped port open to everyone after the last
 # outbound packet through it (conntrack keeps the port itself for its own timeouts).
 readonly FULLCONE_MAPPING_TIMEOUT=300s
@@ -183,6 +190,26 @@ EOF
   echo '}'
 }
 
+# cgnat: the carrier's router on the internet (the side's WAN address, a cone NAT that
+# drops unsolicited inbound as every lab router does) and its network 100.64.N.0/24, on
+# which the home router ROUTER_NS gets 100.64.N.2 as its "wan".
+build_carrier() {
+  local prefix=$1 side=$2 router_ns=$3
+  local carrier_var=CARRIER_$side cgn_var=CGN_$side wan_var=ROUTER_WAN_$side
+  local carrier=${!carrier_var} cgn=${!cgn_var}
+  local carrier_ns=$prefix$carrier
+  new_namespace "$carrier_ns"
+  ip netns exec "$carrier_ns" sysctl -qw net.ipv4.ip_forward=1
+  attach_internet "$prefix" "$carrier" "$carrier_ns" wan "${!wan_var}"
+  ip -n "$carrier_ns" link add lan type veth peer name wan netns "$router_ns"
+  ip -n "$carrier_ns" addr add "$cgn.1/24" dev lan
+  ip -n "$carrier_ns" link set lan up
+  ip -n "$router_ns" addr add "$cgn.2/24" dev wan
+  ip -n "$router_ns" link set wan up
+  ip -n "$router_ns" route add default via "$cgn.1"
+  router_rules cone "$cgn.2" | ip netns exec "$carrier_ns" nft -f -
+}
+
 # One side of the lab (client or workhorse): the host, and its router unless public.
 build_side() {
   local prefix=$1 side=$2 kind=$3
@@ -198,7 +225,12 @@ build_side() {
   local router_ns=$prefix$router
   new_namespace "$router_ns"
   ip netns exec "$router_ns" sysctl -qw net.ipv4.ip_forward=1
-  attach_internet "$prefix" "$router" "$router_ns" wan "${!wan_var}" "${!wan6_var}"
+  if [ "$kind" = cgnat ]; then
+    build_carrier "$prefix" "$side" "$router_ns"
+    kind=cone
+  else
+    attach_internet "$prefix" "$router" "$router_ns" wan "${!wan_var}" "${!wan6_var}"
+  fi
   ip -n "$router_ns" link add lan type veth peer name eth0 netns "$host_ns"
   ip -n "$router_ns" addr add "$lan.1/24" dev lan
   ip -n "$router_ns" link set lan up
@@ -253,6 +285,7 @@ cmd_up() {
   check_prefix "$prefix"
   for kind in "$client_kind" "$workhorse_kind"; do
     [[ " $KINDS " == *" $kind "* ]] || die "unknown NAT kind '$kind' (one of: $KINDS)"
+    if [ "$kind" = cgnat ] && [ "$IPV6" -eq 1 ]; then die "cgnat has no --ipv6 variant"; fi
   done
   ensure_tools
   for ns in $(lab_namespaces "$prefix"); do
@@ -347,7 +380,7 @@ cmd_status() {
     ns_exists "$ns" || continue
     found=1
     printf '%-10s %-16s %s\n' "$host" "$ns" "$(ip -n "$ns" -o addr show scope global | awk '{ printf "%s ", $4 }')"
-    if [[ "$host" == router* ]]; then
+    if [[ "$host" == router* || "$host" == carrier* ]]; then
       printf '%-10s %-16s kind %s, %s tracked connections\n' '' '' "$(router_kind "$ns")" \
         "$(ip netns exec "$ns" conntrack -C 2>/dev/null || echo '?')"
     fi
