@@ -51,7 +51,7 @@ IPV6=0
 die() { echo "nat-lab: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '7,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '7,21p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
