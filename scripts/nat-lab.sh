@@ -11,17 +11,18 @@
 #   nat-lab.sh flush-nat PREFIX ROUTER     forget every NAT mapping (routerA or routerB)
 #   nat-lab.sh status PREFIX
 #
-# KIND: fullcone, cone, symmetric, nosyn (a cone that drops every inbound bare TCP SYN),
-# cgnat (double NAT: a home cone router whose WAN is in 100.64.0.0/10, behind a carrier's
-# cone NAT, carrierA or carrierB, on the internet) or public (no router: the host sits on
-# the internet).
+# KIND: fullcone, cone, symmetric (a random port per destination), symseq (a symmetric NAT
+# whose ports are sequential: each new flow gets the next one), nosyn (a cone that drops
+# every inbound bare TCP SYN), cgnat (double NAT: a home cone router whose WAN is in
+# 100.64.0.0/10, behind a carrier's cone NAT, carrierA or carrierB, on the internet) or
+# public (no router: the host sits on the internet).
 # --ipv6: dual stack; every host also gets a global IPv6 address (2001:db9::/32, no NAT) and
 # each router a stateful IPv6 firewall (replies to what its host opened, nothing else).
 # Every namespace is named PREFIX<name> (PREFIXinet holds the internet bridge); the lab
 # touches nothing else. Needs root; installs missing Debian packages.
 set -euo pipefail
 
-readonly KINDS='fullcone cone symmetric nosyn cgnat public'
+readonly KINDS='fullcone cone symmetric symseq nosyn cgnat public'
 readonly HOSTS='boot boot2 client workhorse routerA routerB carrierA carrierB'
 readonly BOOT_IP=11.0.0.2
 # A second host on the internet, with no router: a second public node runs there.
@@ -51,7 +52,7 @@ IPV6=0
 die() { echo "nat-lab: $*" >&2; exit 1; }
 
 usage() {
-  sed -n '7,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '7,22p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -137,10 +138,23 @@ route_lans6() {
   done
 }
 
+# symseq's ports: "0 : 30000, 1 : 30001, ..." (the counter's value to the port).
+readonly SYMSEQ_FIRST_PORT=30000 SYMSEQ_PORTS=1000
+symseq_ports() {
+  awk -v first="$SYMSEQ_FIRST_PORT" -v n="$SYMSEQ_PORTS" 'BEGIN { for (i = 0; i < n; i++) printf "%s%d : %d", (i ? ", " : ""), i, first + i }'
+}
+
 # The router's nftables ruleset for a NAT kind; LAN_HOST is the one host behind it.
 router_rules() {
-  local kind=$1 lan_host=$2 masquerade=masquerade
+  local kind=$1 lan_host=$2 wan=$3 masquerade=masquerade
   [ "$kind" = symmetric ] && masquerade='masquerade fully-random'
+  # symseq: every new TCP/UDP flow takes the next port of 30000-30999 (one counter for all
+  # flows, wrapping), whatever its destination: what port prediction assumes. Other protocols
+  # (ICMP) are masqueraded as usual. The ports go through a map: nft puts a bare
+  # `numgen ... offset 30000` into the port in host byte order (the ports then step by 256).
+  [ "$kind" = symseq ] &&
+    masquerade="meta l4proto { tcp, udp } snat to $wan : numgen inc mod $SYMSEQ_PORTS map { $(symseq_ports) } comment \"symseq\"
+    oifname \"wan\" masquerade"
   # nosyn: an office firewall in front of a cone NAT. Every inbound bare SYN is dropped,
   # even one conntrack would take as the other half of a simultaneous open: TCP punching
   # cannot work, while replies to our own connects (SYN-ACK) and UDP behave as a cone's.
@@ -237,7 +251,7 @@ build_side() {
   ip -n "$host_ns" addr add "$lan.2/24" dev eth0
   ip -n "$host_ns" link set eth0 up
   ip -n "$host_ns" route add default via "$lan.1"
-  router_rules "$kind" "$lan.2" | ip netns exec "$router_ns" nft -f -
+  router_rules "$kind" "$lan.2" "${!wan_var}" | ip netns exec "$router_ns" nft -f -
   [ "$IPV6" -eq 1 ] || return 0
   local lan6=${!lan6_var}
   ip netns exec "$router_ns" sysctl -qw net.ipv6.conf.all.forwarding=1
@@ -366,6 +380,7 @@ router_kind() {
   case "$rules" in
     *'set mapped'*) echo fullcone ;;
     *'"nosyn"'*) echo nosyn ;;
+    *'"symseq"'*) echo symseq ;;
     *fully-random*) echo symmetric ;;
     *) echo cone ;;
   esac
