@@ -146,7 +146,7 @@ symseq_ports() {
 
 # The router's nftables ruleset for a NAT kind; LAN_HOST is the one host behind it.
 router_rules() {
-  local kind=$1 lan_host=$2 wan=$3 masquerade=masquerade
+  local kind=$1 lan_host=$2 wan=${3:-} masquerade=masquerade
   [ "$kind" = symmetric ] && masquerade='masquerade fully-random'
   # symseq: every new TCP/UDP flow takes the next port of 30000-30999 (one counter for all
   # flows, wrapping), whatever its destination: what port prediction assumes. Other protocols

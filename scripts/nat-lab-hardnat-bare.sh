@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Hard NATs in the NAT lab, with bare UDP sockets (scripts/nat-lab-hardnat.mjs), no Punchgate:
+# Hard NATs in the NAT lab, with bare UDP sockets (scripts/nat-lab-hardnat-bare.mjs), no Punchgate:
 # can the birthday method or port prediction get through a lab router at all, and how often?
 # The client sits behind KIND (the hard side), the workhorse behind a cone (its socket on
 # 40000 keeps that port). Every run starts with both routers' mappings flushed. Needs root.
 #
-#   nat-lab-hardnat.sh KIND METHOD RUNS
+#   nat-lab-hardnat-bare.sh KIND METHOD RUNS
 #     KIND    symmetric (random ports) or symseq (sequential ports), see nat-lab.sh
 #     METHOD  birthday: the client fans out HARDNAT_SOCKETS sockets towards the workhorse's
 #             mapping, the workhorse sprays HARDNAT_PROBES random ports of the client's router
@@ -18,17 +18,17 @@ set -euo pipefail
 
 [ $# -eq 3 ] || { sed -n '6,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 kind=$1 method=$2 runs=$3
-[[ "$kind" == symmetric || "$kind" == symseq ]] || { echo "nat-lab-hardnat: KIND is symmetric or symseq" >&2; exit 2; }
-[[ "$method" == birthday || "$method" == predict ]] || { echo "nat-lab-hardnat: METHOD is birthday or predict" >&2; exit 2; }
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "nat-lab-hardnat: RUNS is a positive number" >&2; exit 2; }
-[ "$(id -u)" -eq 0 ] || { echo "nat-lab-hardnat: needs root (network namespaces)" >&2; exit 2; }
+[[ "$kind" == symmetric || "$kind" == symseq ]] || { echo "nat-lab-hardnat-bare: KIND is symmetric or symseq" >&2; exit 2; }
+[[ "$method" == birthday || "$method" == predict ]] || { echo "nat-lab-hardnat-bare: METHOD is birthday or predict" >&2; exit 2; }
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "nat-lab-hardnat-bare: RUNS is a positive number" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "nat-lab-hardnat-bare: needs root (network namespaces)" >&2; exit 2; }
 
 readonly SOCKETS=${HARDNAT_SOCKETS:-256} PROBES=${HARDNAT_PROBES:-1024} RATE=${HARDNAT_RATE:-250} MS=${HARDNAT_MS:-6000}
 readonly CLIENT_WAN=11.0.0.11 WORKHORSE_WAN=11.0.0.12 CONE_PORT=40000 OBSERVER=11.0.0.2:5001 WINDOW=16
 root=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$root/node_modules/.bin:$PATH"
 lab="$root/scripts/nat-lab.sh"
-tool="$root/scripts/nat-lab-hardnat.mjs"
+tool="$root/scripts/nat-lab-hardnat-bare.mjs"
 prefix=${NATLAB_PREFIX:-pgh-$$-}
 work=$(mktemp -d)
 pids=()
@@ -86,6 +86,6 @@ done
 sorted=$(printf '%s\n' "${times[@]}" | sort -n | paste -sd' ')
 echo "$kind $method: $won of $runs won; cone side's ms to the hit, sorted: ${sorted:-none}"
 if [ "$won" -lt "${HARDNAT_MIN_WINS:-0}" ]; then
-  echo "nat-lab-hardnat: $won of $runs won, fewer than HARDNAT_MIN_WINS=$HARDNAT_MIN_WINS" >&2
+  echo "nat-lab-hardnat-bare: $won of $runs won, fewer than HARDNAT_MIN_WINS=$HARDNAT_MIN_WINS" >&2
   exit 1
 fi

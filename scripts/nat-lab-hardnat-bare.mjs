@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The hard-NAT methods with bare UDP sockets, for the NAT lab (scripts/nat-lab-hardnat.sh):
+// The hard-NAT methods with bare UDP sockets, for the NAT lab (scripts/nat-lab-hardnat-bare.sh):
 // what the lab's routers let through, apart from Punchgate's own code. Prints one JSON line.
 //
 //   fan TARGET SOCKETS MS          the symmetric side of the birthday method: SOCKETS sockets
