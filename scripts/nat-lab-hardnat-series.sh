@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hard-NAT success rate (docs/nat-traversal.md "Hard NATs"): runs the symmetric-vs-cone
-# scenarios with --udp-punch (udp-cone-symmetric, udp-symmetric-cone) RUNS times each, 1 MiB
+# scenarios (udp-cone-symmetric, udp-symmetric-cone) RUNS times each, 1 MiB
 # echoed, holding each run up to 20 s for a direct connection, and prints one line per run
 # (did the tunnel go direct, which method, which round, time to direct from the client's
 # start) and a summary. Needs root.

@@ -9,7 +9,7 @@
 #   NATLAB_SCENARIOS  comma list of scenario names (default: all, see below)
 #   NATLAB_BYTES      bytes echoed per scenario (default 104857600 = 100 MiB)
 #   NATLAB_DELAY_MS, NATLAB_LOSS_PCT   impair the internet segment (nat-lab.sh --delay/--loss)
-#   NATLAB_UDP_PUNCH  1: every scenario's daemons run with --udp-punch (what a default-on would do)
+#   NATLAB_TCP_ONLY   1: every scenario's daemons run with --no-udp-punch (TCP punching only)
 #   NATLAB_HOLD_DIRECT_S  after the probe, keep the daemons up to this many seconds (at least DIRECT_HOLD_S when the target is direct) until the client
 #                     logs a direct connection (holepunch.succeeded), so a slow punch is still seen
 #                     (default 0; scripts/nat-lab-hardnat-series.sh uses it)
@@ -18,8 +18,9 @@
 set -euo pipefail
 
 # The bootstrap column: the address the client and the workhorse are given for the
-# bootstrap, its TCP one or its QUIC one (it listens on both). The udp column: 'udp' runs
-# all three daemons with --udp-punch, '-' without. The loss column: the share of IPv4
+# bootstrap, its TCP one or its QUIC one (it listens on both). The udp column: 'tcp' runs
+# all three daemons with --no-udp-punch (TCP punching only); '-' and 'udp' run the default,
+# UDP punching on ('udp' marks the scenarios that exist for it). The loss column: the share of IPv4
 # frames the internet drops in this scenario (nat-lab.sh --loss), '-' for NATLAB_LOSS_PCT.
 # name                 client     workhorse  target path  first byte limit (s)  bootstrap  udp  loss
 readonly SCENARIOS='
@@ -27,16 +28,16 @@ fullcone-fullcone      fullcone   fullcone   direct       5                     
 cone-cone              cone       cone       direct       10                    tcp        -    -
 public-cone            public     cone       direct       5                     tcp        -    -
 symmetric-symmetric    symmetric  symmetric  relay        10                    tcp        -    -
-cone-symmetric         cone       symmetric  any          10                    tcp        -    -
+cone-symmetric         cone       symmetric  any          10                    tcp        tcp  -
 fullcone-symmetric     fullcone   symmetric  any          10                    tcp        -    -
 symmetric-fullcone     symmetric  fullcone   direct       5                     tcp        -    -
 public-public          public     public     direct       5                     tcp        -    -
 quic-boot-cone-cone    cone       cone       direct       10                    quic       -    -
-nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        -    -
+nosyn-nosyn            nosyn      nosyn      relay        15                    tcp        tcp  -
 udp-nosyn-nosyn        nosyn      nosyn      direct       10                    quic       udp  -
 fullcone-cone          fullcone   cone       direct       10                    tcp        -    -
 cone-fullcone          cone       fullcone   direct       10                    tcp        -    -
-symmetric-cone         symmetric  cone       any          10                    tcp        -    -
+symmetric-cone         symmetric  cone       any          10                    tcp        tcp  -
 cgnat-cone             cgnat      cone       direct       10                    tcp        -    -
 loss5-cone-cone        cone       cone       direct       15                    tcp        -    5
 udp-cone-symmetric     cone       symmetric  direct       10                    tcp        udp  -
@@ -110,7 +111,7 @@ run_scenario() {
   local hold=${NATLAB_HOLD_DIRECT_S:-0}
   if [ "$target" = direct ] && [ "$hold" -lt "$DIRECT_HOLD_S" ]; then hold=$DIRECT_HOLD_S; fi
   local boot_id boot client_id flags=()
-  if [ "$udp" = udp ] || [ "${NATLAB_UDP_PUNCH:-}" = 1 ]; then flags+=(--udp-punch); fi
+  if [ "$udp" = tcp ] || [ "${NATLAB_TCP_ONLY:-}" = 1 ]; then flags+=(--no-udp-punch); fi
 
   "$lab" up "$prefix" "$client" "$workhorse" "${impair[@]}" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
@@ -172,7 +173,7 @@ for name in ${selected//,/ }; do
   impairments_for "$loss"
   out="$results/$name"
   mkdir -p "$out"
-  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via$( [ "$udp" = udp ] && echo ', --udp-punch')${impair[*]:+, ${impair[*]}}, target $path, first byte <= $limit s)"
+  echo "nat-lab-test: $name (client $client, workhorse $workhorse, bootstrap over $boot_via$( [ "$udp" = tcp ] && echo ', --no-udp-punch')${impair[*]:+, ${impair[*]}}, target $path, first byte <= $limit s)"
   # A fresh deployment: new keys, and the client trusts on first use again (its known-providers
   # file, beside its key, would pin the previous scenario's workhorse).
   rm -f "$work"/*.key "$work"/*.known-providers

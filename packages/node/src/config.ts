@@ -153,7 +153,7 @@ export interface NodeConfig {
   knownProviders?: string
   /** A private node asks its router to forward its listen ports (NAT-PMP, PCP, UPnP-IGD); `--no-port-mapping` turns it off. */
   portMapping: boolean
-  /** Punch a UDP path (transport/udx/) beside the TCP one, and answer peers' UDP observe requests; `--udp-punch`. */
+  /** Punch a UDP path (transport/udx/) beside the TCP one, and answer peers' UDP observe requests; on unless `--no-udp-punch`. */
   udpPunch: boolean
   /** The udx socket's UDP port (`--udp-punch-port`); 0 picks a free one. */
   udpPunchPort: number
@@ -365,7 +365,7 @@ export interface RawConfig {
   knownProviders?: string
   /** `--no-port-mapping` gives false. @default true */
   portMapping?: boolean
-  /** `--udp-punch`. @default false */
+  /** `--udp-punch` (`--no-udp-punch` turns it off). @default true */
   udpPunch?: boolean
   /** `--udp-punch-port`. @default 0 (any free port) */
   udpPunchPort?: number
@@ -542,7 +542,7 @@ export function validateConfig (raw: RawConfig): NodeConfig {
     ...(metrics != null ? { metrics } : {}),
     rttIntervalMs,
     portMapping: raw.portMapping ?? true,
-    udpPunch: raw.udpPunch ?? false,
+    udpPunch: raw.udpPunch ?? true,
     udpPunchPort,
     trust: [...new Set((raw.trust ?? []).map(id => parsePeerId('trust', id, id.trim())))],
     ...(raw.knownProviders != null ? { knownProviders: raw.knownProviders } : {})

@@ -130,8 +130,9 @@ describe('provider trust: ?peer= and --trust', () => {
     assert.throws(() => validateConfig({ trust: ['nope'] }), (err: Error) => err instanceof ConfigError && /^--trust "nope"/.test(err.message))
   })
 
-  it('UDP punching is off by default; --udp-punch-port takes 0-65535 (0: any free port)', () => {
-    assert.equal(validateConfig({}).udpPunch, false)
+  it('UDP punching is on by default (--no-udp-punch turns it off); --udp-punch-port takes 0-65535 (0: any free port)', () => {
+    assert.equal(validateConfig({}).udpPunch, true)
+    assert.equal(validateConfig({ udpPunch: false }).udpPunch, false)
     assert.equal(validateConfig({}).udpPunchPort, 0)
     assert.equal(validateConfig({ udpPunch: true, udpPunchPort: 4002 }).udpPunchPort, 4002)
     for (const bad of [-1, 65536, 1.5, Number.NaN]) {

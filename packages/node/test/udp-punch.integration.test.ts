@@ -1,5 +1,5 @@
 /**
- * UDP punching beside TCP (--udp-punch): two private nodes with no TCP listener at all
+ * UDP punching beside TCP (on by default; the test says so explicitly): two private nodes with no TCP listener at all
  * (nothing a TCP punch can reach) learn their UDP mapping from the bootstrap
  * (`/punchgate/udp-observe/1.0.0`), exchange UDP candidates in the punch round, and go
  * direct over udx; a by-name tunnel then runs on that connection, byte-exact. On loopback.
@@ -10,7 +10,7 @@ import type { PunchgateNode } from '../src/node.ts'
 import { findUdx } from '../src/transport/udx/transport.ts'
 import { echoServer, event, portOf, random, roundTrip, sha256, tcpAddr, testNode, type EchoServer } from './fixtures.ts'
 
-describe('UDP punching (--udp-punch)', () => {
+describe('UDP punching', () => {
   let boot: PunchgateNode
   let provider: PunchgateNode
   let consumer: PunchgateNode

@@ -183,14 +183,14 @@ export const runOptions = {
   },
   'udp-punch': {
     type: 'boolean',
-    describe: 'punch a UDP path (udx) beside the TCP one, and tell peers their UDP mapping; the first path to connect wins',
-    defaultDescription: 'false'
+    describe: 'punch a UDP path (udx) beside the TCP one, and tell peers their UDP mapping; --no-udp-punch turns it off (TCP punching only)',
+    defaultDescription: 'true'
   },
   'udp-punch-port': {
     type: 'number',
     requiresArg: true,
     coerce: (port: number | number[]) => lastWins(port),
-    describe: 'with --udp-punch: the UDP port of its socket (a public node behind a firewall opens it)',
+    describe: 'the UDP port of the UDP punching socket (a public node behind a firewall opens it)',
     defaultDescription: 'any free port'
   },
   control: controlOption,

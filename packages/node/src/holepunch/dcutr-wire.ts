@@ -7,8 +7,8 @@
  *     repeated bytes ObsAddrs = 2;      // binary multiaddrs
  *     optional uint32 punchgate = 1001; // extension: the sender is Punchgate, roles as docs/protocol.md
  *     optional uint32 attempt = 1002;   // extension: the round number
- *     repeated bytes udp = 1003;        // extension (--udp-punch): `/ip4/A/udp/P` candidates of the udx socket
- *     optional uint32 hardnat = 1004;   // extension (--udp-punch), the birthday method (holepunch/hard-nat.ts):
+ *     repeated bytes udp = 1003;        // extension (UDP punching): `/ip4/A/udp/P` candidates of the udx socket
+ *     optional uint32 hardnat = 1004;   // extension (UDP punching), the birthday method (holepunch/hard-nat.ts):
  *                                       // 1 offer (A's CONNECT), 2 the sender fans out, 3 the receiver does (B's)
  *   }
  *

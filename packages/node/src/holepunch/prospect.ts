@@ -14,7 +14,7 @@
  * when they can, so a cone NAT shows its listen port again; a symmetric one (the lab's
  * `fully-random`, carrier NATs) does not. A cone NAT that does not keep ports is misjudged:
  * its first connections then take the relay, the punch still runs. A global IPv6 candidate
- * makes a side promising (no NAT there). With UDP candidates too (--udp-punch), a side
+ * makes a side promising (no NAT there). With UDP candidates too (UDP punching), a side
  * looks hopeless only when both its TCP and its UDP candidates show the sign.
  */
 import { isIPv4 } from 'node:net'
@@ -48,7 +48,7 @@ export function endpointDependentSign (candidates: string[]): string | undefined
 }
 
 /**
- * A side's sign over its candidate lists, one per transport (TCP, and UDP with --udp-punch):
+ * A side's sign over its candidate lists, one per transport (TCP, and UDP with UDP punching on):
  * only when every list it offers shows it (a list too short to judge does not).
  */
 export function sideSign (lists: string[][]): string | undefined {

@@ -27,13 +27,14 @@
  * `initiator: false` dial option is lost in the dial queue. We dial through the transport
  * manager, which keeps it.
  *
- * UDP beside TCP (--udp-punch, holepunch/udp-observe.ts and transport/udx/): each side also
- * offers its udx socket's candidates; after sync B dials A's over udx (its resent SYNs open B's
- * NAT) while A sends PROBEs to B's (opening A's), and the first direct connection of either
- * kind ends the round. The roles need no care there: B's dial is the initiator, A's socket
+ * UDP beside TCP (on unless --no-udp-punch; holepunch/udp-observe.ts and transport/udx/): each
+ * side also offers its udx socket's candidates; after sync B dials A's over udx (its resent SYNs
+ * open B's NAT) while A sends PROBEs to B's (opening A's), and the first direct connection of
+ * either kind ends the round. When UDP came first, TCP dials in flight go on until the round's
+ * deadline: both paths, when both connect (new tunnel streams take TCP). The roles need no care there: B's dial is the initiator, A's socket
  * accepts it.
  *
- * Hard NATs (--udp-punch, hard-nat.ts): when exactly one side's UDP candidates look symmetric,
+ * Hard NATs (UDP punching, hard-nat.ts): when exactly one side's UDP candidates look symmetric,
  * B says so in its CONNECT and the round also runs the birthday method
  * (transport/udx/birthday.ts): the symmetric side fans out sockets towards the other's
  * public UDP mapping, the other sprays PROBEs at random ports of the symmetric side's
@@ -100,7 +101,7 @@ export interface HolePuncherInit {
   roundsPerMinute?: number
   /** The filter's view of this host, read at each round; tests inject interfaces. @default localScope() */
   scope?: (ownAddrs: string[]) => CandidateScope
-  /** UDP punching beside TCP (--udp-punch); without it rounds are TCP only. */
+  /** UDP punching beside TCP (UDP punching); without it rounds are TCP only. */
   udp?: UdpPunch
 }
 
@@ -111,8 +112,12 @@ function udxTarget (candidate: string): string {
   return `${candidate}/udx`
 }
 
+function isUdx (addr: string): boolean {
+  return addr.includes('/udx')
+}
+
 function methodOf (addr: string, birthday: boolean): string {
-  if (!addr.includes('/udx')) return PUNCH_METHOD
+  if (!isUdx(addr)) return PUNCH_METHOD
   return birthday ? BIRTHDAY_METHOD : UDP_PUNCH_METHOD
 }
 
@@ -261,8 +266,10 @@ export class HolePuncher {
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
     let attempt = 1
     let birthday = false
+    let udpWon = false
     const roundOver = new AbortController()
-    signal.addEventListener('abort', () => { roundOver.abort() }, { once: true })
+    const tcpOver = new AbortController()
+    signal.addEventListener('abort', () => { roundOver.abort(); tcpOver.abort() }, { once: true })
     try {
       const wire = roundWire(stream, signal)
       const connect = await wire.read()
@@ -280,12 +287,14 @@ export class HolePuncher {
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
       // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
       // as the initiator. A standard peer's dial is an ordinary client's (see the header).
+      // Expected until the TCP half is over: when UDP wins, that is the round's deadline.
       if (connect.punchgate === true) {
-        punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs.tcp), roundOver.signal)
+        punchRoles(this.swarm.services.internals.transportManager.getTransports())?.expectInbound(connection.remotePeer, ipsOf(theirs.tcp), tcpOver.signal)
       }
       // Over udx we dial as the initiator too; A's socket accepts (its PROBEs opened its NAT).
       const dials = [...theirs.tcp, ...theirs.udp.map(udxTarget)].map(a => ({ addr: a, initiator: true, reusePort: true }))
       const addr = await this.connectDirect(peer, dials, signal)
+      udpWon = isUdx(addr)
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday), role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
@@ -293,6 +302,7 @@ export class HolePuncher {
       this.events.emitEvent('holepunch.failed', { peer, attempt, method: this.method, role: 'responder', ms: Date.now() - started, error })
     } finally {
       roundOver.abort()
+      if (!udpWon) tcpOver.abort()
     }
   }
 
@@ -378,7 +388,11 @@ export class HolePuncher {
       const target = multiaddr(`${addr}/p2p/${peer}`)
       // `initiator` and `reusePort` reach transport/reuseport-tcp.ts through the transport manager.
       const result = transportManager.dial(target, { signal: controller.signal, initiator, reusePort } as Parameters<typeof transportManager.dial>[1])
-        .then(connection => { won.add(controller); return connection })
+        .then(connection => {
+          won.add(controller)
+          signal.removeEventListener('abort', onAbort)
+          return connection
+        })
       return { addr, controller, onAbort, result }
     })
     let onOpen: ((evt: CustomEvent<Connection>) => void) | undefined
@@ -397,10 +411,14 @@ export class HolePuncher {
       throw new PunchError(signal.aborted ? 'timed out' : `all dials failed: ${[...new Set(reasons)].join('; ')}`)
     } finally {
       if (onOpen != null) this.swarm.removeEventListener('connection:open', onOpen)
+      const udpWon = winner != null && isUdx(winner)
       for (const d of dials) {
-        signal.removeEventListener('abort', d.onAbort)
         d.result.catch(() => {})
         if (won.has(d.controller)) continue
+        // A UDP path won: a TCP dial in flight goes on until the round's deadline, so both
+        // paths exist when both can (new tunnel streams take TCP, roles/consumer.ts `rank`).
+        if (udpWon && !isUdx(d.addr)) continue
+        signal.removeEventListener('abort', d.onAbort)
         // Dials still in flight are stopped; the one that won keeps a signal that never aborts.
         // connection:open fires before the dial that made the connection returns: a dial to the
         // winner's address is spared for a moment, then stopped unless it has returned by then.

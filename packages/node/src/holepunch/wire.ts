@@ -2,7 +2,7 @@
  * The `/punchgate/punch/1.0.0` messages (docs/protocol.md): varint-length-prefixed JSON.
  *   initiator -> responder  { type: 'connect', addrs, udp? }   its candidate addresses
  *   responder -> initiator  { type: 'connect', addrs, udp? }   its own
- *   `udp` (with --udp-punch): plain `/ip4/A/udp/P` candidates of its udx socket; a peer
+ *   `udp` (with UDP punching): plain `/ip4/A/udp/P` candidates of its udx socket; a peer
  *   without UDP punching ignores the field
  *   initiator -> responder  { type: 'sync' }             the responder dials at once,
  *                                                        the initiator half an RTT later

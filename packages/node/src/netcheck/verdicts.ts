@@ -101,7 +101,7 @@ export interface PunchVerdict {
 export interface PunchInput {
   role: Role
   tcp: Mapping
-  /** The UDP mapping (measured with QUIC; the udx socket of --udp-punch is mapped alike). */
+  /** The UDP mapping (measured with QUIC; the udx socket of UDP punching is mapped alike). */
   udp: Mapping
   /** Dials leave from the listening port (Linux, SO_REUSEPORT). */
   reusePort: boolean
@@ -169,14 +169,14 @@ function tcpPunch (input: PunchInput): PunchVerdict {
   }
 }
 
-/** UDP punching is opt-in (--udp-punch on both ends and their bootstrap): the verdict says so. */
+/** UDP punching (on by default) needs it on both ends and their bootstrap: the verdict says so. */
 function udpPunch (udp: Mapping): PunchVerdict {
   const method = 'udp-punch'
   switch (udp) {
     case 'none':
-      return { method, works: true, reason: 'no NAT here: with --udp-punch on both ends and their bootstrap, a peer behind an endpoint-independent UDP NAT can punch to this node' }
+      return { method, works: true, reason: 'no NAT here: with UDP punching on at both ends and their bootstrap (the default), a peer behind an endpoint-independent UDP NAT can punch to this node' }
     case 'endpoint-independent':
-      return { method, works: true, reason: 'the UDP mapping is endpoint-independent: with --udp-punch on both ends and their bootstrap, works with a peer whose NAT is too, even through a firewall that drops inbound TCP SYNs' }
+      return { method, works: true, reason: 'the UDP mapping is endpoint-independent: with UDP punching on at both ends and their bootstrap (the default), works with a peer whose NAT is too, even through a firewall that drops inbound TCP SYNs' }
     case 'endpoint-dependent':
       return { method, works: false, reason: 'the NAT maps each UDP destination to a new port, so a peer cannot know where to send' }
     case 'unknown':
