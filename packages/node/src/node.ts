@@ -139,7 +139,7 @@ class Node implements PunchgateNode {
   /** Splicing for peers (public) or through our bootstraps (private): roles/relay.ts. */
   private readonly splicing: Splicing
   private readonly puncher: HolePuncher
-  /** --udp-punch: our UDP mapping, asked of peers, and answered for them. */
+  /** UDP punching: our UDP mapping, asked of peers, and answered for them. */
   private readonly udpObserver?: UdpObserver
   /** The reach probe and the role it decides (roles/reachability.ts). */
   readonly reachability: Reachability

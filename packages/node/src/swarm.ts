@@ -131,7 +131,7 @@ export async function createSwarm (
       reuseportTcp(),
       // QUIC has its own handshake that a private-network key cannot wrap (config.ts refuses QUIC addresses then).
       ...(config.swarmKey == null ? [quic()] : []),
-      // --udp-punch: one UDP socket that punches, accepts and dials (transport/udx/).
+      // UDP punching (on unless --no-udp-punch): one UDP socket that punches, accepts and dials (transport/udx/).
       ...(config.udpPunch ? [udxTransport({ port: config.udpPunchPort })] : []),
       // --relay-mode off: direct connections only, so no relayed dials.
       // Reservations run side by side: libp2p's queue of one stalled the second of our two
