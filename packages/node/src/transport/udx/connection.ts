@@ -7,7 +7,7 @@ import { AbstractMultiaddrConnection } from '@libp2p/utils'
 import type { AbortOptions, Logger, MessageStreamDirection } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { UdxStream } from 'udx-native'
-import type { Uint8ArrayList } from 'uint8arraylist'
+import { Uint8ArrayList } from 'uint8arraylist'
 
 export interface UdxConnectionInit {
   stream: UdxStream
@@ -24,18 +24,15 @@ export class UdxConnection extends AbstractMultiaddrConnection {
     const chunks = this.pending
     this.pending = []
     if (chunks.length === 1) this.onData(chunks[0] as Uint8Array)
-    else if (chunks.length > 1) this.onData(Buffer.concat(chunks))
+    else if (chunks.length > 1) this.onData(new Uint8ArrayList(...chunks))
   }
 
   constructor (init: UdxConnectionInit) {
     super({ ...init, log: init.log })
     this.udxStream = init.stream
     const stream = init.stream
-    // udx delivers one packet (~1.4 KB) per 'data' event: hand them on in one buffer per turn
-    // of the event loop, so TLS and yamux see tens of KB at a time, not one packet. One
-    // buffer, not a list: TLS reads a list one chunk per call (a JS-to-C++ trip per packet);
-    // the copy costs less. 256 MiB one way on loopback, TLS and yamux, both ends in one
-    // process: 50-57 MB/s as a list, 67-77 MB/s as one buffer (raw udx: 77-97 MB/s).
+    // udx delivers one packet (~1.4 KB) per 'data' event: hand them on in one batch per turn
+    // of the event loop, so TLS and yamux see tens of KB at a time, not one packet.
     stream.on('data', (buf: Uint8Array) => {
       if (this.pending.length === 0) setImmediate(this.flush)
       this.pending.push(buf)
