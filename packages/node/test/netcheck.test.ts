@@ -59,7 +59,7 @@ describe('netcheck: role', () => {
 
 describe('netcheck: punch methods', () => {
   const base: PunchInput = {
-    role: 'private', tcp: 'endpoint-independent', udp: 'endpoint-independent', reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true,
+    role: 'private', tcp: 'endpoint-independent', udp: 'endpoint-independent', udpPunch: true, reusePort: true, portMapping: { natPmp: false, pcp: false, upnpIgd: false, asked: true, gateway: '10.1.0.1' }, reachOpen: false, reachedPublicNode: true,
     ipv6: { addrs: [], listening: false }
   }
   const works = (input: PunchInput): Record<string, boolean> => Object.fromEntries(punchMethods(input).map(p => [p.method, p.works]))
@@ -97,10 +97,11 @@ describe('netcheck: punch methods', () => {
     assert.equal(verdict({ ...base, ipv6, reusePort: false })?.works, false)
   })
 
-  it('a UDP punch (--udp-punch) follows the UDP mapping, whatever TCP does, and says it is opt-in', () => {
+  it('a UDP punch follows the UDP mapping, whatever TCP does, and needs it on at both ends; --no-udp-punch says it is off', () => {
     const verdict = (input: PunchInput): { works: boolean, reason: string } | undefined => punchMethods(input).find(p => p.method === 'udp-punch')
     assert.equal(verdict({ ...base, tcp: 'endpoint-dependent' })?.works, true)
-    assert.match(verdict(base)?.reason ?? '', /--udp-punch/)
+    assert.match(verdict(base)?.reason ?? '', /both ends/)
+    assert.deepEqual(verdict({ ...base, udpPunch: false }), { method: 'udp-punch', works: false, reason: 'turned off here (--no-udp-punch)' })
     assert.equal(verdict({ ...base, udp: 'endpoint-dependent' })?.works, false)
     assert.equal(verdict({ ...base, udp: 'unknown' })?.works, false)
     assert.equal(verdict({ ...base, udp: 'none' })?.works, true)

@@ -101,7 +101,7 @@ export async function netcheck (config: NodeConfig, options: NetcheckOptions): P
       reach,
       role,
       punch: punchMethods({
-        role: role.role, tcp: tcp.mapping, udp: quic.mapping, reusePort: canReusePort, portMapping, reachOpen: reach.outcome !== 'not-asked' && reach.open, reachedPublicNode,
+        role: role.role, tcp: tcp.mapping, udp: quic.mapping, udpPunch: config.udpPunch, reusePort: canReusePort, portMapping, reachOpen: reach.outcome !== 'not-asked' && reach.open, reachedPublicNode,
         ipv6: { addrs: globalIPv6(interfaces), listening: config.listen.some(addr => /^\/ip6\/[^/]+\/tcp\//.test(addr)) }
       })
     }

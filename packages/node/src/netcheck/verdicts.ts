@@ -103,6 +103,8 @@ export interface PunchInput {
   tcp: Mapping
   /** The UDP mapping (measured with QUIC; the udx socket of UDP punching is mapped alike). */
   udp: Mapping
+  /** UDP punching is on (the default; `--no-udp-punch` turns it off). */
+  udpPunch: boolean
   /** Dials leave from the listening port (Linux, SO_REUSEPORT). */
   reusePort: boolean
   /** What the router answered; `asked: false` when the probe was turned off. */
@@ -123,7 +125,7 @@ export function punchMethods (input: PunchInput): PunchVerdict[] {
   verdicts.push(portMapping(input.portMapping, router))
   verdicts.push(tcpPunch(input))
   verdicts.push(ipv6Punch(input))
-  verdicts.push(udpPunch(input.udp))
+  verdicts.push(udpPunch(input.udp, input.udpPunch))
   verdicts.push(input.reachedPublicNode
     ? { method: 'relay', works: true, reason: 'a public node answered: tunnels can always run through a relay' }
     : { method: 'relay', works: false, reason: 'no public node answered' })
@@ -170,8 +172,9 @@ function tcpPunch (input: PunchInput): PunchVerdict {
 }
 
 /** UDP punching (on by default) needs it on both ends and their bootstrap: the verdict says so. */
-function udpPunch (udp: Mapping): PunchVerdict {
+function udpPunch (udp: Mapping, on: boolean): PunchVerdict {
   const method = 'udp-punch'
+  if (!on) return { method, works: false, reason: 'turned off here (--no-udp-punch)' }
   switch (udp) {
     case 'none':
       return { method, works: true, reason: 'no NAT here: with UDP punching on at both ends and their bootstrap (the default), a peer behind an endpoint-independent UDP NAT can punch to this node' }
