@@ -142,8 +142,10 @@ scenario() {
   fi
 
   run_in workhorse "$log-echo.log" node "$root/scripts/echo-server.mjs" "$ECHO_PORT"
+  # The pair must stay relayed: TCP cannot punch symmetric/cone, but UDP punching (the birthday
+  # method) does, so both run TCP-only here (--no-udp-punch).
   run_in workhorse "$log-workhorse.log" node "$cli" --identity "$keys/workhorse.key" --control "$keys/workhorse.sock" \
-    "${bootstraps[@]}" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id"
+    "${bootstraps[@]}" --expose "echo=127.0.0.1:$ECHO_PORT" --allow "$client_id" --no-udp-punch
   # A slot on each public node, then the record that carries both circuits.
   wait_count "$log-workhorse.log" '"event":"relay.reserved"' 2 || fail "$name: the workhorse did not hold two relay slots within $START_TIMEOUT_S s"
   local reserved_at
@@ -152,7 +154,7 @@ scenario() {
     fail "$name: the workhorse did not publish after its second reservation"
 
   run_in client "$log-client.log" node "$cli" --identity "$keys/client.key" --control "$keys/client.sock" \
-    "${bootstraps[@]}" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT"
+    "${bootstraps[@]}" --tunnel-by-name "echo@127.0.0.1:$TUNNEL_PORT" --no-udp-punch
   local ms
   ms=$(first_byte_after "$(now_ms)") || fail "$name: no byte-exact echo through the tunnel at start"
   echo "relay-failover: $name: tunnel by name live, first byte after $ms ms"
