@@ -164,6 +164,7 @@ describe('the worked examples in deploy/config/', () => {
     assert.deepEqual(config.listen, ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/udp/4001/quic-v1'])
     assert.deepEqual(config.announce, ['/ip4/203.0.113.7/tcp/4001', '/ip4/203.0.113.7/udp/4001/quic-v1'])
     assert.deepEqual(config.relay, { maxReservations: 64, maxBytes: 2n * 1024n ** 3n, maxDurationMs: 12 * 3_600_000 })
+    assert.deepEqual([config.udpPunch, config.udpPunchPort], [true, 4003], 'UDP punching on a port the firewall can open')
     assert.equal(identityPath, join(EXAMPLES, 'bootstrap.key'))
   })
 
