@@ -42,6 +42,8 @@ cgnat-cone             cgnat      cone       direct       10                    
 loss5-cone-cone        cone       cone       direct       15                    tcp        -    5
 udp-cone-symmetric     cone       symmetric  direct       10                    tcp        udp  -
 udp-symmetric-cone     symmetric  cone       direct       10                    tcp        udp  -
+udp-cone-symseq        cone       symseq     direct       10                    tcp        udp  -
+udp-symseq-cone        symseq     cone       direct       10                    tcp        udp  -
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 # How long a scenario with a direct target waits, after the echo, for its punch to succeed.

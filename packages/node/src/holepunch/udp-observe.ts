@@ -106,9 +106,9 @@ export class UdpObserver implements UdpPunch {
     return await this.udx.birthdayDial(target, peer, signal)
   }
 
-  /** The birthday method's cone side: PROBEs to random ports of the peer's public IP. */
-  async spray (ip: string, signal: AbortSignal): Promise<number> {
-    return await this.udx.sprayProbes(ip, signal)
+  /** The birthday method's cone side: PROBEs to the peer's public IP, the predicted ports first, then random ones. */
+  async spray (ip: string, signal: AbortSignal, predicted?: number[]): Promise<number> {
+    return await this.udx.sprayProbes(ip, signal, predicted)
   }
 
   /** Our observed mappings only (the candidate filter's "ours"). */

@@ -45,12 +45,41 @@ export function hitChance (sockets: number, probes: number, range = PORT_RANGE):
   return 1 - (1 - sockets / range) ** probes
 }
 
-/** `count` distinct ports in MIN_PORT..65535, in random order. */
-export function randomPorts (count: number, pick: (min: number, max: number) => number = randomInt): number[] {
-  const n = Math.min(count, PORT_RANGE)
+/** `count` distinct ports in MIN_PORT..65535, in random order, none of `except`. */
+export function randomPorts (count: number, pick: (min: number, max: number) => number = randomInt, except: ReadonlySet<number> = new Set()): number[] {
+  const n = Math.min(count, PORT_RANGE - except.size)
   const ports = new Set<number>()
-  while (ports.size < n) ports.add(pick(MIN_PORT, 65536))
+  while (ports.size < n) {
+    const port = pick(MIN_PORT, 65536)
+    if (!except.has(port)) ports.add(port)
+  }
   return [...ports]
+}
+
+/**
+ * Port prediction: a NAT that allocates ports in sequence gives the fan-out's sockets the
+ * ports right after the last one an observer saw, give or take the flows opened meanwhile.
+ * The spray tries those first: PREDICTION_WINDOW ports after each observed port, nearest
+ * first, within MIN_PORT..65535, at most SPRAY_PROBES in all. Against a random allocator a
+ * predicted port is as likely a hit as any other, so the odds of the round do not change.
+ */
+export const PREDICTION_WINDOW = 512
+
+export function predictedPorts (observed: number[], window = PREDICTION_WINDOW): number[] {
+  const ports = new Set<number>()
+  for (let step = 1; step <= window; step++) {
+    for (const port of observed) {
+      const next = port + step
+      if (next >= MIN_PORT && next <= 65535) ports.add(next)
+    }
+  }
+  return [...ports].slice(0, SPRAY_PROBES)
+}
+
+/** The spray's order: the predicted ports, then random ones, `count` distinct ports in all. */
+export function sprayOrder (count: number, predicted: number[] = [], pick?: (min: number, max: number) => number): number[] {
+  const first = [...new Set(predicted.filter(p => Number.isInteger(p) && p >= MIN_PORT && p <= 65535))].slice(0, count)
+  return [...first, ...randomPorts(count - first.length, pick, new Set(first))]
 }
 
 function probeDatagram (): Uint8Array {
@@ -58,12 +87,13 @@ function probeDatagram (): Uint8Array {
 }
 
 /**
- * The cone side: PROBEs from `socket` to `count` random ports of `ip`, SPRAY_BATCH every
- * SPRAY_BATCH_INTERVAL_MS, until done or `signal` aborts. Resolves with the number sent.
+ * The cone side: PROBEs from `socket` to `count` ports of `ip`, the `predicted` ones first
+ * (`predictedPorts`), then random ones, SPRAY_BATCH every SPRAY_BATCH_INTERVAL_MS, until done
+ * or `signal` aborts. Resolves with the number sent.
  */
-export async function spray (socket: UdxSocket, ip: string, signal: AbortSignal, count = SPRAY_PROBES): Promise<number> {
+export async function spray (socket: UdxSocket, ip: string, signal: AbortSignal, count = SPRAY_PROBES, predicted: number[] = []): Promise<number> {
   const datagram = probeDatagram()
-  const ports = randomPorts(Math.min(count, SPRAY_PROBES))
+  const ports = sprayOrder(Math.min(count, SPRAY_PROBES), predicted)
   let sent = 0
   while (sent < ports.length && !signal.aborted) {
     for (const port of ports.slice(sent, sent + SPRAY_BATCH)) socket.trySend(datagram, port, ip)

@@ -245,17 +245,18 @@ export class UdxTransport implements Transport, Startable {
   }
 
   /**
-   * The cone side of the birthday method: PROBEs from our socket to random ports of `ip` (the
-   * peer's filtered public IP), paced and capped (birthday.ts `spray`). A hit opens our NAT to
+   * The cone side of the birthday method: PROBEs from our socket to ports of `ip` (the peer's
+   * filtered public IP), the `predicted` ones first, then random ones, paced and capped
+   * (birthday.ts `spray`). A hit opens our NAT to
    * the peer's winning socket, whose SYN then reaches our socket like any dial. Resolves with
    * the number sent; 0 when a spray runs already.
    */
-  async sprayProbes (ip: string, signal: AbortSignal): Promise<number> {
+  async sprayProbes (ip: string, signal: AbortSignal, predicted: number[] = []): Promise<number> {
     const socket = this.socket
     if (socket == null || this.spraying) return 0
     this.spraying = true
     try {
-      return await spray(socket, ip, AbortSignal.any([signal, this.shutdown.signal]))
+      return await spray(socket, ip, AbortSignal.any([signal, this.shutdown.signal]), undefined, predicted)
     } finally {
       this.spraying = false
     }
