@@ -15,11 +15,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { concurrent, connectTimes, latency, throughput } from './load.ts'
 import { PeakMemory, cpuSeconds, memory } from './procstat.ts'
 import { medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
-import { environment, SETUP_LABELS, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
+import { environment, SETUP_LABELS, startFloor, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
 
 const MB = 1e6
 const MiB = 1024 * 1024
-const ALL: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
+/** What `npm run bench` compares; the Node floor runs when `--only` names it. */
+const DEFAULT: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
+const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls']
 
 interface Sizes {
   throughputBytes: number
@@ -54,6 +56,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
+       [--only ...,floor-tcp,floor-tls]  also the Node floor (bench/floor.ts; not in the default set)
        [--steps throughput1,throughput8,latency,open,concurrent,start]
        [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
@@ -74,7 +77,7 @@ if (flags.repeats != null) sizes.repeats = Number(flags.repeats)
 if (flags.concurrency != null) sizes.concurrency = Number(flags.concurrency)
 const transports = flags.transports as Transports
 if (!['tcp', 'quic', 'both'].includes(transports)) throw new Error(`--transports: expected tcp, quic or both, got ${transports}`)
-const wanted = flags.only != null ? flags.only.split(',') as SetupName[] : ALL
+const wanted = flags.only != null ? flags.only.split(',') as SetupName[] : DEFAULT
 for (const name of wanted) if (!ALL.includes(name)) throw new Error(`--only: unknown setup ${name}`)
 
 const root = join(import.meta.dirname, '..')
@@ -136,6 +139,7 @@ async function startAll (): Promise<void> {
   }
   starters.push(optional('socat', 'socat', async () => startSocat(ctx)))
   starters.push(optional('ssh', 'openssh-server', async () => startSsh(ctx)))
+  for (const floor of ['floor-tcp', 'floor-tls'] as const) if (wanted.includes(floor)) starters.push(startFloor(ctx, floor).then(s => [s]))
   const tunnels = (['direct', 'relay'] as const).filter(n => wanted.includes(n))
   if (tunnels.length > 0) starters.push(startPunchgate(ctx, tunnels))
   for (const list of await Promise.all(starters)) setups.push(...list)

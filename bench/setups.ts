@@ -6,6 +6,9 @@
  *   ssh     ssh -L through a throwaway sshd on loopback (OpenSSH defaults)
  *   direct  a punchgate tunnel between two daemons connected directly
  *   relay   a punchgate tunnel whose provider is reachable only through a relay daemon
+ *   floor-tcp  a plain Node TCP forwarder (bench/floor.ts): Node's own floor, no TLS
+ *   floor-tls  two Node processes, a new TLS 1.3 connection per tunnel connection: the
+ *              least a Node tunnel with encryption costs, no libp2p (not in the default set)
  */
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -23,14 +26,16 @@ const root = join(import.meta.dirname, '..')
 export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
-export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay'
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls'
 
 export const SETUP_LABELS: Record<SetupName, string> = {
   raw: 'raw TCP',
   socat: 'socat',
   ssh: 'ssh -L',
   direct: 'punchgate direct',
-  relay: 'punchgate relay'
+  relay: 'punchgate relay',
+  'floor-tcp': 'node floor, tcp',
+  'floor-tls': 'node floor, tls'
 }
 
 export interface Setup {
@@ -102,8 +107,8 @@ function spawnProc (ctx: Context, name: string, command: string, args: string[],
   return proc
 }
 
-export async function startTarget (ctx: Context): Promise<number> {
-  const proc = spawnProc(ctx, 'target', process.execPath, [join(import.meta.dirname, 'target.ts'), '0'])
+/** The port a process we started prints as `listening PORT`, once it does. */
+async function listeningPort (proc: Proc): Promise<number> {
   const deadline = Date.now() + READY_MS
   while (Date.now() < deadline) {
     const match = /listening (\d+)/.exec(readFileSync(proc.logFile, 'utf8'))
@@ -111,6 +116,28 @@ export async function startTarget (ctx: Context): Promise<number> {
     await new Promise(resolve => setTimeout(resolve, 20))
   }
   throw new Error(`${proc.name} did not start; see ${proc.logFile}`)
+}
+
+export async function startTarget (ctx: Context): Promise<number> {
+  return await listeningPort(spawnProc(ctx, 'target', process.execPath, [join(import.meta.dirname, 'target.ts'), '0']))
+}
+
+const FLOOR = join(import.meta.dirname, 'floor.ts')
+
+/** The Node floor (bench/floor.ts): a plain forwarder, or a TLS consumer and provider pair. */
+export async function startFloor (ctx: Context, name: 'floor-tcp' | 'floor-tls'): Promise<Setup> {
+  if (name === 'floor-tcp') {
+    const proc = spawnProc(ctx, name, process.execPath, [FLOOR, 'forward', String(ctx.targetPort)])
+    return { name, port: await listeningPort(proc), roots: [proc.pid], detail: 'node net, pipe' }
+  }
+  const dir = join(ctx.dir, 'floor')
+  mkdirSync(dir, { recursive: true })
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', '/CN=floor', '-addext', 'subjectAltName=DNS:floor', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')])
+  const provider = spawnProc(ctx, `${name}-provider`, process.execPath, [FLOOR, 'tls-provider', String(ctx.targetPort), dir])
+  const providerPort = await listeningPort(provider)
+  const consumer = spawnProc(ctx, `${name}-consumer`, process.execPath, [FLOOR, 'tls-consumer', String(providerPort), dir])
+  return { name, port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail: 'a TLS 1.3 connection per connection' }
 }
 
 export async function startSocat (ctx: Context): Promise<Setup> {
