@@ -3,12 +3,12 @@
  * (issue 19: "keep whichever connects first (both, if both do)"): when the udx dial wins,
  * the TCP dials still in flight go on until the round's deadline, and new tunnel streams take
  * the TCP connection if it comes (roles/consumer.ts `rank`). When TCP wins, the rest stop at
- * once, as before. The puncher's connectDirect against a fake transport manager.
+ * once, as before. holepunch/connect-direct.ts against a fake transport manager.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { multiaddr } from '@multiformats/multiaddr'
-import { HolePuncher } from '../src/holepunch/puncher.ts'
+import { connectDirect as dialAll } from '../src/holepunch/connect-direct.ts'
 
 const PEER = '12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK'
 const TCP = '/ip4/11.0.0.12/tcp/4001'
@@ -41,10 +41,8 @@ function fakeSwarm (delays: Record<string, number>): { swarm: never, dials: Dial
   return { swarm: swarm as never, dials }
 }
 
-function connectDirect (swarm: never, signal: AbortSignal): Promise<string> {
-  const puncher = new HolePuncher({ swarm, observed: {} as never, events: { emitEvent: () => {} } as never, mayPunchWith: () => true })
-  const plan = [TCP, UDX].map(addr => ({ addr, initiator: true, reusePort: true }))
-  return (puncher as unknown as { connectDirect: (peer: string, plan: unknown[], signal: AbortSignal) => Promise<string> }).connectDirect(PEER, plan, signal)
+async function connectDirect (swarm: never, signal: AbortSignal): Promise<string> {
+  return await dialAll(swarm, PEER, [TCP, UDX].map(addr => ({ addr, initiator: true, reusePort: true })), signal)
 }
 
 describe('a punch round with TCP and UDP candidates', () => {

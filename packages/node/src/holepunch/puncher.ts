@@ -65,6 +65,9 @@ import { punchRoles } from '../transport/reuseport-tcp.ts'
 import { udpHostPort, type HostPort } from '../transport/udx/addr.ts'
 import { predictedPorts } from '../transport/udx/birthday.ts'
 import { chooseBirthday, publicMapping, type HardNatField } from './hard-nat.ts'
+import { connectDirect, isRelayed, isUdx } from './connect-direct.ts'
+
+export { isRelayed }
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
 /** A round that offers UDP candidates too; a connection it makes is one or the other. */
@@ -115,10 +118,6 @@ function udxTarget (candidate: string): string {
   return `${candidate}/udx`
 }
 
-function isUdx (addr: string): boolean {
-  return addr.includes('/udx')
-}
-
 /** What made the connection at `addr`: `predicted` holds the ports the spray tried first, if we sprayed. */
 export function methodOf (addr: string, birthday: boolean, predicted: ReadonlySet<number> = new Set()): string {
   if (!isUdx(addr)) return PUNCH_METHOD
@@ -133,16 +132,6 @@ const MINUTE_MS = 60_000
 function ipsOf (addrs: string[]): string[] {
   return [...new Set(addrs.map(a => multiaddr(a).getComponents()[0]?.value).filter((ip): ip is string => ip != null))]
 }
-
-export function isRelayed (connection: Connection): boolean {
-  return connection.remoteAddr.toString().includes('/p2p-circuit')
-}
-
-/** How long a dial that may have made the winning connection keeps running after the round (see connectDirect). */
-const WINNER_GRACE_MS = 2_000
-
-/** One dial of a round: where, in which TLS/multistream role, and whether from the listening port. */
-interface DirectDial { addr: string, initiator: boolean, reusePort: boolean }
 
 export class HolePuncher {
   private readonly swarm: Swarm
@@ -252,7 +241,7 @@ export class HolePuncher {
       // its listener takes as an ordinary client (see the header).
       const dials = theirs.tcp.map(addr => ({ addr, initiator: false, reusePort: true }))
       if (reply.punchgate !== true) dials.push(...theirs.tcp.map(addr => ({ addr, initiator: true, reusePort: false })))
-      const addr = await this.connectDirect(peer, dials, signal)
+      const addr = await connectDirect(this.swarm, peer, dials, signal)
       const outcome = { addr, ms: Date.now() - started }
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday, predicted), role: 'initiator', ...outcome })
       return outcome
@@ -301,7 +290,7 @@ export class HolePuncher {
       }
       // Over udx we dial as the initiator too; A's socket accepts (its PROBEs opened its NAT).
       const dials = [...theirs.tcp, ...theirs.udp.map(udxTarget)].map(a => ({ addr: a, initiator: true, reusePort: true }))
-      const addr = await this.connectDirect(peer, dials, signal)
+      const addr = await connectDirect(this.swarm, peer, dials, signal)
       udpWon = isUdx(addr)
       this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday, predicted), role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
@@ -379,69 +368,5 @@ export class HolePuncher {
     if (total === 0) throw new PunchError('peer has no candidate addresses')
     if (targets.tcp.length + targets.udp.length === 0) throw new PunchError(`none of the peer's ${total} candidate addresses may be dialled (loopback, private outside our subnets, or ours)`)
     return targets
-  }
-
-  /**
-   * Makes every dial at once, and also takes a direct connection that the peer's own dial
-   * made through our listener. Resolves with the direct connection's address.
-   */
-  private async connectDirect (peer: string, plan: DirectDial[], signal: AbortSignal): Promise<string> {
-    const existing = this.directConnection(peer)
-    if (existing != null) return existing.remoteAddr.toString()
-    const transportManager = this.swarm.services.internals.transportManager
-    // @libp2p/tcp hands the dial signal to the socket, which it destroys on abort for its
-    // whole life: each dial gets a signal of its own, cut loose from the round's deadline
-    // once that dial has won, and aborted if it lost.
-    const won = new Set<AbortController>()
-    const dials = plan.map(({ addr, initiator, reusePort }) => {
-      const controller = new AbortController()
-      const onAbort = (): void => { controller.abort() }
-      signal.addEventListener('abort', onAbort, { once: true })
-      const target = multiaddr(`${addr}/p2p/${peer}`)
-      // `initiator` and `reusePort` reach transport/reuseport-tcp.ts through the transport manager.
-      const result = transportManager.dial(target, { signal: controller.signal, initiator, reusePort } as Parameters<typeof transportManager.dial>[1])
-        .then(connection => {
-          won.add(controller)
-          signal.removeEventListener('abort', onAbort)
-          return connection
-        })
-      return { addr, controller, onAbort, result }
-    })
-    let onOpen: ((evt: CustomEvent<Connection>) => void) | undefined
-    const viaListener = new Promise<Connection>((resolve, reject) => {
-      onOpen = evt => { if (evt.detail.remotePeer.toString() === peer && !isRelayed(evt.detail)) resolve(evt.detail) }
-      this.swarm.addEventListener('connection:open', onOpen)
-      signal.addEventListener('abort', () => reject(new PunchError('timed out')), { once: true })
-    })
-    let winner: string | undefined
-    try {
-      const connection = await Promise.any([...dials.map(async d => d.result), viaListener])
-      winner = connection.remoteAddr.toString()
-      return winner
-    } catch (err) {
-      const reasons = err instanceof AggregateError ? err.errors.map(e => (e as Error).message) : [(err as Error).message]
-      throw new PunchError(signal.aborted ? 'timed out' : `all dials failed: ${[...new Set(reasons)].join('; ')}`)
-    } finally {
-      if (onOpen != null) this.swarm.removeEventListener('connection:open', onOpen)
-      const udpWon = winner != null && isUdx(winner)
-      for (const d of dials) {
-        d.result.catch(() => {})
-        if (won.has(d.controller)) continue
-        // A UDP path won: a TCP dial in flight goes on until the round's deadline, so both
-        // paths exist when both can (new tunnel streams take TCP, roles/consumer.ts `rank`).
-        if (udpWon && !isUdx(d.addr)) continue
-        signal.removeEventListener('abort', d.onAbort)
-        // Dials still in flight are stopped; the one that won keeps a signal that never aborts.
-        // connection:open fires before the dial that made the connection returns: a dial to the
-        // winner's address is spared for a moment, then stopped unless it has returned by then.
-        const mayHaveWon = winner != null && winner.split('/p2p/')[0] === d.addr
-        if (!mayHaveWon) d.controller.abort()
-        else setTimeout(() => { if (!won.has(d.controller)) d.controller.abort() }, WINNER_GRACE_MS).unref()
-      }
-    }
-  }
-
-  private directConnection (peer: string): Connection | undefined {
-    return this.swarm.getConnections(peerIdFromString(peer)).find(c => c.status === 'open' && !isRelayed(c))
   }
 }

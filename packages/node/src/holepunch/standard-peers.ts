@@ -14,15 +14,12 @@ import type { Connection, IdentifyResult } from '@libp2p/interface'
 import { DCUTR_PROTOCOL, PUNCH_MAX_ATTEMPTS, PUNCH_PROTOCOL, PUNCH_QUICK_RETRY_MS, PUNCH_RETRY_MS } from '../constants.ts'
 import type { Swarm } from '../swarm.ts'
 import type { PunchRefusal } from '../events.ts'
+import { isRelayed } from './connect-direct.ts'
 
 /** What this module needs of the puncher (puncher.ts, which starts it). */
 export interface RoundStarter {
   punch: (peer: string, attempt: number) => Promise<unknown>
   mayStart: (connection: Connection) => PunchRefusal | undefined
-}
-
-function isRelayed (connection: Connection): boolean {
-  return connection.remoteAddr.toString().includes('/p2p-circuit')
 }
 
 /** Standard peers we run rounds with at once. */
