@@ -21,7 +21,7 @@ const MB = 1e6
 const MiB = 1024 * 1024
 /** What `npm run bench` compares; the Node floor runs when `--only` names it. */
 const DEFAULT: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
-const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls']
+const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux']
 
 interface Sizes {
   throughputBytes: number
@@ -56,7 +56,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
-       [--only ...,floor-tcp,floor-tls]  also the Node floor (bench/floor.ts; not in the default set)
+       [--only ...,floor-tcp,floor-tls,floor-mux]  also the Node floor (bench/floor.ts; not in the default set)
        [--steps throughput1,throughput8,latency,open,concurrent,start]
        [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
@@ -139,7 +139,7 @@ async function startAll (): Promise<void> {
   }
   starters.push(optional('socat', 'socat', async () => startSocat(ctx)))
   starters.push(optional('ssh', 'openssh-server', async () => startSsh(ctx)))
-  for (const floor of ['floor-tcp', 'floor-tls'] as const) if (wanted.includes(floor)) starters.push(startFloor(ctx, floor).then(s => [s]))
+  for (const floor of ['floor-tcp', 'floor-tls', 'floor-mux'] as const) if (wanted.includes(floor)) starters.push(startFloor(ctx, floor).then(s => [s]))
   const tunnels = (['direct', 'relay'] as const).filter(n => wanted.includes(n))
   if (tunnels.length > 0) starters.push(startPunchgate(ctx, tunnels))
   for (const list of await Promise.all(starters)) setups.push(...list)

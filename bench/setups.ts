@@ -9,6 +9,7 @@
  *   floor-tcp  a plain Node TCP forwarder (bench/floor.ts): Node's own floor, no TLS
  *   floor-tls  two Node processes, a new TLS 1.3 connection per tunnel connection: the
  *              least a Node tunnel with encryption costs, no libp2p (not in the default set)
+ *   floor-mux  the same with one TLS connection and a minimal stream mux (open and latency only)
  */
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -26,7 +27,7 @@ const root = join(import.meta.dirname, '..')
 export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
-export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls'
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux'
 
 export const SETUP_LABELS: Record<SetupName, string> = {
   raw: 'raw TCP',
@@ -35,7 +36,8 @@ export const SETUP_LABELS: Record<SetupName, string> = {
   direct: 'punchgate direct',
   relay: 'punchgate relay',
   'floor-tcp': 'node floor, tcp',
-  'floor-tls': 'node floor, tls'
+  'floor-tls': 'node floor, tls',
+  'floor-mux': 'node floor, mux'
 }
 
 export interface Setup {
@@ -125,19 +127,21 @@ export async function startTarget (ctx: Context): Promise<number> {
 const FLOOR = join(import.meta.dirname, 'floor.ts')
 
 /** The Node floor (bench/floor.ts): a plain forwarder, or a TLS consumer and provider pair. */
-export async function startFloor (ctx: Context, name: 'floor-tcp' | 'floor-tls'): Promise<Setup> {
+export async function startFloor (ctx: Context, name: 'floor-tcp' | 'floor-tls' | 'floor-mux'): Promise<Setup> {
   if (name === 'floor-tcp') {
     const proc = spawnProc(ctx, name, process.execPath, [FLOOR, 'forward', String(ctx.targetPort)])
     return { name, port: await listeningPort(proc), roots: [proc.pid], detail: 'node net, pipe' }
   }
-  const dir = join(ctx.dir, 'floor')
+  const dir = join(ctx.dir, name)
   mkdirSync(dir, { recursive: true })
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
     '-subj', '/CN=floor', '-addext', 'subjectAltName=DNS:floor', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')])
-  const provider = spawnProc(ctx, `${name}-provider`, process.execPath, [FLOOR, 'tls-provider', String(ctx.targetPort), dir])
+  const kind = name === 'floor-tls' ? 'tls' : 'mux'
+  const provider = spawnProc(ctx, `${name}-provider`, process.execPath, [FLOOR, `${kind}-provider`, String(ctx.targetPort), dir])
   const providerPort = await listeningPort(provider)
-  const consumer = spawnProc(ctx, `${name}-consumer`, process.execPath, [FLOOR, 'tls-consumer', String(providerPort), dir])
-  return { name, port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail: 'a TLS 1.3 connection per connection' }
+  const consumer = spawnProc(ctx, `${name}-consumer`, process.execPath, [FLOOR, `${kind}-consumer`, String(providerPort), dir])
+  const detail = kind === 'tls' ? 'a TLS 1.3 connection per connection' : 'streams on one TLS 1.3 connection'
+  return { name, port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail }
 }
 
 export async function startSocat (ctx: Context): Promise<Setup> {
