@@ -87,17 +87,19 @@ function labConstant (script: string, name: string): string {
 }
 
 describe('compose.yaml', () => {
-  it('runs by default only the VPS bootstrap: public, TCP and QUIC on port 4001, splices on 4002, identity on a volume', () => {
+  it('runs by default only the VPS bootstrap: public, TCP and QUIC on port 4001, splices on 4002, UDP punching on 4003, identity on a volume', () => {
     const always = Object.entries(compose.services).filter(([, service]) => service.profiles == null).map(([name]) => name)
     assert.deepEqual(always, ['bootstrap'])
     const bootstrap = compose.services.bootstrap as Service
-    assert.deepEqual(bootstrap.ports, ['4001:4001/tcp', '4001:4001/udp', '4002:4002/tcp'])
+    assert.deepEqual(bootstrap.ports, ['4001:4001/tcp', '4001:4001/udp', '4002:4002/tcp', '4003:4003/udp'])
     assert.deepEqual(bootstrap.volumes, ['punchgate-data:/data'])
     const settings = daemonSettings({}, serviceEnv('bootstrap'))
     assert.deepEqual(settings.config.listen, ['/ip4/0.0.0.0/tcp/4001', '/ip4/0.0.0.0/udp/4001/quic-v1'])
     assert.deepEqual(settings.config.bootstrap, [])
     // The published 4002 is where the node takes splices by default (docs/splice.md).
     assert.deepEqual(settings.config.relaySplice?.at, { host: '0.0.0.0', port: 4002 })
+    // The published UDP 4003 is UDP punching's socket, where peers learn their UDP mapping.
+    assert.deepEqual([settings.config.udpPunch, settings.config.udpPunchPort], [true, 4003])
     assert.deepEqual(settings.config.announce, [])
     assert.equal(settings.identityPath, '/data/identity.key')
   })
