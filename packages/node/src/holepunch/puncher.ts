@@ -31,14 +31,16 @@
  * side also offers its udx socket's candidates; after sync B dials A's over udx (its resent SYNs
  * open B's NAT) while A sends PROBEs to B's (opening A's), and the first direct connection of
  * either kind ends the round. When UDP came first, TCP dials in flight go on until the round's
- * deadline: both paths, when both connect (new tunnel streams take TCP). The roles need no care there: B's dial is the initiator, A's socket
- * accepts it.
+ * deadline: both paths, when both connect (new tunnel streams take TCP). The roles need no
+ * care over udx: B's dial is the initiator, A's socket accepts it.
  *
  * Hard NATs (UDP punching, hard-nat.ts): when exactly one side's UDP candidates look symmetric,
  * B says so in its CONNECT and the round also runs the birthday method
  * (transport/udx/birthday.ts): the symmetric side fans out sockets towards the other's
- * public UDP mapping, the other sprays PROBEs at random ports of the symmetric side's
- * public IP; a hit makes a udx connection like any other, `method` `udp-birthday`.
+ * public UDP mapping, the other sprays PROBEs at ports of the symmetric side's
+ * public IP, the ports after its observed one first (port prediction, for NATs that allocate in
+ * sequence), then random ones; a hit makes a udx connection like any other, `method`
+ * `udp-birthday`, or `udp-prediction` when the spraying side hit a predicted port.
  *
  * What a peer can make us dial (docs/nat-traversal.md): requests are answered only on relayed
  * connections, only for peers `mayPunchWith` names (we opened a tunnel to them, or they may use
@@ -66,8 +68,6 @@ import { udpHostPort, type HostPort } from '../transport/udx/addr.ts'
 import { predictedPorts } from '../transport/udx/birthday.ts'
 import { chooseBirthday, publicMapping, type HardNatField } from './hard-nat.ts'
 import { connectDirect, isRelayed, isUdx } from './connect-direct.ts'
-
-export { isRelayed }
 
 export const PUNCH_METHOD = 'tcp-simultaneous-open'
 /** A round that offers UDP candidates too; a connection it makes is one or the other. */
@@ -107,7 +107,7 @@ export interface HolePuncherInit {
   roundsPerMinute?: number
   /** The filter's view of this host, read at each round; tests inject interfaces. @default localScope() */
   scope?: (ownAddrs: string[]) => CandidateScope
-  /** UDP punching beside TCP (UDP punching); without it rounds are TCP only. */
+  /** UDP punching beside TCP (on unless --no-udp-punch); without it rounds are TCP only. */
   udp?: UdpPunch
 }
 
