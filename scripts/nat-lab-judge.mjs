@@ -24,7 +24,7 @@ function secondsSinceStart (startedMs, event) {
 }
 
 /** holepunch.succeeded's method, as the table names it. */
-const PUNCH_METHODS = { 'tcp-simultaneous-open': 'tcp simultaneous open', 'udp-udx': 'udp', 'udp-birthday': 'udp birthday', 'udp-prediction': 'udp prediction' }
+const PUNCH_METHODS = { 'tcp-simultaneous-open': 'tcp simultaneous open', 'udp-udx': 'udp', 'udp-birthday': 'udp birthday' }
 
 /**
  * Which way the tunnel's last direct path was made: 'tcp simultaneous open', 'udp' or 'udp birthday' (the

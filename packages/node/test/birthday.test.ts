@@ -17,7 +17,6 @@ import type { UdxSocket } from 'udx-native'
 import { findUdx, udxTransport, type UdxTransport } from '../src/transport/udx/transport.ts'
 import { decodeDatagram, encodeDatagram } from '../src/transport/udx/datagrams.ts'
 import { BIRTHDAY_SOCKETS, fanOut, hitChance, MIN_PORT, PREDICTION_WINDOW, predictedPorts, randomPorts, spray, SPRAY_BATCH_INTERVAL_MS, SPRAY_PROBES, sprayOrder } from '../src/transport/udx/birthday.ts'
-import { methodOf } from '../src/holepunch/puncher.ts'
 import { chooseBirthday, publicMapping } from '../src/holepunch/hard-nat.ts'
 import { decodeHolePunch, encodeHolePunch } from '../src/holepunch/dcutr-wire.ts'
 import { decodePunch, encodePunch } from '../src/holepunch/wire.ts'
@@ -267,15 +266,13 @@ describe('birthday method: the round starts it only towards the peer\'s public c
     const { birthday, events } = await puncher(udp)
     const signal = AbortSignal.timeout(5_000)
     const theirs = ['/ip4/10.2.0.2/udp/5000', '/ip4/11.0.0.12/udp/4000']
-    const predicted = new Set<number>()
-    assert.equal(birthday('peer', 1, false, theirs, signal, 0, predicted), true)
-    assert.equal(birthday('peer', 1, true, theirs, signal, 0, new Set()), true)
-    assert.equal(birthday('peer', 1, false, ['/ip4/10.2.0.2/udp/5000', '/ip4/127.0.0.1/udp/9'], signal, 0, new Set()), false)
+    assert.equal(birthday('peer', 1, false, theirs, signal, 0), true)
+    assert.equal(birthday('peer', 1, true, theirs, signal, 0), true)
+    assert.equal(birthday('peer', 1, false, ['/ip4/10.2.0.2/udp/5000', '/ip4/127.0.0.1/udp/9'], signal, 0), false)
     await udp.sprayed
     // Port prediction from the public candidate's port only (never the private one's).
     assert.deepEqual(udp.predicted.slice(0, 3), [4001, 4002, 4003])
     assert.equal(udp.predicted.length, PREDICTION_WINDOW)
-    assert.deepEqual([...predicted], udp.predicted)
     assert.deepEqual(udp.calls.sort(), ['fan-out 11.0.0.12:4000', 'spray 11.0.0.12'])
     assert.deepEqual(events.sort(), ['holepunch.birthday fan-out 11.0.0.12:4000', 'holepunch.birthday spray 11.0.0.12:4000'])
   })
@@ -298,13 +295,5 @@ describe('port prediction: the spray tries the ports after the observed one firs
     assert.deepEqual(order.slice(0, predicted.length), predicted)
     assert.ok(order.every(p => p >= MIN_PORT && p <= 65535), 'never below 1024 (80 dropped) or above 65535')
     assert.deepEqual(sprayOrder(3, predicted), [30006, 30007, 30008], 'a small budget is all prediction')
-  })
-
-  it('a win on a predicted port is reported as udp-prediction, on another as udp-birthday', () => {
-    const predicted = new Set(predictedPorts([30005]))
-    assert.equal(methodOf('/ip4/11.0.0.12/udp/30020/udx/p2p/x', true, predicted), 'udp-prediction')
-    assert.equal(methodOf('/ip4/11.0.0.12/udp/48017/udx/p2p/x', true, predicted), 'udp-birthday')
-    assert.equal(methodOf('/ip4/11.0.0.12/udp/30020/udx/p2p/x', false, predicted), 'udp-udx')
-    assert.equal(methodOf('/ip4/11.0.0.12/tcp/30020/p2p/x', true, predicted), 'tcp-simultaneous-open')
   })
 })

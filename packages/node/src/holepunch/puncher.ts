@@ -40,7 +40,8 @@
  * public UDP mapping, the other sprays PROBEs at ports of the symmetric side's
  * public IP, the ports after its observed one first (port prediction, for NATs that allocate in
  * sequence), then random ones; a hit makes a udx connection like any other, `method`
- * `udp-birthday`, or `udp-prediction` when the spraying side hit a predicted port.
+ * `udp-birthday` (whether the hit port was a predicted one or chance, nothing here can tell:
+ * the predicted ports are sprayed first either way).
  *
  * What a peer can make us dial (docs/nat-traversal.md): requests are answered only on relayed
  * connections, only for peers `mayPunchWith` names (we opened a tunnel to them, or they may use
@@ -74,8 +75,6 @@ export const PUNCH_METHOD = 'tcp-simultaneous-open'
 export const PUNCH_METHOD_WITH_UDP = 'tcp+udp'
 export const UDP_PUNCH_METHOD = 'udp-udx'
 export const BIRTHDAY_METHOD = 'udp-birthday'
-/** A birthday round won by a predicted port (a sequential allocator): known on the spraying side. */
-export const PREDICTION_METHOD = 'udp-prediction'
 
 /** What the UDP half of a round needs (holepunch/udp-observe.ts). */
 export interface UdpPunch {
@@ -118,12 +117,9 @@ function udxTarget (candidate: string): string {
   return `${candidate}/udx`
 }
 
-/** What made the connection at `addr`: `predicted` holds the ports the spray tried first, if we sprayed. */
-export function methodOf (addr: string, birthday: boolean, predicted: ReadonlySet<number> = new Set()): string {
+function methodOf (addr: string, birthday: boolean): string {
   if (!isUdx(addr)) return PUNCH_METHOD
-  if (!birthday) return UDP_PUNCH_METHOD
-  const port = Number(multiaddr(addr).getComponents().find(c => c.name === 'udp')?.value)
-  return predicted.has(port) ? PREDICTION_METHOD : BIRTHDAY_METHOD
+  return birthday ? BIRTHDAY_METHOD : UDP_PUNCH_METHOD
 }
 
 const MINUTE_MS = 60_000
@@ -202,7 +198,6 @@ export class HolePuncher {
     this.events.emitEvent('holepunch.started', { peer, attempt, method: this.method, role: 'initiator', candidates: [...ours, ...oursUdp] })
     let reported = false
     let birthday = false
-    const predicted = new Set<number>()
     // Ends the birthday method's sockets and probes with the round, however it ends.
     const roundOver = new AbortController()
     signal.addEventListener('abort', () => { roundOver.abort() }, { once: true })
@@ -235,7 +230,7 @@ export class HolePuncher {
       // B dials our udx socket at once: our PROBEs open our NAT towards B's candidates meanwhile.
       if (theirs.udp.length > 0) void this.udp?.probe(theirs.udp, signal).catch(() => {})
       const fansOut = !offer ? undefined : reply.hardNat === 'receiver-fans-out' ? 'initiator' : reply.hardNat === 'sender-fans-out' ? 'responder' : undefined
-      birthday = fansOut != null && this.birthday(peer, attempt, fansOut === 'initiator', theirs.udp, roundOver.signal, rtt / 2, predicted)
+      birthday = fansOut != null && this.birthday(peer, attempt, fansOut === 'initiator', theirs.udp, roundOver.signal, rtt / 2)
       await delay(rtt / 2, undefined, { signal })
       // The spec's role on a simultaneous open; with a standard peer also a plain dial, which
       // its listener takes as an ordinary client (see the header).
@@ -243,7 +238,7 @@ export class HolePuncher {
       if (reply.punchgate !== true) dials.push(...theirs.tcp.map(addr => ({ addr, initiator: true, reusePort: false })))
       const addr = await connectDirect(this.swarm, peer, dials, signal)
       const outcome = { addr, ms: Date.now() - started }
-      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday, predicted), role: 'initiator', ...outcome })
+      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday), role: 'initiator', ...outcome })
       return outcome
     } catch (err) {
       stream?.abort(err as Error)
@@ -262,7 +257,6 @@ export class HolePuncher {
     const signal = AbortSignal.any([this.shutdown.signal, AbortSignal.timeout(this.attemptTimeoutMs)])
     let attempt = 1
     let birthday = false
-    const predicted = new Set<number>()
     let udpWon = false
     const roundOver = new AbortController()
     const tcpOver = new AbortController()
@@ -280,7 +274,7 @@ export class HolePuncher {
       const sync = await wire.read()
       if (sync.type !== 'sync') throw new PunchError('expected sync')
       const theirs = this.dialable(connect.addrs, connect.udp ?? [], scope, connect.punchgate === true)
-      birthday = fansOut != null && this.birthday(peer, attempt, fansOut === 'responder', theirs.udp, roundOver.signal, 0, predicted)
+      birthday = fansOut != null && this.birthday(peer, attempt, fansOut === 'responder', theirs.udp, roundOver.signal, 0)
       // Our listener may accept A's dial before ours leaves (a full-cone or public side here):
       // a Punchgate peer dialled as the responder, so that connection, too, is upgraded with us
       // as the initiator. A standard peer's dial is an ordinary client's (see the header).
@@ -292,7 +286,7 @@ export class HolePuncher {
       const dials = [...theirs.tcp, ...theirs.udp.map(udxTarget)].map(a => ({ addr: a, initiator: true, reusePort: true }))
       const addr = await connectDirect(this.swarm, peer, dials, signal)
       udpWon = isUdx(addr)
-      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday, predicted), role: 'responder', addr, ms: Date.now() - started })
+      this.events.emitEvent('holepunch.succeeded', { peer, attempt, method: methodOf(addr, birthday), role: 'responder', addr, ms: Date.now() - started })
     } catch (err) {
       stream.abort(err as Error)
       const error = signal.aborted && !this.shutdown.signal.aborted ? `no direct connection within ${this.attemptTimeoutMs} ms` : (err as Error).message
@@ -310,12 +304,11 @@ export class HolePuncher {
   /**
    * Starts our half of the birthday method (hard-nat.ts) in the background: fan out towards
    * the peer's public UDP mapping, or spray its IP after `sprayDelayMs`, the ports after those
-   * its candidates show first (port prediction, birthday.ts `predictedPorts`; added to
-   * `predicted`). Only towards the peer's filtered candidates; false (nothing started) when it
+   * its candidates show first (port prediction, birthday.ts `predictedPorts`). Only towards the peer's filtered candidates; false (nothing started) when it
    * offered no public one. A connection it makes reaches the round through connectDirect's
    * `connection:open`.
    */
-  private birthday (peer: string, attempt: number, weFanOut: boolean, usableUdp: string[], signal: AbortSignal, sprayDelayMs: number, predicted: Set<number>): boolean {
+  private birthday (peer: string, attempt: number, weFanOut: boolean, usableUdp: string[], signal: AbortSignal, sprayDelayMs: number): boolean {
     const target = publicMapping(usableUdp)
     const udp = this.udp
     if (target == null || udp?.birthdayDial == null || udp.spray == null) return false
@@ -324,8 +317,8 @@ export class HolePuncher {
       void udp.birthdayDial(target, peer, signal).catch(() => {})
     } else {
       const observed = usableUdp.map(udpHostPort).filter((t): t is HostPort => t != null && t.host === target.host).map(t => t.port)
-      for (const port of predictedPorts(observed)) predicted.add(port)
-      void delay(sprayDelayMs, undefined, { signal }).then(async () => await udp.spray?.(target.host, signal, [...predicted])).catch(() => {})
+      const predicted = predictedPorts(observed)
+      void delay(sprayDelayMs, undefined, { signal }).then(async () => await udp.spray?.(target.host, signal, predicted)).catch(() => {})
     }
     return true
   }
