@@ -37,7 +37,10 @@ lab_cleanup() {
 start_in() {
   local host=$1 log=$2
   shift 2
-  bash "$lab" exec "$prefix" "$host" "$@" > "$log" 2>&1 &
+  # Emptied here, before the background start: a waiter's `tail -F` that began before the
+  # child's own redirection would otherwise read a previous run's lines from a reused LOG.
+  : > "$log"
+  bash "$lab" exec "$prefix" "$host" "$@" >> "$log" 2>&1 &
   pids+=($!)
 }
 

@@ -71,7 +71,8 @@ run_in() {
   local host=$1 log=$2
   shift 2
   if [ "$host" = ":own" ]; then
-    ip netns exec "$own_ns" "$@" > "$log" 2>&1 &
+    : > "$log"  # emptied before the start, as start_in does
+    ip netns exec "$own_ns" "$@" >> "$log" 2>&1 &
     pids+=($!)
   else
     start_in "$host" "$log" "$@"
