@@ -403,6 +403,7 @@ class Node implements PunchgateNode {
     this.events.emitEvent(opened ? 'peer.connected' : 'peer.disconnected', fields)
     if (!this.runner.running) return
 
+    if (!opened) this.relays.onConnectionClosed(peer)
     const path = this.consumer.bestPath(peer)
     this.membership.onConnectionChanged(connection, opened, path !== 'none')
     const previous = this.peerPaths.get(peer) ?? 'none'

@@ -154,15 +154,29 @@ export class RelayChoice {
   /** On a change of our own addresses: a reserved slot whose circuit addresses are gone was lost. */
   checkRelays (): void {
     if (!this.enabled || !this.loop.running) return
-    let lost = false
-    for (const relay of this.held()) {
-      if (this.circuitsThrough(relay).length > 0) continue
-      lost = true
-      this.events.emitEvent('relay.lost', { relay: this.addrOf(relay) })
-      this.loop.dispatch({ type: 'relay-lost', relay })
-    }
+    const lost = this.held().filter(relay => this.circuitsThrough(relay).length === 0)
+    for (const relay of lost) this.lose(relay)
     // Another public node may take its place: ask the bootstraps whom they know now.
-    if (lost) void this.askBootstraps()
+    if (lost.length > 0) void this.askBootstraps()
+  }
+
+  /**
+   * A connection to `peer` closed: a slot held on it is lost once no direct connection to it
+   * is left, whatever our addresses say (a reservation lives on its connection). Noticing it
+   * only from our addresses failed once in CI: a restarted relay was reconnected, but its
+   * circuit address had stayed, so the slot was never taken again (reliability lab).
+   */
+  onConnectionClosed (peer: string): void {
+    if (!this.enabled || !this.loop.running || this.loop.state.relays[peer]?.status !== 'reserved') return
+    const open = this.swarm.getConnections(peerIdFromString(peer)).some(c => c.status === 'open' && pathOf(c) === 'direct')
+    if (open) return
+    this.lose(peer)
+    void this.askBootstraps()
+  }
+
+  private lose (relay: string): void {
+    this.events.emitEvent('relay.lost', { relay: this.addrOf(relay) })
+    this.loop.dispatch({ type: 'relay-lost', relay })
   }
 
   private circuitsThrough (relay: string): string[] {
