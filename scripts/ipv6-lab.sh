@@ -13,18 +13,21 @@
 #   IPV6LAB_RESULTS    results directory (default test-results/ipv6-lab)
 set -euo pipefail
 
-# name          bootstrap given as      target path  first byte limit (s)
+# name          bootstrap given as      target path  first byte limit (s)  IPv6 firewalls
 #   boot6:  the bootstrap's IPv6 address: relay, identify and the punch's coordination all run
 #           over IPv6, and the bootstrap observes each node's IPv6 address and port.
 #   boot4:  its IPv4 address only: nothing observes the nodes' IPv6 addresses; the candidates
 #           come from their own interfaces (holepunch/observed.ts).
+#   fw6nosyn: firewalls that also drop every inbound bare TCP SYN (nat-lab.sh --ipv6-nosyn):
+#           no TCP punch gets through, so the direct path must be a UDP (udx) punch over IPv6.
 # The target is the client's punch round 1 ending direct over /ip6/ (check_ipv6), which load does
 # not change; the first byte is measured and reported, its limit only says the tunnel worked: at
 # load 6-9 it came at 2.4-4.6 s, at load 18 at 10.7-14.7 s, Node's start-up alone taking 6.1-8.2 s
 # of it (docs/nat-traversal.md "IPv6").
 readonly SCENARIOS='
-fw6-boot6       ip6                     direct       30
-fw6-boot4       ip4                     direct       30
+fw6-boot6       ip6                     direct       30                     stateful
+fw6-boot4       ip4                     direct       30                     stateful
+fw6nosyn-boot6  ip6                     direct       30                     nosyn
 '
 readonly BOOT_ADDR=11.0.0.2 BOOT_ADDR6=2001:db9::2 WORKHORSE_ADDR6=2001:db9:b::2 PORT=4001 ECHO_PORT=7000 TUNNEL_PORT=2222
 readonly IPV4_KIND=symmetric
@@ -65,12 +68,12 @@ setup_error=''
 client_started=0
 measured_until=0
 run_scenario() {
-  local out=$1 family=$2
+  local out=$1 family=$2 firewall=$3
   local boot_id boot client_id
   # Both nodes listen on both families, on one port, as docs/configuration.md shows.
   local listen=(--listen "/ip4/0.0.0.0/tcp/$PORT" --listen "/ip6/::/tcp/$PORT")
 
-  "$lab" up "$prefix" "$IPV4_KIND" "$IPV4_KIND" --ipv6 > "$out/lab.log" 2>&1 ||
+  "$lab" up "$prefix" "$IPV4_KIND" "$IPV4_KIND" "$( [ "$firewall" = nosyn ] && echo --ipv6-nosyn || echo --ipv6)" > "$out/lab.log" 2>&1 ||
     { setup_error="lab up failed: $(tail -n 1 "$out/lab.log")"; return 1; }
   lab_up=1
 
@@ -105,16 +108,18 @@ run_scenario() {
 }
 
 # The direct connection's address and when the punch made it, from the client's log: the
-# target is a direct path over IPv6 from the client's first punch round, not merely a direct one.
+# target is a direct path over IPv6 from the client's first punch round, not merely a direct
+# one; behind SYN-dropping firewalls (FIREWALL nosyn), a UDP (udx) one.
 check_ipv6() {
-  node - "$1/client.log" "$2" "$client_started" <<'EOF'
-const [file, workhorse, started] = process.argv.slice(2)
+  node - "$1/client.log" "$2" "$client_started" "$3" <<'EOF'
+const [file, workhorse, started, firewall] = process.argv.slice(2)
 const events = require('node:fs').readFileSync(file, 'utf8').split('\n').flatMap(l => { try { return [JSON.parse(l)] } catch { return [] } })
 const direct = events.find(e => e.event === 'peer.connected' && e.peer === workhorse && e.direct === true)
 const punched = events.find(e => e.event === 'holepunch.succeeded')
 const at = e => e?.time != null ? `${((Date.parse(e.time) - Number(started)) / 1000).toFixed(1)} s` : '-'
 console.log(`direct connection ${direct?.addr ?? 'none'} at ${at(direct)}; punch ${punched != null ? `${punched.addr}, round ${punched.attempt}, ${punched.ms} ms` : 'none'}`)
-process.exitCode = direct?.addr.startsWith('/ip6/') === true && punched?.attempt === 1 && punched.addr.startsWith('/ip6/') ? 0 : 1
+const udp = firewall !== 'nosyn' || (punched?.addr.includes('/udx/') === true && direct?.addr.includes('/udx/') === true)
+process.exitCode = direct?.addr.startsWith('/ip6/') === true && punched?.attempt === 1 && punched.addr.startsWith('/ip6/') && udp ? 0 : 1
 EOF
 }
 
@@ -130,21 +135,21 @@ rm -f "$results/results.json" "$results/results.md" "$results/scenarios.txt"
 
 ipv6_failed=()
 for name in ${selected//,/ }; do
-  read -r _ family path limit < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
+  read -r _ family path limit firewall < <(awk -v n="$name" '$1 == n' <<< "$SCENARIOS")
   out="$results/$name"
   mkdir -p "$out"
-  echo "ipv6-lab: $name (bootstrap over $family, both sides behind IPv6 firewalls and $IPV4_KIND IPv4 NATs, target $path over IPv6 in punch round 1, first byte <= $limit s)"
+  echo "ipv6-lab: $name (bootstrap over $family, both sides behind $firewall IPv6 firewalls and $IPV4_KIND IPv4 NATs, target $path over IPv6$( [ "$firewall" = nosyn ] && echo ' UDP') in punch round 1, first byte <= $limit s)"
   rm -f "$work"/*.key "$work"/*.known-providers
   workhorse_id=$(punchgate_id "$work/workhorse.key")
   setup_error=''
   client_started=0
-  run_scenario "$out" "$family" || true
+  run_scenario "$out" "$family" "$firewall" || true
   measured_until=$(date +%s%3N)
   stop_processes
   lab_down
   write_scenario "$out" "$path" "$limit" "$workhorse_id" "$setup_error"
   echo "$name" >> "$results/scenarios.txt"
-  check_ipv6 "$out" "$workhorse_id" | tee "$out/ipv6.txt" || ipv6_failed+=("$name")
+  check_ipv6 "$out" "$workhorse_id" "$firewall" | tee "$out/ipv6.txt" || ipv6_failed+=("$name")
 done
 
 echo

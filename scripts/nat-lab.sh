@@ -4,7 +4,7 @@
 # and a second public host (boot2, for a second public node) on that internet. See
 # docs/nat-traversal.md for the topology and the NAT kinds.
 #
-#   nat-lab.sh up PREFIX CLIENT_KIND WORKHORSE_KIND [--delay MS] [--loss PCT] [--ipv6]
+#   nat-lab.sh up PREFIX CLIENT_KIND WORKHORSE_KIND [--delay MS] [--loss PCT] [--ipv6 | --ipv6-nosyn]
 #   nat-lab.sh down PREFIX                 (idempotent)
 #   nat-lab.sh exec PREFIX HOST CMD...     HOST: boot boot2 client workhorse routerA routerB
 #                                          carrierA carrierB (cgnat sides)
@@ -18,6 +18,8 @@
 # public (no router: the host sits on the internet).
 # --ipv6: dual stack; every host also gets a global IPv6 address (2001:db9::/32, no NAT) and
 # each router a stateful IPv6 firewall (replies to what its host opened, nothing else).
+# --ipv6-nosyn: the same, and the IPv6 firewalls also drop every inbound bare TCP SYN (as
+# nosyn does on IPv4): over IPv6 only a UDP punch can go direct.
 # Every namespace is named PREFIX<name> (PREFIXinet holds the internet bridge); the lab
 # touches nothing else. Needs root; installs missing Debian packages.
 set -euo pipefail
@@ -46,8 +48,9 @@ readonly NET6=2001:db9
 readonly BOOT_IP6=$NET6::2 BOOT2_IP6=$NET6::3
 readonly ROUTER_WAN6_client=$NET6::11 LAN6_client=$NET6:a: PUBLIC6_client=$NET6::21
 readonly ROUTER_WAN6_workhorse=$NET6::12 LAN6_workhorse=$NET6:b: PUBLIC6_workhorse=$NET6::22
-# Set by 'up --ipv6'.
+# Set by 'up --ipv6' (and --ipv6-nosyn, which also sets IPV6_NOSYN).
 IPV6=0
+IPV6_NOSYN=0
 
 die() { echo "nat-lab: $*" >&2; exit 1; }
 
@@ -105,16 +108,20 @@ attach_internet() {
 # --ipv6: a router's firewall, as a home router's (RFC 6092): its host may open connections
 # out; from the WAN only replies to those (and neighbour discovery, to the router itself) get in.
 router_rules6() {
+  local nosyn=''
+  [ "$IPV6_NOSYN" -eq 1 ] && nosyn='    iifname "wan" tcp flags & (fin | syn | rst | ack) == syn drop comment "nosyn"'
   cat <<EOF
 table ip6 $NAT_TABLE {
   chain input {
     type filter hook input priority filter; policy accept;
+$nosyn
     iifname "wan" ct state established,related accept
     iifname "wan" icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
     iifname "wan" drop
   }
   chain forward {
     type filter hook forward priority filter; policy accept;
+$nosyn
     iifname "wan" ct state established,related accept
     iifname "wan" drop
   }
@@ -293,6 +300,7 @@ cmd_up() {
       --delay) [[ "${2:-}" =~ ^[0-9]+$ ]] || die "--delay needs milliseconds"; delay=$2; shift 2 ;;
       --loss) [[ "${2:-}" =~ ^([0-9]{1,2}(\.[0-9]{1,2})?|100)$ ]] || die "--loss needs a percentage (0-100, two decimals)"; loss=$2; shift 2 ;;
       --ipv6) IPV6=1; shift ;;
+      --ipv6-nosyn) IPV6=1; IPV6_NOSYN=1; shift ;;
       *) usage ;;
     esac
   done
@@ -322,7 +330,7 @@ cmd_up() {
   if [ "$IPV6" -eq 1 ]; then route_lans6 "$prefix"; fi
   add_impairments "$prefix" "$delay" "$loss"
   trap - EXIT INT TERM
-  echo "nat-lab: $prefix up: client $client_kind, workhorse $workhorse_kind${delay:+, delay ${delay} ms}${loss:+, loss ${loss}%}$( [ "$IPV6" -eq 1 ] && echo ', IPv6 behind stateful firewalls')"
+  echo "nat-lab: $prefix up: client $client_kind, workhorse $workhorse_kind${delay:+, delay ${delay} ms}${loss:+, loss ${loss}%}$( [ "$IPV6" -eq 1 ] && echo ", IPv6 behind stateful firewalls$( [ "$IPV6_NOSYN" -eq 1 ] && echo ' that drop inbound SYNs')")"
 }
 
 cmd_down() {

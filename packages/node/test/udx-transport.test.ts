@@ -24,10 +24,11 @@ const ECHO = '/test/echo/1.0.0'
 const nodes: Node[] = []
 after(async () => { await Promise.all(nodes.map(async n => n.stop())) })
 
-async function node (): Promise<{ node: Node, udx: UdxTransport }> {
+/** `host`: the IPv4 socket's address; '0.0.0.0' opens the IPv6 socket beside it. */
+async function node (host = '127.0.0.1'): Promise<{ node: Node, udx: UdxTransport }> {
   const n = await createLibp2p({
     privateKey: await generateKeyPair('Ed25519'),
-    transports: [udxTransport({ host: '127.0.0.1' })],
+    transports: [udxTransport({ host })],
     connectionEncrypters: [socketTls()],
     streamMuxers: [yamux()],
     services: {
@@ -126,6 +127,35 @@ describe('udx transport', () => {
     await new Promise(resolve => setTimeout(resolve, 50))
     assert.equal(probes, 10)
     target.close()
+  })
+
+  it('dials over IPv6 from the IPv6 socket on the same port: a stream echoes 1 MiB byte-exact', async () => {
+    const a = await node('0.0.0.0')
+    const b = await node('0.0.0.0')
+    const target = udxAddr({ host: '::1', port: b.udx.port! }).encapsulate(`/p2p/${b.node.peerId.toString()}`)
+    assert.equal(target.toString().split('/p2p/')[0], `/ip6/::1/udp/${b.udx.port!}/udx`)
+    const connection = await a.node.dial(target)
+    assert.equal(connection.remotePeer.toString(), b.node.peerId.toString())
+    const data = random(1024 * 1024)
+    assert.equal(sha256(await echo(await connection.newStream(ECHO), data)), sha256(data))
+    const inbound = b.node.getConnections(a.node.peerId)
+    assert.match(inbound[0]!.remoteAddr.toString(), new RegExp(`^/ip6/::1/udp/${a.udx.port!}/udx`), 'the dial left from the IPv6 socket, on the IPv4 socket\'s port')
+    await connection.close()
+  })
+
+  it('offers global IPv6 interface addresses only with the IPv6 socket open, never link-local or unique-local ones', async () => {
+    const interfaces = (): ReturnType<typeof import('node:os').networkInterfaces> => ({
+      eth0: [
+        { address: '11.0.0.5', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: false, cidr: '11.0.0.5/8' },
+        { address: '2001:db9:b::2', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: '2001:db9:b::2/64', scopeid: 0 },
+        { address: 'fe80::1', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: 'fe80::1/64', scopeid: 2 },
+        { address: 'fd00::5', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: '00:00:00:00:00:00', internal: false, cidr: 'fd00::5/64', scopeid: 0 }
+      ]
+    })
+    const dual = await node('0.0.0.0')
+    assert.deepEqual(dual.udx.localAddresses(interfaces), [{ host: '11.0.0.5', port: dual.udx.port }, { host: '2001:db9:b::2', port: dual.udx.port }])
+    const v4only = await node('127.0.0.1')
+    assert.deepEqual(v4only.udx.localAddresses(interfaces), [{ host: '11.0.0.5', port: v4only.udx.port }])
   })
 
   it('an OBSERVE datagram completes the waiter for its token with the sender\'s address; other tokens are dropped', async () => {

@@ -1,5 +1,6 @@
 /**
- * Addresses of the UDP transport (transport/udx/transport.ts): `/ip4/A/udp/P/udx`.
+ * Addresses of the UDP transport (transport/udx/transport.ts): `/ip4/A/udp/P/udx`, or
+ * `/ip6/A/udp/P/udx` over IPv6 (no NAT there, the same punch: docs/nat-traversal.md).
  *
  * `udx` is registered here under a code from the multicodec private-use range: such an
  * address never leaves the node in a form another implementation must parse. The
@@ -8,6 +9,7 @@
  * a peer sees is the observed address identify reports on a udx connection, and only a
  * node running this transport makes one.
  */
+import { isIPv6 } from 'node:net'
 import { multiaddr, registry, type Multiaddr } from '@multiformats/multiaddr'
 
 export const UDX_PROTOCOL_NAME = 'udx'
@@ -22,19 +24,21 @@ try {
 
 export interface HostPort { host: string, port: number }
 
-/** `/ip4/A/udp/P/udx` (any `/p2p/...` after it ignored), else undefined. */
+const IP_PROTOCOLS = new Set(['ip4', 'ip6'])
+
+/** `/ip4|ip6/A/udp/P/udx` (any `/p2p/...` after it ignored), else undefined. */
 export function udxHostPort (ma: Multiaddr): HostPort | undefined {
   const [ip, udp, udx] = ma.getComponents()
-  if (ip?.name !== 'ip4' || udp?.name !== 'udp' || udx?.name !== UDX_PROTOCOL_NAME || ip.value == null || udp.value == null) return undefined
+  if (ip == null || !IP_PROTOCOLS.has(ip.name) || udp?.name !== 'udp' || udx?.name !== UDX_PROTOCOL_NAME || ip.value == null || udp.value == null) return undefined
   return { host: ip.value, port: Number(udp.value) }
 }
 
-/** A plain UDP candidate (`/ip4/A/udp/P`, as the punch exchange carries it), else undefined. */
+/** A plain UDP candidate (`/ip4|ip6/A/udp/P`, as the punch exchange carries it), else undefined. */
 export function udpHostPort (addr: string): HostPort | undefined {
   try {
     const components = multiaddr(addr).getComponents()
     const [ip, udp] = components
-    if (components.length !== 2 || ip?.name !== 'ip4' || udp?.name !== 'udp' || ip.value == null || udp.value == null) return undefined
+    if (components.length !== 2 || ip == null || !IP_PROTOCOLS.has(ip.name) || udp?.name !== 'udp' || ip.value == null || udp.value == null) return undefined
     const port = Number(udp.value)
     return port > 0 && port < 65536 ? { host: ip.value, port } : undefined
   } catch {
@@ -42,10 +46,14 @@ export function udpHostPort (addr: string): HostPort | undefined {
   }
 }
 
+function ipProtocol (host: string): string {
+  return isIPv6(host) ? 'ip6' : 'ip4'
+}
+
 export function udxAddr ({ host, port }: HostPort): Multiaddr {
-  return multiaddr(`/ip4/${host}/udp/${port}/${UDX_PROTOCOL_NAME}`)
+  return multiaddr(`/${ipProtocol(host)}/${host}/udp/${port}/${UDX_PROTOCOL_NAME}`)
 }
 
 export function udpCandidate ({ host, port }: HostPort): string {
-  return `/ip4/${host}/udp/${port}`
+  return `/${ipProtocol(host)}/${host}/udp/${port}`
 }

@@ -14,6 +14,9 @@
  *
  * The socket is opened at start and is not a libp2p listener: nothing announces it (punch
  * candidates carry its address, docs/protocol.md), and libp2p never dials it on its own.
+ * Beside it, on the same port, an IPv6-only socket (when the host has IPv6 and the port is
+ * free there): no NAT on IPv6, so its candidates are the host's global IPv6 addresses, and
+ * a punch over IPv6 is the same dance, through stateful firewalls instead of NATs.
  *
  * What a stranger can make us do: a SYN from anyone gets a SYN-ACK of the same size (resent
  * at most SYN_ACKS_PER_HANDSHAKE times) and an inbound upgrade under libp2p's usual inbound
@@ -23,6 +26,7 @@
  * puncher says (filtered candidates, PROBES_PER_TARGET each, MAX_PROBE_TARGETS at once).
  */
 import { randomBytes } from 'node:crypto'
+import { isIPv6 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
 import { AbortError, serviceCapabilities, transportSymbol, TimeoutError } from '@libp2p/interface'
@@ -31,6 +35,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type UDX from 'udx-native'
 import type { UdxAddress, UdxSocket, UdxStream } from 'udx-native'
 import { PeerBudget } from '../../holepunch/budget.ts'
+import { globalIPv6 } from '../../holepunch/candidates.ts'
 import { udxAddr, udxHostPort, type HostPort } from './addr.ts'
 import { UdxConnection } from './connection.ts'
 import { decodeDatagram, encodeDatagram, PROBE_TOKEN_BYTES } from './datagrams.ts'
@@ -83,6 +88,8 @@ export class UdxTransport implements Transport, Startable {
   private readonly log: Logger
   private udx?: UDX
   private socket?: UdxSocket
+  /** The IPv6 socket, on the same port; undefined without IPv6 (or with a `host` given). */
+  private socket6?: UdxSocket
   private readonly streamIds = new Set<number>()
   /** `host:port:nonce` of SYNs we answered. */
   private readonly accepted = new Map<string, Accepted>()
@@ -107,24 +114,46 @@ export class UdxTransport implements Transport, Startable {
     const { default: Udx } = await import('udx-native')
     this.shutdown = new AbortController()
     this.udx = new Udx()
+    const host = this.init.host ?? '0.0.0.0'
     const socket = this.udx.createSocket()
-    socket.bind(this.init.port ?? 0, this.init.host ?? '0.0.0.0')
+    socket.bind(this.init.port ?? 0, host)
+    this.listen(socket)
+    this.socket = socket
+    this.log('udx socket on %s:%d', socket.address().host, socket.address().port)
+    if (host !== '0.0.0.0') return
+    const socket6 = this.udx.createSocket({ ipv6Only: true })
+    try {
+      socket6.bind(socket.address().port, '::')
+    } catch (err) {
+      this.log('no IPv6 udx socket on port %d: %e', socket.address().port, err)
+      return
+    }
+    this.listen(socket6)
+    this.socket6 = socket6
+  }
+
+  private listen (socket: UdxSocket): void {
     try {
       socket.setRecvBufferSize(SOCKET_BUFFER_BYTES)
       socket.setSendBufferSize(SOCKET_BUFFER_BYTES)
     } catch {}
-    socket.on('message', (message, from) => { this.onDatagram(message, from) })
-    this.socket = socket
-    this.log('udx socket on %s:%d', socket.address().host, socket.address().port)
+    socket.on('message', (message, from) => { this.onDatagram(socket, message, from) })
+  }
+
+  /** The socket that sends to `host`: the IPv6 one for an IPv6 address. */
+  private socketFor (host: string): UdxSocket | undefined {
+    return isIPv6(host) ? this.socket6 : this.socket
   }
 
   async stop (): Promise<void> {
     this.shutdown.abort()
     const socket = this.socket
+    const socket6 = this.socket6
     this.socket = undefined
+    this.socket6 = undefined
     if (socket == null) return
     // Closing the socket waits for its streams: destroy them (libp2p has closed its connections by now).
-    const sockets = [socket, ...this.extraSockets]
+    const sockets = [socket, ...(socket6 != null ? [socket6] : []), ...this.extraSockets]
     this.extraSockets.clear()
     for (const s of sockets) {
       for (const stream of (s as unknown as { streams: Set<UdxStream> }).streams ?? []) stream.destroy()
@@ -137,13 +166,19 @@ export class UdxTransport implements Transport, Startable {
     return this.socket?.address().port
   }
 
-  /** This host's own addresses for the socket (`/ip4/A/udp/P` form is the caller's): non-internal IPv4 interfaces. */
+  /**
+   * This host's own addresses for the sockets (`/ipX/A/udp/P` form is the caller's):
+   * non-internal IPv4 interfaces, and global IPv6 ones when the IPv6 socket is open (never
+   * link-local or unique-local, as for TCP: holepunch/observed.ts).
+   */
   localAddresses (interfaces = networkInterfaces): HostPort[] {
     const port = this.port
     if (port == null) return []
-    return Object.values(interfaces()).flatMap(list => list ?? [])
-      .filter(i => i.family === 'IPv4' && !i.internal)
-      .map(i => ({ host: i.address, port }))
+    const all = Object.values(interfaces()).flatMap(list => list ?? [])
+    const v4 = all.filter(i => i.family === 'IPv4' && !i.internal).map(i => ({ host: i.address, port }))
+    const port6 = this.socket6?.address().port
+    const v6 = port6 == null ? [] : all.filter(i => i.family === 'IPv6' && !i.internal && globalIPv6(i.address)).map(i => ({ host: i.address, port: port6 }))
+    return [...v4, ...v6]
   }
 
   listenFilter (): Multiaddr[] {
@@ -160,10 +195,10 @@ export class UdxTransport implements Transport, Startable {
 
   async dial (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> {
     const target = udxHostPort(ma)
-    const socket = this.socket
     const udx = this.udx
     if (target == null) throw new Error(`not a udx address: ${ma.toString()}`)
-    if (socket == null || udx == null) throw new Error('udx transport not started')
+    const socket = this.socketFor(target.host)
+    if (socket == null || udx == null) throw new Error(this.socket == null ? 'udx transport not started' : `no udx socket for ${target.host}`)
     const signal = AbortSignal.any([options.signal, this.shutdown.signal])
     const streamId = this.newStreamId()
     try {
@@ -188,12 +223,11 @@ export class UdxTransport implements Transport, Startable {
    * PROBE_INTERVAL_MS, PROBES_PER_TARGET times or until `signal` aborts. Resolves when done.
    */
   async probe (targets: HostPort[], signal: AbortSignal): Promise<void> {
-    const socket = this.socket
-    if (socket == null) return
+    if (this.socket == null) return
     const datagram = encodeDatagram({ type: 'probe', token: randomBytes(PROBE_TOKEN_BYTES) })
     const list = targets.slice(0, MAX_PROBE_TARGETS)
     for (let i = 0; i < PROBES_PER_TARGET && !signal.aborted && !this.shutdown.signal.aborted; i++) {
-      for (const t of list) socket.trySend(datagram, t.port, t.host)
+      for (const t of list) this.socketFor(t.host)?.trySend(datagram, t.port, t.host)
       await sleep(PROBE_INTERVAL_MS, signal).catch(() => {})
     }
   }
@@ -264,7 +298,7 @@ export class UdxTransport implements Transport, Startable {
 
   /** Sends one OBSERVE datagram with `token` to an observer (holepunch/udp-observe.ts). */
   sendObserve (token: Uint8Array, to: HostPort): void {
-    this.socket?.trySend(encodeDatagram({ type: 'observe', token }), to.port, to.host)
+    this.socketFor(to.host)?.trySend(encodeDatagram({ type: 'observe', token }), to.port, to.host)
   }
 
   /**
@@ -281,21 +315,20 @@ export class UdxTransport implements Transport, Startable {
     })
   }
 
-  private onDatagram (message: Buffer, from: UdxAddress): void {
+  private onDatagram (socket: UdxSocket, message: Buffer, from: UdxAddress): void {
     const datagram = decodeDatagram(message)
-    if (datagram == null || from.family !== 4) return
+    if (datagram == null || from.family !== (socket === this.socket6 ? 6 : 4)) return
     switch (datagram.type) {
-      case 'syn': this.onSyn(datagram.nonce, datagram.streamId, from); break
+      case 'syn': this.onSyn(socket, datagram.nonce, datagram.streamId, from); break
       case 'syn-ack': this.dialing.get(`${from.host}:${from.port}:${datagram.nonce}`)?.resolve(datagram.streamId); break
       case 'observe': this.observeWaiters.get(Buffer.from(datagram.token).toString('hex'))?.({ host: from.host, port: from.port }); break
       case 'probe': break
     }
   }
 
-  private onSyn (nonce: number, remoteStreamId: number, from: UdxAddress): void {
-    const socket = this.socket
+  private onSyn (socket: UdxSocket, nonce: number, remoteStreamId: number, from: UdxAddress): void {
     const udx = this.udx
-    if (socket == null || udx == null) return
+    if (udx == null || this.socket == null) return
     const key = `${from.host}:${from.port}:${nonce}`
     const now = Date.now()
     this.forgetOldHandshakes(now)
