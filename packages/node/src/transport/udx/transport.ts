@@ -3,64 +3,44 @@
  * controlled streams over UDP, what Holepunch's hyperdht punches with). Why this carrier
  * and not WebRTC or QUIC: docs/nat-traversal.md, "UDP punching".
  *
- * One UDP socket per node both accepts and dials, so the NAT mapping an observer saw for it
- * (holepunch/udp-observe.ts) is the one a peer must send to. udx has no handshake of its
- * own: a dial sends SYN (nonce, its stream id) every SYN_INTERVAL_MS until the listener's
- * SYN-ACK (its stream id) comes back from the dialled address (datagrams.ts); each side
- * then connects a udx stream to the other's, and libp2p's upgrader secures it (TLS or
+ * One UDP socket per node (and its IPv6 twin on the same port: sockets.ts) both accepts
+ * and dials, so the NAT mapping an observer saw for it (holepunch/udp-observe.ts) is the one
+ * a peer must send to. udx has no handshake of its own: handshake.ts adds SYN/SYN-ACK; each
+ * side then connects a udx stream to the other's, and libp2p's upgrader secures it (TLS or
  * Noise) and muxes it (yamux) like a TCP connection. The resent SYNs are also the punch:
  * the first ones open the dialler's NAT, and once the peer's PROBEs (`probe()`) have opened
  * its own, the next SYN gets through.
  *
- * The socket is opened at start and is not a libp2p listener: nothing announces it (punch
- * candidates carry its address, docs/protocol.md), and libp2p never dials it on its own.
- * Beside it, on the same port, an IPv6-only socket (when the host has IPv6 and the port is
- * free there): no NAT on IPv6, so its candidates are the host's global IPv6 addresses, and
- * a punch over IPv6 is the same dance, through stateful firewalls instead of NATs.
+ * The sockets are opened at start and are not a libp2p listener: nothing announces them
+ * (punch candidates carry their addresses, docs/protocol.md), and libp2p never dials them on
+ * its own.
  *
- * What a stranger can make us do: a SYN from anyone gets a SYN-ACK of the same size (resent
- * at most SYN_ACKS_PER_HANDSHAKE times) and an inbound upgrade under libp2p's usual inbound
- * limits and gater; at most MAX_PENDING_INBOUND such upgrades at once and
- * NEW_HANDSHAKES_PER_IP_PER_MINUTE per source address. PROBE and stray datagrams are dropped
+ * What a stranger can make us do: a SYN from anyone gets a SYN-ACK of the same size and an
+ * inbound upgrade under libp2p's usual inbound limits and gater (handshake.ts has the caps);
+ * at most MAX_PENDING_INBOUND such upgrades at once. PROBE and stray datagrams are dropped
  * unread; OBSERVE only completes a token we handed out. We send PROBEs only where the
  * puncher says (filtered candidates, PROBES_PER_TARGET each, MAX_PROBE_TARGETS at once).
  */
 import { randomBytes } from 'node:crypto'
-import { isIPv6 } from 'node:net'
 import { networkInterfaces } from 'node:os'
 import { setTimeout as delay } from 'node:timers/promises'
-import { AbortError, serviceCapabilities, transportSymbol, TimeoutError } from '@libp2p/interface'
+import { serviceCapabilities, transportSymbol, TimeoutError } from '@libp2p/interface'
 import type { ComponentLogger, Connection, CreateListenerOptions, DialTransportOptions, Listener, Logger, Startable, Transport, Upgrader } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type UDX from 'udx-native'
 import type { UdxAddress, UdxSocket, UdxStream } from 'udx-native'
-import { PeerBudget } from '../../holepunch/budget.ts'
-import { globalIPv6 } from '../../holepunch/candidates.ts'
 import { udxAddr, udxHostPort, type HostPort } from './addr.ts'
 import { UdxConnection } from './connection.ts'
 import { decodeDatagram, encodeDatagram, PROBE_TOKEN_BYTES } from './datagrams.ts'
 import { fanOut, spray } from './birthday.ts'
+import { Handshakes } from './handshake.ts'
+import { UdxSockets } from './sockets.ts'
 
-/** SYN resend interval and count: a dial gives up after SYN_INTERVAL_MS x SYN_ATTEMPTS (4.5 s). */
-export const SYN_INTERVAL_MS = 100
-export const SYN_ATTEMPTS = 45
-/** A handshake is remembered this long, so a resent SYN gets the same answer. */
-const HANDSHAKE_MEMORY_MS = 10_000
-const SYN_ACKS_PER_HANDSHAKE = 10
 const MAX_PENDING_INBOUND = 32
-/** Handshakes remembered at once (each for HANDSHAKE_MEMORY_MS): a flood of SYNs from many addresses cannot grow the table. */
-const MAX_REMEMBERED_HANDSHAKES = 1024
-const NEW_HANDSHAKES_PER_IP_PER_MINUTE = 30
 export const PROBE_INTERVAL_MS = 100
 export const PROBES_PER_TARGET = 10
 export const MAX_PROBE_TARGETS = 8
 const MAX_OBSERVE_WAITERS = 64
-/**
- * Socket buffers: measured in the NAT lab, 100 MiB echoed at 22 MB/s with the kernel's
- * defaults and 39-40 MB/s with 4 MiB (docs/nat-traversal.md). The kernel caps them at
- * net.core.rmem_max / wmem_max.
- */
-const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 /** udx keepalive on an idle connection: keeps NAT mappings (often 30 s for UDP) alive. */
 const KEEPALIVE_MS = 15_000
 
@@ -76,9 +56,6 @@ export interface UdxTransportComponents {
   logger: ComponentLogger
 }
 
-interface Accepted { streamId: number, acks: number, expires: number }
-interface Dialing { host: string, port: number, resolve: (remoteStreamId: number) => void }
-
 export class UdxTransport implements Transport, Startable {
   readonly [transportSymbol] = true
   readonly [Symbol.toStringTag] = '@punchgate/udx'
@@ -87,16 +64,10 @@ export class UdxTransport implements Transport, Startable {
   private readonly init: UdxTransportInit
   private readonly log: Logger
   private udx?: UDX
-  private socket?: UdxSocket
-  /** The IPv6 socket, on the same port; undefined without IPv6 (or with a `host` given). */
-  private socket6?: UdxSocket
+  private sockets?: UdxSockets
   private readonly streamIds = new Set<number>()
-  /** `host:port:nonce` of SYNs we answered. */
-  private readonly accepted = new Map<string, Accepted>()
-  /** `host:port:nonce` of our dials waiting for a SYN-ACK. */
-  private readonly dialing = new Map<string, Dialing>()
+  private readonly handshakes = new Handshakes()
   private readonly observeWaiters = new Map<string, (from: HostPort) => void>()
-  private readonly newHandshakes = new PeerBudget({ limit: NEW_HANDSHAKES_PER_IP_PER_MINUTE, windowMs: 60_000 })
   private pendingInbound = 0
   /** Birthday fan-out sockets (birthday.ts), open or winning; closed on stop. One fan-out and one spray at a time. */
   private readonly extraSockets = new Set<UdxSocket>()
@@ -114,46 +85,26 @@ export class UdxTransport implements Transport, Startable {
     const { default: Udx } = await import('udx-native')
     this.shutdown = new AbortController()
     this.udx = new Udx()
-    const host = this.init.host ?? '0.0.0.0'
-    const socket = this.udx.createSocket()
-    socket.bind(this.init.port ?? 0, host)
-    this.listen(socket)
-    this.socket = socket
-    this.log('udx socket on %s:%d', socket.address().host, socket.address().port)
-    if (host !== '0.0.0.0') return
-    const socket6 = this.udx.createSocket({ ipv6Only: true })
-    try {
-      socket6.bind(socket.address().port, '::')
-    } catch (err) {
-      this.log('no IPv6 udx socket on port %d: %e', socket.address().port, err)
-      return
-    }
-    this.listen(socket6)
-    this.socket6 = socket6
+    this.sockets = UdxSockets.open(this.udx, this.init.port ?? 0, this.init.host ?? '0.0.0.0', (socket, message, from) => { this.onDatagram(socket, message, from) }, this.log)
   }
 
-  private listen (socket: UdxSocket): void {
-    try {
-      socket.setRecvBufferSize(SOCKET_BUFFER_BYTES)
-      socket.setSendBufferSize(SOCKET_BUFFER_BYTES)
-    } catch {}
-    socket.on('message', (message, from) => { this.onDatagram(socket, message, from) })
+  /** The main (IPv4) socket, once started. */
+  private get socket (): UdxSocket | undefined {
+    return this.sockets?.v4
   }
 
   /** The socket that sends to `host`: the IPv6 one for an IPv6 address. */
   private socketFor (host: string): UdxSocket | undefined {
-    return isIPv6(host) ? this.socket6 : this.socket
+    return this.sockets?.for(host)
   }
 
   async stop (): Promise<void> {
     this.shutdown.abort()
-    const socket = this.socket
-    const socket6 = this.socket6
-    this.socket = undefined
-    this.socket6 = undefined
-    if (socket == null) return
+    const own = this.sockets
+    this.sockets = undefined
+    if (own == null) return
     // Closing the socket waits for its streams: destroy them (libp2p has closed its connections by now).
-    const sockets = [socket, ...(socket6 != null ? [socket6] : []), ...this.extraSockets]
+    const sockets = [...own.all(), ...this.extraSockets]
     this.extraSockets.clear()
     for (const s of sockets) {
       for (const stream of (s as unknown as { streams: Set<UdxStream> }).streams ?? []) stream.destroy()
@@ -166,19 +117,9 @@ export class UdxTransport implements Transport, Startable {
     return this.socket?.address().port
   }
 
-  /**
-   * This host's own addresses for the sockets (`/ipX/A/udp/P` form is the caller's):
-   * non-internal IPv4 interfaces, and global IPv6 ones when the IPv6 socket is open (never
-   * link-local or unique-local, as for TCP: holepunch/observed.ts).
-   */
+  /** This host's own addresses for the sockets (`/ipX/A/udp/P` form is the caller's): sockets.ts. */
   localAddresses (interfaces = networkInterfaces): HostPort[] {
-    const port = this.port
-    if (port == null) return []
-    const all = Object.values(interfaces()).flatMap(list => list ?? [])
-    const v4 = all.filter(i => i.family === 'IPv4' && !i.internal).map(i => ({ host: i.address, port }))
-    const port6 = this.socket6?.address().port
-    const v6 = port6 == null ? [] : all.filter(i => i.family === 'IPv6' && !i.internal && globalIPv6(i.address)).map(i => ({ host: i.address, port: port6 }))
-    return [...v4, ...v6]
+    return this.sockets?.localAddresses(interfaces) ?? []
   }
 
   listenFilter (): Multiaddr[] {
@@ -202,7 +143,7 @@ export class UdxTransport implements Transport, Startable {
     const signal = AbortSignal.any([options.signal, this.shutdown.signal])
     const streamId = this.newStreamId()
     try {
-      const remoteStreamId = await this.handshake(socket, target, streamId, signal)
+      const remoteStreamId = await this.handshakes.dial(socket, target, streamId, signal)
       const stream = udx.createStream(streamId)
       stream.connect(socket, remoteStreamId, target.port, target.host)
       const maConn = this.connection(stream, 'outbound', ma)
@@ -256,11 +197,11 @@ export class UdxTransport implements Transport, Startable {
     }
     socket.on('message', (message, from) => {
       const d = decodeDatagram(message)
-      if (d?.type === 'syn-ack') this.dialing.get(`${from.host}:${from.port}:${d.nonce}`)?.resolve(d.streamId)
+      if (d?.type === 'syn-ack') this.handshakes.onSynAck(from, d.nonce, d.streamId)
     })
     const streamId = this.newStreamId()
     try {
-      const remoteStreamId = await this.handshake(socket, target, streamId, all)
+      const remoteStreamId = await this.handshakes.dial(socket, target, streamId, all)
       const stream = udx.createStream(streamId)
       stream.connect(socket, remoteStreamId, target.port, target.host)
       stream.once('close', release)
@@ -317,10 +258,10 @@ export class UdxTransport implements Transport, Startable {
 
   private onDatagram (socket: UdxSocket, message: Buffer, from: UdxAddress): void {
     const datagram = decodeDatagram(message)
-    if (datagram == null || from.family !== (socket === this.socket6 ? 6 : 4)) return
+    if (datagram == null || from.family !== this.sockets?.family(socket)) return
     switch (datagram.type) {
       case 'syn': this.onSyn(socket, datagram.nonce, datagram.streamId, from); break
-      case 'syn-ack': this.dialing.get(`${from.host}:${from.port}:${datagram.nonce}`)?.resolve(datagram.streamId); break
+      case 'syn-ack': this.handshakes.onSynAck(from, datagram.nonce, datagram.streamId); break
       case 'observe': this.observeWaiters.get(Buffer.from(datagram.token).toString('hex'))?.({ host: from.host, port: from.port }); break
       case 'probe': break
     }
@@ -329,61 +270,24 @@ export class UdxTransport implements Transport, Startable {
   private onSyn (socket: UdxSocket, nonce: number, remoteStreamId: number, from: UdxAddress): void {
     const udx = this.udx
     if (udx == null || this.socket == null) return
-    const key = `${from.host}:${from.port}:${nonce}`
-    const now = Date.now()
-    this.forgetOldHandshakes(now)
-    const known = this.accepted.get(key)
-    if (known != null) {
-      if (known.acks++ < SYN_ACKS_PER_HANDSHAKE) socket.trySend(encodeDatagram({ type: 'syn-ack', nonce, streamId: known.streamId }), from.port, from.host)
+    const answer = this.handshakes.answer(from, nonce, this.pendingInbound < MAX_PENDING_INBOUND, () => this.newStreamId())
+    if (answer == null) return
+    const synAck = encodeDatagram({ type: 'syn-ack', nonce, streamId: answer.streamId })
+    if (!answer.fresh) {
+      socket.trySend(synAck, from.port, from.host)
       return
     }
-    if (this.pendingInbound >= MAX_PENDING_INBOUND || this.accepted.size >= MAX_REMEMBERED_HANDSHAKES || !this.newHandshakes.take(from.host)) return
-    const streamId = this.newStreamId()
-    this.accepted.set(key, { streamId, acks: 1, expires: now + HANDSHAKE_MEMORY_MS })
-    const stream = udx.createStream(streamId)
+    const stream = udx.createStream(answer.streamId)
     stream.connect(socket, remoteStreamId, from.port, from.host)
-    socket.trySend(encodeDatagram({ type: 'syn-ack', nonce, streamId }), from.port, from.host)
+    socket.trySend(synAck, from.port, from.host)
     const maConn = this.connection(stream, 'inbound', udxAddr(from))
     this.pendingInbound++
     this.components.upgrader.upgradeInbound(maConn, { signal: this.shutdown.signal })
       .catch(err => {
-        this.log('inbound udx upgrade from %s failed: %e', key, err)
+        this.log('inbound udx upgrade from %s:%d failed: %e', from.host, from.port, err)
         maConn.abort(err as Error)
       })
       .finally(() => { this.pendingInbound-- })
-  }
-
-  private forgetOldHandshakes (now: number): void {
-    for (const [key, a] of this.accepted) {
-      if (a.expires > now) break
-      this.accepted.delete(key)
-    }
-  }
-
-  /** Resends SYN until the SYN-ACK comes back from `target`: the listener's stream id. */
-  private async handshake (socket: UdxSocket, target: HostPort, streamId: number, signal: AbortSignal): Promise<number> {
-    const nonce = randomBytes(4).readUInt32BE()
-    const key = `${target.host}:${target.port}:${nonce}`
-    const syn = encodeDatagram({ type: 'syn', nonce, streamId })
-    const answered = new AbortController()
-    try {
-      return await new Promise<number>((resolve, reject) => {
-        this.dialing.set(key, { ...target, resolve })
-        const onAbort = (): void => { reject(signal.reason instanceof Error ? signal.reason : new AbortError()) }
-        signal.addEventListener('abort', onAbort, { once: true })
-        answered.signal.addEventListener('abort', () => { signal.removeEventListener('abort', onAbort) }, { once: true })
-        void (async () => {
-          for (let i = 0; i < SYN_ATTEMPTS && !signal.aborted && !answered.signal.aborted; i++) {
-            socket.trySend(syn, target.port, target.host)
-            await sleep(SYN_INTERVAL_MS, answered.signal).catch(() => {})
-          }
-          reject(new TimeoutError(`no udx answer from ${target.host}:${target.port} after ${SYN_ATTEMPTS} SYNs`))
-        })()
-      })
-    } finally {
-      answered.abort()
-      this.dialing.delete(key)
-    }
   }
 
   private connection (stream: UdxStream, direction: 'inbound' | 'outbound', remoteAddr: Multiaddr): UdxConnection {
