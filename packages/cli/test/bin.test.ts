@@ -1,6 +1,6 @@
 import { describe, it, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
@@ -16,6 +16,17 @@ describe('the punchgate executable', () => {
     const { code, stdout, stderr } = await spawnCli(['--version'])
     assert.equal(code, 0, stderr)
     assert.equal(stdout, `${await packageVersion()}\n`)
+  })
+
+  it('keeps V8\'s code for the bundle in the user\'s cache directory, not the shared /tmp; NODE_DISABLE_COMPILE_CACHE=1 turns that off', async t => {
+    const dir = await tempDir(t)
+    const on = await spawnCli(['--version'], { XDG_CACHE_HOME: join(dir, 'on') })
+    assert.equal(on.code, 0, on.stderr)
+    const cached = await readdir(join(dir, 'on', 'punchgate', 'compile-cache'), { recursive: true })
+    assert.ok(cached.length > 0, 'the compile cache was written under $XDG_CACHE_HOME/punchgate')
+    const off = await spawnCli(['--version'], { XDG_CACHE_HOME: join(dir, 'off'), NODE_DISABLE_COMPILE_CACHE: '1' })
+    assert.equal(off.code, 0, off.stderr)
+    await assert.rejects(readdir(join(dir, 'off')), { code: 'ENOENT' })
   })
 
   it('exits 2 on a bad flag value, with one stderr line and no stack trace', async t => {
