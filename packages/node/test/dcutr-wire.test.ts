@@ -55,13 +55,13 @@ describe('DCUtR messages', () => {
     assert.deepEqual(decodeHolePunch(encodeHolePunch({ type: 'sync' })), { type: 'sync', punchgate: true })
   })
 
-  it('carries UDP candidates (--udp-punch) in extension field 1003, which a standard peer skips; only plain /ip4/A/udp/P kept', () => {
+  it('carries UDP candidates (--udp-punch) in extension field 1003, which a standard peer skips; only plain /ip4|ip6/A/udp/P kept', () => {
     const connect = { type: 'connect' as const, addrs: ['/ip4/11.0.0.11/tcp/4002'], udp: ['/ip4/11.0.0.11/udp/5000', '/ip4/10.1.0.2/udp/5000'], attempt: 1 }
     assert.deepEqual(decodeHolePunch(encodeHolePunch(connect)), { ...connect, punchgate: true })
     const theirs = HolePunch.decode(encodeHolePunch(connect))
     assert.deepEqual(theirs.observedAddresses.map(b => multiaddr(b).toString()), ['/ip4/11.0.0.11/tcp/4002'])
-    const odd = encodeHolePunch({ type: 'connect', addrs: [], udp: ['/ip4/11.0.0.11/udp/5000/quic-v1', '/ip4/11.0.0.11/tcp/1', '/ip4/11.0.0.12/udp/7'] })
-    assert.deepEqual(decodeHolePunch(odd).type === 'connect' && decodeHolePunch(odd), { type: 'connect', addrs: [], udp: ['/ip4/11.0.0.12/udp/7'], punchgate: true })
+    const odd = encodeHolePunch({ type: 'connect', addrs: [], udp: ['/ip4/11.0.0.11/udp/5000/quic-v1', '/ip4/11.0.0.11/tcp/1', '/ip4/11.0.0.12/udp/7', '/ip6/2001:db9:b::2/udp/7'] })
+    assert.deepEqual(decodeHolePunch(odd).type === 'connect' && decodeHolePunch(odd), { type: 'connect', addrs: [], udp: ['/ip4/11.0.0.12/udp/7', '/ip6/2001:db9:b::2/udp/7'], punchgate: true })
   })
 
   it('keeps at most 8 candidates, without duplicates, and skips unknown fields of every wire type', () => {

@@ -25,15 +25,16 @@ describe('punch messages', () => {
     assert.deepEqual(decoded.type === 'connect' && decoded.addrs.slice(0, 3), ['/ip4/11.0.0.11/tcp/4002', '/ip6/::1/tcp/1', '/ip4/11.0.0.0/tcp/1'])
   })
 
-  it('keeps only plain /ip4/A/udp/P UDP candidates (--udp-punch), at most 8; none is no field', () => {
+  it('keeps only plain /ip4|ip6/A/udp/P UDP candidates (--udp-punch), at most 8; none is no field', () => {
     const udp = [
       '/ip4/11.0.0.11/udp/4002', '/ip4/11.0.0.11/udp/4002/quic-v1', '/ip4/11.0.0.11/tcp/4002', '/ip4/11.0.0.11/udp/0',
-      '/ip6/::1/udp/1', 7, 'garbage', ...Array.from({ length: 20 }, (_, i) => `/ip4/11.0.0.${i}/udp/9`)
+      '/ip6/2001:db9:b::2/udp/4002', '/ip6/2001:db9:b::2/udp/4002/udx', '/dns4/example.com/udp/1',
+      7, 'garbage', ...Array.from({ length: 20 }, (_, i) => `/ip4/11.0.0.${i}/udp/9`)
     ]
     const decoded = decodePunch(bytes({ type: 'connect', addrs: [], udp }))
     assert.ok(decoded.type === 'connect')
     assert.equal(decoded.udp?.length, 8)
-    assert.deepEqual(decoded.udp?.slice(0, 2), ['/ip4/11.0.0.11/udp/4002', '/ip4/11.0.0.0/udp/9'])
+    assert.deepEqual(decoded.udp?.slice(0, 3), ['/ip4/11.0.0.11/udp/4002', '/ip6/2001:db9:b::2/udp/4002', '/ip4/11.0.0.0/udp/9'])
     assert.deepEqual(decodePunch(bytes({ type: 'connect', addrs: [], udp: ['/ip4/1.2.3.4/tcp/1'] })), { type: 'connect', addrs: [] })
     const round = { type: 'connect' as const, addrs: ['/ip4/11.0.0.11/tcp/4002'], udp: ['/ip4/11.0.0.11/udp/5000'] }
     assert.deepEqual(decodePunch(encodePunch(round)), round)
