@@ -43,6 +43,7 @@ export class UdxSockets {
       v6.bind(v4.address().port, '::')
     } catch (err) {
       log('no IPv6 udx socket on port %d: %e', v4.address().port, err)
+      void v6.close().catch(() => {})
       return new UdxSockets(v4, undefined)
     }
     listen(v6, onDatagram)
