@@ -58,13 +58,8 @@ export async function dialPeer (swarm: Swarm, peer: string, relays: () => string
 
   // No address known at all: libp2p looks the peer up (DHT) when dialed by id alone, once
   // the DHT has a peer to ask (discovery.ts dhtPeer).
-  const lookUpAndDial = async (): Promise<Connection> => {
-    const lookup = attemptSignal()
-    await dhtPeer(swarm, lookup)
-    return await swarm.dial(peerId, { signal: lookup })
-  }
   const directDial: Promise<Connection> = known.length === 0
-    ? lookUpAndDial()
+    ? dhtPeer(swarm, attemptSignal()).then(async () => await swarm.dial(peerId, { signal: attemptSignal() }))
     : direct.length > 0
       ? swarm.dial(direct, { signal: attemptSignal() })
       : Promise.reject(new Error('no direct address known'))
