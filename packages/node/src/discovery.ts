@@ -14,38 +14,7 @@ export async function serviceKey (name: string): Promise<CID> {
   return CID.createV1(raw.code, await sha256.digest(new TextEncoder().encode(`/punchgate/svc/${name}`)))
 }
 
-/** The parts of @libp2p/kad-dht's service this module uses (its routing table is an event target at run time). */
-interface DhtService {
-  getMode: () => 'client' | 'server'
-  routingTable: { size: number } & Partial<Pick<EventTarget, 'addEventListener' | 'removeEventListener'>>
-}
-
-/**
- * Resolves once a DHT client (a private node) has a DHT peer to ask: a query or a publish
- * with none would end at once, with nothing found or stored. kad-dht's own wait for one
- * (`allowQueryWithZeroPeers: false`) also held every query until its first self-query had
- * finished, ~80 ms more on a tunnel's first lookup in the NAT lab, so the swarm turns that
- * off (swarm.ts) and the wait is here. A DHT server answers from its own store: no wait.
- */
-export async function dhtPeer (libp2p: Libp2p, signal: AbortSignal): Promise<void> {
-  const dht = (libp2p.services as { dht?: DhtService } | undefined)?.dht
-  const table = dht?.routingTable
-  if (dht == null || table == null || dht.getMode() === 'server' || table.size > 0 || table.addEventListener == null) return
-  signal.throwIfAborted()
-  await new Promise<void>((resolve, reject) => {
-    const done = (): void => {
-      table.removeEventListener?.('peer:add', onAdd)
-      signal.removeEventListener('abort', onAbort)
-    }
-    const onAdd = (): void => { done(); resolve() }
-    const onAbort = (): void => { done(); reject(signal.reason) }
-    table.addEventListener?.('peer:add', onAdd)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
 export async function publishService (libp2p: Libp2p, name: string, signal: AbortSignal): Promise<void> {
-  await dhtPeer(libp2p, signal)
   await libp2p.contentRouting.provide(await serviceKey(name), { signal })
 }
 
@@ -69,7 +38,6 @@ export async function findServiceProviders (libp2p: Libp2p, name: string, signal
   // the records that came with them (untrusted ones the tunnel's status names), no more.
   const enough = new AbortController()
   let grace: ReturnType<typeof setTimeout> | undefined
-  await dhtPeer(libp2p, signal)
   try {
     for await (const provider of libp2p.contentRouting.findProviders(await serviceKey(name), { signal: AbortSignal.any([signal, enough.signal]) })) {
       const id = provider.id.toString()

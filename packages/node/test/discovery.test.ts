@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Libp2p, PeerId, PeerInfo } from '@libp2p/interface'
-import { dhtPeer, findServiceProviders, TRUSTED_GRACE_MS } from '../src/discovery.ts'
+import { findServiceProviders, TRUSTED_GRACE_MS } from '../src/discovery.ts'
 import { localScope } from '../src/holepunch/candidates.ts'
 
 async function peer (): Promise<PeerId> {
@@ -70,30 +70,5 @@ describe('findServiceProviders', () => {
       }
     } as unknown as Libp2p
     await assert.rejects(findServiceProviders(libp2p, 'ssh', AbortSignal.timeout(200), new Set([pinned.toString()]), localScope()))
-  })
-})
-
-describe('dhtPeer: a private node asks the DHT only once it has a DHT peer', () => {
-  /** A DHT service as discovery.ts sees it: a mode and a routing table that is an event target. */
-  function withDht (mode: 'client' | 'server'): { libp2p: Libp2p, table: EventTarget & { size: number } } {
-    const table = Object.assign(new EventTarget(), { size: 0 })
-    return { libp2p: { services: { dht: { getMode: () => mode, routingTable: table } } } as unknown as Libp2p, table }
-  }
-
-  it('a client with an empty routing table waits for the first peer; with one it goes at once', async () => {
-    const { libp2p, table } = withDht('client')
-    let settled = false
-    const waiting = dhtPeer(libp2p, AbortSignal.timeout(5_000)).then(() => { settled = true })
-    await new Promise(resolve => setImmediate(resolve))
-    assert.equal(settled, false, 'no peer yet: a lookup now would find nothing')
-    table.size = 1
-    table.dispatchEvent(new Event('peer:add'))
-    await waiting
-    await dhtPeer(libp2p, AbortSignal.timeout(5_000))
-  })
-
-  it('a server answers from its own store and never waits; an aborted wait rejects', async () => {
-    await dhtPeer(withDht('server').libp2p, AbortSignal.timeout(5_000))
-    await assert.rejects(dhtPeer(withDht('client').libp2p, AbortSignal.timeout(50)))
   })
 })

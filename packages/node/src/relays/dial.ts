@@ -18,7 +18,6 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Connection } from '@libp2p/interface'
 import { DIAL_TIMEOUT_MS, DIRECT_AFTER_RELAYS_MS, RELAY_DIAL_HEAD_START_MS } from '../constants.ts'
 import type { Swarm } from '../swarm.ts'
-import { dhtPeer } from '../discovery.ts'
 
 export interface DialOutcome {
   connection?: Connection
@@ -56,10 +55,9 @@ export async function dialPeer (swarm: Swarm, peer: string, relays: () => string
   const direct = known.filter(ma => !isCircuit(ma)).map(withId)
   let done = false
 
-  // No address known at all: libp2p looks the peer up (DHT) when dialed by id alone, once
-  // the DHT has a peer to ask (discovery.ts dhtPeer).
+  // No address known at all: libp2p looks the peer up (DHT) when dialed by id alone.
   const directDial: Promise<Connection> = known.length === 0
-    ? dhtPeer(swarm, attemptSignal()).then(async () => await swarm.dial(peerId, { signal: attemptSignal() }))
+    ? swarm.dial(peerId, { signal: attemptSignal() })
     : direct.length > 0
       ? swarm.dial(direct, { signal: attemptSignal() })
       : Promise.reject(new Error('no direct address known'))
