@@ -10,6 +10,8 @@
  *   floor-tls  two Node processes, a new TLS 1.3 connection per tunnel connection: the
  *              least a Node tunnel with encryption costs, no libp2p (not in the default set)
  *   floor-mux  the same with one TLS connection and a minimal stream mux (open and latency only)
+ *   floor-libp2p  two js-libp2p nodes with Punchgate's connection stack and none of Punchgate
+ *              (bench/floor-libp2p.ts): what js-libp2p itself costs
  */
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -27,7 +29,7 @@ const root = join(import.meta.dirname, '..')
 export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
-export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux'
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p'
 
 export const SETUP_LABELS: Record<SetupName, string> = {
   raw: 'raw TCP',
@@ -37,7 +39,8 @@ export const SETUP_LABELS: Record<SetupName, string> = {
   relay: 'punchgate relay',
   'floor-tcp': 'node floor, tcp',
   'floor-tls': 'node floor, tls',
-  'floor-mux': 'node floor, mux'
+  'floor-mux': 'node floor, mux',
+  'floor-libp2p': 'js-libp2p floor'
 }
 
 export interface Setup {
@@ -142,6 +145,20 @@ export async function startFloor (ctx: Context, name: 'floor-tcp' | 'floor-tls' 
   const consumer = spawnProc(ctx, `${name}-consumer`, process.execPath, [FLOOR, `${kind}-consumer`, String(providerPort), dir])
   const detail = kind === 'tls' ? 'a TLS 1.3 connection per connection' : 'streams on one TLS 1.3 connection'
   return { name, port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail }
+}
+
+const FLOOR_LIBP2P = join(import.meta.dirname, 'floor-libp2p.ts')
+
+/** The js-libp2p floor (bench/floor-libp2p.ts), run with the daemon's Node flags and environment. */
+export async function startFloorLibp2p (ctx: Context): Promise<Setup> {
+  const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
+  const spawn = (name: string, args: string[]): Proc =>
+    spawnProc(ctx, name, process.execPath, [...DAEMON.flags, ...ctx.daemonNodeOptions, FLOOR_LIBP2P, ...args], env)
+  const provider = spawn('floor-libp2p-provider', ['provider', String(ctx.targetPort)])
+  const providerPort = await listeningPort(provider)
+  const id = /peer (\S+)/.exec(readFileSync(provider.logFile, 'utf8'))?.[1] ?? ''
+  const consumer = spawn('floor-libp2p-consumer', ['consumer', String(providerPort), id])
+  return { name: 'floor-libp2p', port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail: 'TCP, socket TLS, yamux; no Punchgate' }
 }
 
 export async function startSocat (ctx: Context): Promise<Setup> {

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/**
+ * The js-libp2p floor (docs/performance.md, issue 21): the least a tunnel costs on js-libp2p
+ * with Punchgate's connection stack (TCP, its socket TLS, yamux with its window) and none of
+ * Punchgate itself: no services, no tunnel request or answer, no access checks, no events.
+ * A stream per local connection, opened with the same optimistic protocol select, piped to
+ * the target. `bench/run.ts --only ssh,direct,floor-libp2p`.
+ *
+ *   node bench/floor-libp2p.ts provider TARGET_PORT     prints `peer ID` and `listening PORT`
+ *   node bench/floor-libp2p.ts consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
+ */
+import { createServer, connect, type Socket } from 'node:net'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Stream } from '@libp2p/interface'
+import { socketTls } from '@punchgate/node'
+
+const [mode, port, providerId] = process.argv.slice(2)
+const LOOPBACK = '127.0.0.1'
+const PROTOCOL = '/floor/1.0.0'
+
+/** Both ways with backpressure; each side's half-close passed on; an error on either ends both. */
+function pipe (socket: Socket, stream: Stream): void {
+  socket.setNoDelay(true)
+  socket.on('data', (chunk: Buffer) => {
+    if (!stream.send(chunk)) {
+      socket.pause()
+      stream.onDrain().then(() => socket.resume(), () => socket.destroy())
+    }
+  })
+  socket.on('end', () => { stream.close().catch(() => {}) })
+  socket.on('error', () => stream.abort(new Error('local socket failed')))
+  stream.addEventListener('message', event => {
+    if (!socket.write(event.data.subarray())) {
+      stream.pause()
+      socket.once('drain', () => stream.resume())
+    }
+  })
+  stream.addEventListener('remoteCloseWrite', () => socket.end())
+  stream.addEventListener('close', () => { if (!socket.writableEnded) socket.destroy() })
+}
+
+const node = await createLibp2p({
+  addresses: { listen: mode === 'provider' ? [`/ip4/${LOOPBACK}/tcp/0`] : [] },
+  transports: [tcp()],
+  connectionEncrypters: [socketTls()],
+  streamMuxers: [yamux({ maxInboundStreams: 4096, maxOutboundStreams: 4096, streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024 } })]
+})
+
+// Exit cleanly on a signal, so that --cpu-prof writes its profile.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0))
+
+if (mode === 'provider') {
+  await node.handle(PROTOCOL, (stream) => {
+    const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true })
+    pipe(target, stream)
+  }, { maxInboundStreams: 4096 })
+  const listened = /\/tcp\/(\d+)/.exec(node.getMultiaddrs()[0].toString())?.[1]
+  console.log(`peer ${node.peerId.toString()}`)
+  console.log(`listening ${listened}`)
+} else if (mode === 'consumer' && providerId != null) {
+  const connection = await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${providerId}`))
+  createServer({ allowHalfOpen: true }, socket => {
+    socket.pause()
+    connection.newStream(PROTOCOL, { negotiateFully: false, maxOutboundStreams: 4096 }).then(stream => {
+      pipe(socket, stream)
+      socket.resume()
+    }, () => socket.destroy())
+  }).listen(0, LOOPBACK, 4096, function (this: ReturnType<typeof createServer>) {
+    const address = this.address()
+    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
+  })
+} else {
+  console.error('usage: node bench/floor-libp2p.ts provider TARGET_PORT | consumer PROVIDER_PORT PROVIDER_ID')
+  process.exit(2)
+}
