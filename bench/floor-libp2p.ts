@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The js-libp2p floor (docs/performance.md, issue 21): the least a tunnel costs on js-libp2p
- * with Punchgate's connection stack (TCP, its socket TLS, yamux with its window) and none of
+ * with Punchgate's connection stack (TCP, its socket TLS, yamux with its window, loggers off) and none of
  * Punchgate itself: no services, no tunnel request or answer, no access checks, no events.
  * A stream per local connection, opened with the same optimistic protocol select, piped to
  * the target. `bench/run.ts --only ssh,direct,floor-libp2p`.
@@ -14,7 +14,7 @@ import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Stream } from '@libp2p/interface'
+import type { ComponentLogger, Logger, Stream } from '@libp2p/interface'
 import { socketTls } from '@punchgate/node'
 
 const [mode, port, providerId] = process.argv.slice(2)
@@ -42,7 +42,12 @@ function pipe (socket: Socket, stream: Stream): void {
   stream.addEventListener('close', () => { if (!socket.writableEnded) socket.destroy() })
 }
 
+// libp2p's loggers off, as a daemon has them without DEBUG (packages/node/src/libp2p-logger.ts).
+const off: Logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => off })
+const logger: ComponentLogger = { forComponent: () => off }
+
 const node = await createLibp2p({
+  logger,
   addresses: { listen: mode === 'provider' ? [`/ip4/${LOOPBACK}/tcp/0`] : [] },
   transports: [tcp()],
   connectionEncrypters: [socketTls()],

@@ -105,3 +105,12 @@ export class PeakMemory {
     }
   }
 }
+
+/** The whole machine's CPU so far (/proc/stat, every core): busy and all seconds. */
+export function machineCpu (): { busy: number, total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal (guest time is already in user)
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields
+  const busy = user + nice + system + irq + softirq + steal
+  return { busy: busy / TICKS_PER_SECOND, total: (busy + idle + iowait) / TICKS_PER_SECOND }
+}

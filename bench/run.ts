@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { concurrent, connectTimes, latency, throughput } from './load.ts'
-import { PeakMemory, cpuSeconds, memory } from './procstat.ts'
+import { PeakMemory, cpuSeconds, machineCpu, memory } from './procstat.ts'
 import { medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
 import { environment, SETUP_LABELS, startFloor, startFloorLibp2p, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
 
@@ -152,7 +152,7 @@ const record = (setup: SetupName, key: string, value: number): void => {
   const metrics = samples[setup] ??= {}
   ;(metrics[key] ??= []).push(value)
 }
-const cpuTotals = new Map<SetupName, { seconds: number, bytes: number }>()
+const cpuTotals = new Map<SetupName, { seconds: number, machine: number, idle: number, bytes: number }>()
 const peaks = new Map<SetupName, { totalBytes: number, largestBytes: number }>()
 /** The largest private daemon's peak during one stream and N at once (issue 21's "under load"). */
 const privatePeaks = new Map<SetupName, number>()
@@ -163,6 +163,7 @@ async function measure (setup: Setup, what: string, fn: () => Promise<void>, byt
   const peak = new PeakMemory(setup.roots)
   const privatePeak = setup.daemons != null && PRIVATE_LOAD_STEPS.includes(what) ? new PeakMemory(setup.daemons) : undefined
   const cpuBefore = cpuSeconds(setup.roots)
+  const machineBefore = machineCpu()
   const startedMs = Date.now()
   try {
     await fn()
@@ -179,8 +180,14 @@ async function measure (setup: Setup, what: string, fn: () => Promise<void>, byt
     const before = peaks.get(setup.name) ?? { totalBytes: 0, largestBytes: 0 }
     peaks.set(setup.name, { totalBytes: Math.max(before.totalBytes, m.totalBytes), largestBytes: Math.max(before.largestBytes, m.largestBytes) })
     if (bytesMoved > 0) {
-      const totals = cpuTotals.get(setup.name) ?? { seconds: 0, bytes: 0 }
-      cpuTotals.set(setup.name, { seconds: totals.seconds + cpuSeconds(setup.roots) - cpuBefore, bytes: totals.bytes + bytesMoved })
+      const totals = cpuTotals.get(setup.name) ?? { seconds: 0, machine: 0, idle: 0, bytes: 0 }
+      const machineAfter = machineCpu()
+      cpuTotals.set(setup.name, {
+        seconds: totals.seconds + cpuSeconds(setup.roots) - cpuBefore,
+        machine: totals.machine + machineAfter.busy - machineBefore.busy,
+        idle: totals.idle + (machineAfter.total - machineBefore.total) - (machineAfter.busy - machineBefore.busy),
+        bytes: totals.bytes + bytesMoved
+      })
     }
   }
 }
@@ -204,9 +211,12 @@ const STEPS: Array<[string, string, Step]> = [
     }
   })],
   ['open', 'new connections', async setup => measure(setup, 'new connections', async () => {
+    const cpuBefore = cpuSeconds(setup.roots)
     const ms = await connectTimes(setup.port, sizes.openCount)
     record(setup.name, 'open.p50', percentile(ms, 50))
     record(setup.name, 'open.p99', percentile(ms, 99))
+    // The middle processes' CPU, all of them together, per connection: work, not waiting.
+    if (setup.roots.length > 0) record(setup.name, 'open.cpu', (cpuSeconds(setup.roots) - cpuBefore) * 1000 / sizes.openCount)
   })],
   ['concurrent', `${sizes.concurrency} connections at once`, async setup => measure(setup, 'concurrent', async () => {
     const c = await concurrent(setup.port, sizes.concurrency, sizes.concurrentBytes, 60_000)
@@ -258,6 +268,12 @@ async function main (): Promise<number> {
   for (const s of setups) {
     const cpu = cpuTotals.get(s.name)
     if (cpu != null && s.roots.length > 0) record(s.name, 'cpuPerGB', cpu.seconds / (cpu.bytes / 1e9))
+    if (cpu != null) {
+      // Every process on the machine, the bench's client and the target included: on cores
+      // they all share, what one GB costs the machine is what sets the rate.
+      record(s.name, 'cpuPerGB.machine', cpu.machine / (cpu.bytes / 1e9))
+      record(s.name, 'idle.bulk', 100 * cpu.idle / (cpu.idle + cpu.machine))
+    }
     const peak = peaks.get(s.name)
     if (peak != null && s.roots.length > 0) {
       record(s.name, 'rss.load', peak.largestBytes / MB)
