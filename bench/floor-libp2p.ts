@@ -14,8 +14,8 @@ import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { ComponentLogger, Logger, Stream } from '@libp2p/interface'
-import { socketTls } from '@punchgate/node'
+import type { Stream } from '@libp2p/interface'
+import { libp2pLogger, socketTls } from '@punchgate/node'
 
 const [mode, port, providerId] = process.argv.slice(2)
 const LOOPBACK = '127.0.0.1'
@@ -42,12 +42,11 @@ function pipe (socket: Socket, stream: Stream): void {
   stream.addEventListener('close', () => { if (!socket.writableEnded) socket.destroy() })
 }
 
-// libp2p's loggers off, as a daemon has them without DEBUG (packages/node/src/libp2p-logger.ts).
-const off: Logger = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false, newScope: () => off })
-const logger: ComponentLogger = { forComponent: () => off }
+// libp2p's loggers as a daemon has them: off unless DEBUG is set (packages/node/src/libp2p-logger.ts).
+const logger = libp2pLogger()
 
 const node = await createLibp2p({
-  logger,
+  ...(logger != null ? { logger } : {}),
   addresses: { listen: mode === 'provider' ? [`/ip4/${LOOPBACK}/tcp/0`] : [] },
   transports: [tcp()],
   connectionEncrypters: [socketTls()],

@@ -23,6 +23,7 @@ export { netcheck, type NetcheckReport, type NetcheckOptions } from './netcheck/
 export type { Observation, Mapping, MappingVerdict, Role, RoleVerdict, PunchVerdict, ReachResult } from './netcheck/verdicts.ts'
 // The daemon's encrypter and by-name lookup, for peers outside it (bench/scale/ runs light clients with them).
 export { socketTls } from './socket-tls.ts'
+export { libp2pLogger } from './libp2p-logger.ts'
 // The UDP punching carrier, as a libp2p transport (bench/udx.ts measures its rate).
 export { udxTransport, findUdx } from './transport/udx/transport.ts'
 export { udxAddr } from './transport/udx/addr.ts'
