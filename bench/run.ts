@@ -15,13 +15,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { concurrent, connectTimes, latency, throughput } from './load.ts'
 import { PeakMemory, cpuSeconds, machineCpu, memory } from './procstat.ts'
 import { medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
-import { environment, SETUP_LABELS, startFloor, startFloorLibp2p, startPunchgate, startSocat, startSsh, startTarget, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
+import { environment, SETUP_LABELS, startFloor, startFloorLibp2p, startPunchgate, startSocat, startSsh, startTarget, startVia, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
 
 const MB = 1e6
 const MiB = 1024 * 1024
 /** What `npm run bench` compares; the Node floor runs when `--only` names it. */
 const DEFAULT: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
-const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux', 'floor-libp2p']
+const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux', 'floor-libp2p', 'via-socat', 'via-node']
 
 interface Sizes {
   throughputBytes: number
@@ -57,6 +57,7 @@ const { values: flags } = parseArgs({
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
        [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
+       [--only ...,via-socat,via-node]  also a direct tunnel through a bare relay (socat, a Node pipe): the relay's floor
        [--steps throughput1,throughput8,latency,open,concurrent,start]
        [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
@@ -141,6 +142,8 @@ async function startAll (): Promise<void> {
   starters.push(optional('ssh', 'openssh-server', async () => startSsh(ctx)))
   for (const floor of ['floor-tcp', 'floor-tls', 'floor-mux'] as const) if (wanted.includes(floor)) starters.push(startFloor(ctx, floor).then(s => [s]))
   if (wanted.includes('floor-libp2p')) starters.push(startFloorLibp2p(ctx).then(s => [s]))
+  starters.push(optional('via-socat', 'socat', async () => startVia(ctx, 'via-socat')))
+  if (wanted.includes('via-node')) starters.push(startVia(ctx, 'via-node').then(s => [s]))
   const tunnels = (['direct', 'relay'] as const).filter(n => wanted.includes(n))
   if (tunnels.length > 0) starters.push(startPunchgate(ctx, tunnels))
   for (const list of await Promise.all(starters)) setups.push(...list)

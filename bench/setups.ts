@@ -12,6 +12,9 @@
  *   floor-mux  the same with one TLS connection and a minimal stream mux (open and latency only)
  *   floor-libp2p  two js-libp2p nodes with Punchgate's connection stack and none of Punchgate
  *              (bench/floor-libp2p.ts): what js-libp2p itself costs
+ *   via-socat / via-node  a direct tunnel whose one connection passes through a bare relay
+ *              (socat, or floor-tcp's Node pipe): the best a relay in the middle can do, as a
+ *              splicing relay carries the same TLS bytes
  */
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -29,7 +32,7 @@ const root = join(import.meta.dirname, '..')
 export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
-export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p'
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p' | 'via-socat' | 'via-node'
 
 export const SETUP_LABELS: Record<SetupName, string> = {
   raw: 'raw TCP',
@@ -40,7 +43,9 @@ export const SETUP_LABELS: Record<SetupName, string> = {
   'floor-tcp': 'node floor, tcp',
   'floor-tls': 'node floor, tls',
   'floor-mux': 'node floor, mux',
-  'floor-libp2p': 'js-libp2p floor'
+  'floor-libp2p': 'js-libp2p floor',
+  'via-socat': 'direct via socat',
+  'via-node': 'direct via node pipe'
 }
 
 export interface Setup {
@@ -363,4 +368,48 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
     }
     return { name: kind, port, roots, detail, changed, daemons: [c.pid, p.pid], coldStart }
   }))
+}
+
+/**
+ * A direct tunnel (TCP) whose connection passes through a bare relay: the provider listens
+ * on a port of its own and announces the relay's, which forwards to it, so the consumer
+ * (not listening) dials the relay. The relay is socat (`-b` 128 KiB) or floor-tcp's Node
+ * pipe with Node's defaults: no token, no caps, no daemon. Against `relay` (the splice),
+ * it is the least a relay in the middle costs on this machine. Its own bootstrap, so the
+ * other setups' daemons are not shared.
+ */
+export async function startVia (ctx: Context, name: 'via-socat' | 'via-node'): Promise<Setup> {
+  const [boot, provider, consumer] = await Promise.all([`${name}-bootstrap`, `${name}-provider`, `${name}-consumer`].map(async n => peerId(ctx, n)))
+  if (boot == null || provider == null || consumer == null) throw new Error('no identities')
+  const bootPort = await freePort()
+  const bootstrap = daemon(ctx, `${name}-bootstrap`, ['--identity', boot.key, '--listen', `/ip4/127.0.0.1/tcp/${bootPort}`, '--relay-splice', 'off'])
+  await bootstrap.waitForEvent('node.started', READY_MS)
+  const bootAddr = `/ip4/127.0.0.1/tcp/${bootPort}/p2p/${boot.id}`
+  const providerPort = await freePort()
+  let relay: Proc
+  let relayPort: number
+  if (name === 'via-socat') {
+    relayPort = await freePort()
+    relay = spawnProc(ctx, `${name}-relay`, 'socat', ['-b', '131072',
+      `TCP-LISTEN:${relayPort},bind=127.0.0.1,fork,reuseaddr,nodelay`, `TCP:127.0.0.1:${providerPort},nodelay`])
+    await relay.waitForPort(relayPort, READY_MS)
+  } else {
+    relay = spawnProc(ctx, `${name}-relay`, process.execPath, [FLOOR, 'forward', String(providerPort)])
+    relayPort = await listeningPort(relay)
+  }
+  const p = daemon(ctx, `${name}-provider`, [
+    '--identity', provider.key, '--listen', `/ip4/127.0.0.1/tcp/${providerPort}`, '--announce', `/ip4/127.0.0.1/tcp/${relayPort}`,
+    '--bootstrap', bootAddr, '--expose', `bench=127.0.0.1:${ctx.targetPort}`, '--allow', consumer.id
+  ])
+  await p.waitForEvent('service.published', READY_MS)
+  const port = await freePort()
+  const c = daemon(ctx, `${name}-consumer`, [
+    '--identity', consumer.key, '--listen', 'none', '--bootstrap', bootAddr, '--tunnel', `${provider.id}:bench@127.0.0.1:${port}`
+  ])
+  const activated = await c.waitForEvent('tunnel.activated', READY_MS)
+  const connected = await c.waitForEvent('peer.connected', READY_MS, r => r.peer === provider.id)
+  if (activated.path !== 'direct' || !String(connected.addr).includes(`/tcp/${relayPort}/`)) {
+    throw new Error(`the ${name} tunnel did not go through ${relayPort} (${String(connected.addr)}, path ${String(activated.path)}); see ${c.logFile}`)
+  }
+  return { name, port, roots: [c.pid, p.pid, relay.pid], detail: `tcp through ${name === 'via-socat' ? 'socat' : 'a node pipe'}`, daemons: [c.pid, p.pid] }
 }

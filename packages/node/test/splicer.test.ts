@@ -58,6 +58,57 @@ describe('splicer', () => {
     }
   })
 
+  // Each socket reads into a buffer of its own (own-buffer.ts): a write the slow end's
+  // kernel cannot take at once still points into it, so that socket must not read again
+  // until the write is done. 40 MiB is more than loopback's socket buffers hold (and the
+  // two ways together stay under the pair's 64 MiB cap).
+  it('keeps the bytes exact both ways when one end reads slower than the other writes', { timeout: 60_000 }, async () => {
+    const splicer = await startSplicer(OPTIONS)
+    try {
+      const { a, b } = await presentPair(splicer)
+      const toB = random(40 * 1024 * 1024)
+      const toA = random(16 * 1024 * 1024)
+      const slowly = async (socket: Socket): Promise<Buffer> => {
+        const chunks: Buffer[] = []
+        for await (const chunk of socket) {
+          chunks.push(chunk as Buffer)
+          await new Promise(resolve => setImmediate(resolve))
+        }
+        return Buffer.concat(chunks)
+      }
+      const atB = slowly(b)
+      const atA = drain(a)
+      a.end(toB)
+      b.end(toA)
+      assert.equal(sha256(await atB), sha256(toB), 'a to b, read slowly')
+      assert.equal(sha256(await atA), sha256(toA), 'b to a at the same time')
+      assert.equal(splicer.copied(), toA.byteLength + toB.byteLength)
+      a.destroy(); b.destroy()
+    } finally {
+      await splicer.close()
+    }
+  })
+
+  it('passes on what an end sent with its token before its partner came, then the rest, in order', async () => {
+    const splicer = await startSplicer(OPTIONS)
+    try {
+      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
+      const first = random(10_000)
+      const a = connect({ host: '127.0.0.1', port: splicer.port, allowHalfOpen: true })
+      await once(a, 'connect')
+      // The token and the first bytes in one write: the relay reads them together.
+      a.write(Buffer.concat([ta, first]))
+      const b = await present(splicer.port, tb)
+      const atB = drain(b)
+      const rest = random(1024 * 1024)
+      a.end(rest)
+      assert.equal(sha256(await atB), sha256(Buffer.concat([first, rest])))
+      a.destroy(); b.destroy()
+    } finally {
+      await splicer.close()
+    }
+  })
+
   it('passes small writes on at once: a request in two pieces is answered without waiting for a delayed ACK', async () => {
     const splicer = await startSplicer(OPTIONS)
     try {

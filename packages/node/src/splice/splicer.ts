@@ -6,15 +6,32 @@
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { formatHostPort } from '../protocol/expose.ts'
+import { withOwnReadBuffer } from './own-buffer.ts'
 
 export const TOKEN_BYTES = 32
+
+/** Bytes one read of a joined socket takes at most: Node's own read size. */
+const COPY_READ_BYTES = 64 * 1024
+/** Bytes one read of a socket not yet joined takes at most: its token, and what follows it. */
+const TOKEN_READ_BYTES = 4 * 1024
+
+/** One connected end: its socket, the buffer its reads land in, and what is done with them. */
+interface Spliced {
+  socket: Socket
+  /** The buffer its next read lands in: a small one until it is joined. */
+  readInto: Buffer
+  /** What a read does; false pauses the socket. */
+  onBytes: (bytes: Buffer) => boolean
+  /** Bytes that came after the token before the pair was joined. */
+  early?: Buffer
+}
 
 interface Pending {
   /** The pair's other token. */
   partner: string
   /** Both ends trusted: not cut at maxBytesPerPair / maxDurationMs. */
   uncapped: boolean
-  socket?: Socket
+  end?: Spliced
   timer: NodeJS.Timeout
 }
 
@@ -65,61 +82,91 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
     pending.delete(token)
   }
 
-  const join = (a: Socket, b: Socket, uncapped: boolean): void => {
+  /**
+   * Copies both ways until either end closes or errors, or a cap is hit. Each socket reads
+   * into its own buffer (own-buffer.ts) and each read is written to the other socket at
+   * once. A write the kernel takes whole is done when `write` returns; one it does not
+   * still points into the reader's buffer, so that socket reads no more until it is done.
+   */
+  const join = (a: Spliced, b: Spliced, uncapped: boolean): void => {
     active++
     let carried = 0
-    const cut = (): void => { a.destroy(); b.destroy() }
+    const cut = (): void => { a.socket.destroy(); b.socket.destroy() }
     const maxBytes = uncapped ? Infinity : options.maxBytesPerPair
     const lifetime = uncapped ? undefined : setTimeout(cut, options.maxDurationMs)
     let closed = 0
     for (const [from, to] of [[a, b], [b, a]] as const) {
-      joined.add(from)
-      from.on('data', (chunk: Buffer) => {
-        copied += chunk.byteLength
-        carried += chunk.byteLength
-        if (carried > maxBytes) cut()
-      })
-      from.pipe(to)
-      from.on('error', cut)
-      from.on('close', () => {
-        joined.delete(from)
-        to.destroy()
+      joined.add(from.socket)
+      let waiting = false
+      const written = (): void => {
+        if (waiting && to.socket.writableLength === 0) { waiting = false; from.socket.resume() }
+      }
+      const count = (bytes: Buffer): boolean => {
+        copied += bytes.byteLength
+        carried += bytes.byteLength
+        if (carried <= maxBytes) return true
+        cut()
+        return false
+      }
+      from.onBytes = bytes => {
+        if (!count(bytes)) return false
+        to.socket.write(bytes, written)
+        if (to.socket.writableLength === 0) return true
+        waiting = true
+        return false
+      }
+      // What came after the token, before the pair was joined: a copy of its own.
+      if (from.early != null && count(from.early)) to.socket.write(from.early)
+      from.early = undefined
+      from.socket.on('end', () => to.socket.end())
+      from.socket.on('error', cut)
+      from.socket.on('close', () => {
+        joined.delete(from.socket)
+        to.socket.destroy()
         if (++closed === 2) { active--; clearTimeout(lifetime) }
       })
     }
-    a.resume()
-    b.resume()
+    // The end that waited for its partner returned false (paused); the other is mid-read.
+    a.socket.resume()
   }
 
   // noDelay: a small write must leave at once. With Nagle, the second piece of a request
   // waited for the far end's delayed ACK: 44 ms per new tunnel connection in the bench.
-  const server: Server = createServer({ allowHalfOpen: true, noDelay: true }, socket => {
-    if (unpaired.size >= options.maxUnpaired) { socket.destroy(); return }
+  // pauseOnConnect: nothing is read before the socket is handed to one with its own buffer.
+  const server: Server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, accepted => {
+    if (unpaired.size >= options.maxUnpaired) { accepted.destroy(); return }
+    const token = Buffer.alloc(TOKEN_BYTES)
+    let tokenRead = 0
+    // A connection not yet joined (a stranger's, maybe) holds only a small buffer.
+    const end: Spliced = { socket: accepted, readInto: Buffer.allocUnsafe(TOKEN_READ_BYTES), onBytes: bytes => readToken(bytes) }
+    const socket = withOwnReadBuffer(accepted, () => end.readInto, bytes => end.onBytes(bytes))
+    end.socket = socket
     unpaired.add(socket)
     socket.on('error', () => {})
     const giveUp = setTimeout(() => socket.destroy(), options.pairTimeoutMs)
-    let head = Buffer.alloc(0)
-    const onData = (chunk: Buffer): void => {
-      head = Buffer.concat([head, chunk])
-      if (head.byteLength < TOKEN_BYTES) return
-      socket.off('data', onData)
-      socket.pause()
+    const readToken = (bytes: Buffer): boolean => {
+      const taken = bytes.copy(token, tokenRead)
+      tokenRead += taken
+      if (tokenRead < TOKEN_BYTES) return true
       clearTimeout(giveUp)
-      const token = head.subarray(0, TOKEN_BYTES).toString('hex')
-      const rest = head.subarray(TOKEN_BYTES)
-      const entry = pending.get(token)
-      if (entry == null || entry.socket != null) { socket.destroy(); return }
-      if (rest.byteLength > 0) socket.unshift(rest)
-      entry.socket = socket
+      // Kept until the pair is joined (the socket is paused by then, so this is one read).
+      end.onBytes = more => { end.early = Buffer.concat([end.early ?? Buffer.alloc(0), more]); return false }
+      if (taken < bytes.byteLength) end.onBytes(bytes.subarray(taken))
+      const key = token.toString('hex')
+      const entry = pending.get(key)
+      if (entry == null || entry.end != null) { socket.destroy(); return false }
+      entry.end = end
       const partner = pending.get(entry.partner)
-      if (partner?.socket == null) return
-      forget(token)
+      if (partner?.end == null) return false
+      forget(key)
       forget(entry.partner)
       unpaired.delete(socket)
-      unpaired.delete(partner.socket)
-      join(partner.socket, socket, entry.uncapped)
+      unpaired.delete(partner.end.socket)
+      for (const spliced of [end, partner.end]) spliced.readInto = Buffer.allocUnsafe(COPY_READ_BYTES)
+      join(partner.end, end, entry.uncapped)
+      // This socket is reading now: it goes on (join resumed only the partner, paused above).
+      return true
     }
-    socket.on('data', onData)
     socket.on('close', () => { clearTimeout(giveUp); unpaired.delete(socket) })
   })
   server.listen(options.port, options.host)
@@ -135,7 +182,7 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
       const b = randomBytes(TOKEN_BYTES)
       const [ka, kb] = [a.toString('hex'), b.toString('hex')]
       const expire = (token: string): NodeJS.Timeout => setTimeout(() => {
-        pending.get(token)?.socket?.destroy()
+        pending.get(token)?.end?.socket.destroy()
         forget(token)
       }, options.pairTimeoutMs)
       pending.set(ka, { partner: kb, uncapped, timer: expire(ka) })
@@ -145,14 +192,14 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
     release: tokens => {
       for (const token of tokens) {
         const key = token.toString('hex')
-        pending.get(key)?.socket?.destroy()
+        pending.get(key)?.end?.socket.destroy()
         forget(key)
       }
     },
     active: () => active,
     copied: () => copied,
     close: async () => {
-      for (const token of [...pending.keys()]) { pending.get(token)?.socket?.destroy(); forget(token) }
+      for (const token of [...pending.keys()]) { pending.get(token)?.end?.socket.destroy(); forget(token) }
       for (const socket of [...unpaired, ...joined]) socket.destroy()
       await new Promise<void>(resolve => server.close(() => resolve()))
     }
