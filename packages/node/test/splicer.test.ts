@@ -4,9 +4,10 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
+import { connect, Socket } from 'node:net'
 import { once } from 'node:events'
 import { startSplicer, TOKEN_BYTES, type Splicer, type SplicerOptions } from '../src/splice/splicer.ts'
+import { HandoffError, withOwnReadBuffer } from '../src/splice/own-buffer.ts'
 import { random, sha256 } from './fixtures.ts'
 
 const OPTIONS: SplicerOptions = { host: '127.0.0.1', port: 0, pairTimeoutMs: 2_000, maxPairs: 4, maxBytesPerPair: 64 * 1024 * 1024, maxDurationMs: 60_000, maxUnpaired: 8 }
@@ -206,6 +207,10 @@ describe('splicer', () => {
     } finally {
       await splicer.close()
     }
+  })
+
+  it('hands off only a socket that has a handle (what the splicer catches on a Node that keeps it elsewhere)', () => {
+    assert.throws(() => withOwnReadBuffer(new Socket(), () => Buffer.alloc(16), () => true), HandoffError)
   })
 
   it('closes sockets past the cap on unpaired ones at once', async () => {

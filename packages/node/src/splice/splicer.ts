@@ -147,7 +147,14 @@ export async function startSplicer (options: SplicerOptions): Promise<Splicer> {
     let tokenRead = 0
     // A connection not yet joined (a stranger's, maybe) holds only a small buffer.
     const end: Spliced = { socket: accepted, readInto: Buffer.allocUnsafe(TOKEN_READ_BYTES), onBytes: bytes => readToken(bytes) }
-    const socket = withOwnReadBuffer(accepted, () => end.readInto, bytes => end.onBytes(bytes))
+    let socket: Socket
+    try {
+      socket = withOwnReadBuffer(accepted, () => end.readInto, bytes => end.onBytes(bytes))
+    } catch {
+      // HandoffError, on a Node that keeps the handle elsewhere: no splice, the ends stay on the circuit.
+      accepted.destroy()
+      return
+    }
     end.socket = socket
     unpaired.add(socket)
     socket.on('error', () => {})
