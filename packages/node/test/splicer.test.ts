@@ -110,6 +110,28 @@ describe('splicer', () => {
     }
   })
 
+  it('reads a token that comes in pieces, and joins the pair once it is whole', async () => {
+    const splicer = await startSplicer(OPTIONS)
+    try {
+      const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
+      const a = connect({ host: '127.0.0.1', port: splicer.port, allowHalfOpen: true, noDelay: true })
+      await once(a, 'connect')
+      for (const piece of [ta.subarray(0, 1), ta.subarray(1, 20), ta.subarray(20)]) {
+        a.write(piece)
+        // Written apart (no Nagle, a turn of the event loop between): the relay reads them apart.
+        await new Promise(resolve => setImmediate(resolve))
+      }
+      const b = await present(splicer.port, tb)
+      const atB = drain(b)
+      const data = random(64 * 1024)
+      a.end(data)
+      assert.equal(sha256(await atB), sha256(data))
+      a.destroy(); b.destroy()
+    } finally {
+      await splicer.close()
+    }
+  })
+
   it('passes small writes on at once: a request in two pieces is answered without waiting for a delayed ACK', async () => {
     const splicer = await startSplicer(OPTIONS)
     try {
