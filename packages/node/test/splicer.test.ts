@@ -12,9 +12,15 @@ import { random, sha256 } from './fixtures.ts'
 
 const OPTIONS: SplicerOptions = { host: '127.0.0.1', port: 0, pairTimeoutMs: 2_000, maxPairs: 4, maxBytesPerPair: 64 * 1024 * 1024, maxDurationMs: 60_000, maxUnpaired: 8 }
 
-async function present (port: number, token: Uint8Array): Promise<Socket> {
-  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+/** A client socket connected to the splicer's port, not having sent anything yet. */
+async function connected (port: number, noDelay = false): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true, noDelay })
   await once(socket, 'connect')
+  return socket
+}
+
+async function present (port: number, token: Uint8Array): Promise<Socket> {
+  const socket = await connected(port)
   socket.write(token)
   return socket
 }
@@ -95,8 +101,7 @@ describe('splicer', () => {
     try {
       const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
       const first = random(10_000)
-      const a = connect({ host: '127.0.0.1', port: splicer.port, allowHalfOpen: true })
-      await once(a, 'connect')
+      const a = await connected(splicer.port)
       // The token and the first bytes in one write: the relay reads them together.
       a.write(Buffer.concat([ta, first]))
       const b = await present(splicer.port, tb)
@@ -114,8 +119,7 @@ describe('splicer', () => {
     const splicer = await startSplicer(OPTIONS)
     try {
       const [ta, tb] = splicer.pair() ?? assert.fail('no pair')
-      const a = connect({ host: '127.0.0.1', port: splicer.port, allowHalfOpen: true, noDelay: true })
-      await once(a, 'connect')
+      const a = await connected(splicer.port, true)
       for (const piece of [ta.subarray(0, 1), ta.subarray(1, 20), ta.subarray(20)]) {
         a.write(piece)
         // Written apart (no Nagle, a turn of the event loop between): the relay reads them apart.
