@@ -1,6 +1,7 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { MAX_OPENING_STREAMS } from '../src/constants.ts'
 import type { PunchgateNode } from '../src/node.ts'
 import { connectTo, echoServer, event, random, roundTrip, sha256, tcpAddr, testNode } from './fixtures.ts'
 
@@ -61,6 +62,33 @@ describe('three peers on loopback: bootstrap, provider, consumer', () => {
     const data = random(1024 * 1024)
     const echoed = await roundTrip(byPeer, data)
     assert.equal(sha256(echoed), sha256(data))
+  })
+
+  it('a burst of connections, four times what it opens at once: all held open together, each echoed byte-exact', async () => {
+    // Only the opening waits its turn (protocol/open-gate.ts): connections that stay open
+    // must not keep later ones from opening.
+    const count = MAX_OPENING_STREAMS * 4
+    const sockets = await Promise.all(Array.from({ length: count }, async () => connectTo(byPeer)))
+    try {
+      const payloads = sockets.map((_, i) => random(1000 + i))
+      const echoed = await Promise.all(sockets.map(async (socket, i) => {
+        const want = payloads[i]!.length
+        const chunks: Buffer[] = []
+        let got = 0
+        const all = new Promise<void>(resolve => socket.on('data', (chunk: Buffer) => {
+          chunks.push(chunk)
+          got += chunk.length
+          if (got >= want) resolve()
+        }))
+        socket.write(payloads[i]!)
+        await all
+        return Buffer.concat(chunks)
+      }))
+      assert.ok(echo.open() >= count, `all ${count} reached the target at once (${echo.open()} open)`)
+      echoed.forEach((bytes, i) => assert.equal(sha256(bytes), sha256(payloads[i]!), `connection ${i}`))
+    } finally {
+      for (const socket of sockets) socket.destroy()
+    }
   })
 
   it('half-close: the client shuts its write side and still receives the rest', async () => {
