@@ -44,6 +44,7 @@ const { values: flags } = parseArgs({
     size: { type: 'string' },
     repeats: { type: 'string' },
     concurrency: { type: 'string' },
+    warmup: { type: 'string' },
     out: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'daemon-node-options': { type: 'string', default: '' },
@@ -59,7 +60,7 @@ if (flags.help) {
        [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
        [--only ...,via-socat,via-node]  also a direct tunnel through a bare relay (socat, a Node pipe): the relay's floor
        [--steps throughput1,throughput8,latency,open,concurrent,start]
-       [--size MiB] [--repeats N] [--concurrency N] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
+       [--size MiB] [--repeats N] [--concurrency N] [--warmup MiB (0: none)] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
   process.exit(0)
 }
@@ -76,6 +77,13 @@ const privateSettleMs = flags.smoke ? 500 : 10_000
 if (flags.size != null) sizes.throughputBytes = Number(flags.size) * MiB
 if (flags.repeats != null) sizes.repeats = Number(flags.repeats)
 if (flags.concurrency != null) sizes.concurrency = Number(flags.concurrency)
+/**
+ * One unrecorded stream of this many bytes through every setup before the first repeat:
+ * the bench's own client and target are cold at first. Without it the first setup
+ * measured got a third of its later rate (raw TCP 586-741 MB/s, then 2,095-2,555; three
+ * runs, docs/performance.md).
+ */
+const warmupBytes = (flags.warmup != null ? Number(flags.warmup) : flags.smoke ? 0 : 64) * MiB
 const transports = flags.transports as Transports
 if (!['tcp', 'quic', 'both'].includes(transports)) throw new Error(`--transports: expected tcp, quic or both, got ${transports}`)
 const wanted = flags.only != null ? flags.only.split(',') as SetupName[] : DEFAULT
@@ -252,6 +260,14 @@ async function main (): Promise<number> {
   await sleep(settleMs)
   for (const s of setups) if (s.roots.length > 0) record(s.name, 'rss.idle', memory(s.roots).largestBytes / MB)
 
+  if (warmupBytes > 0 && steps.some(([key]) => key.startsWith('throughput'))) {
+    for (const setup of setups) {
+      if (stopping) return 1
+      if (setup.name === 'floor-mux') continue
+      console.error(`bench: warm-up: ${SETUP_LABELS[setup.name]}`)
+      await throughput(setup.port, warmupBytes, 1).catch((err: Error) => { console.error(`bench: warm-up: ${SETUP_LABELS[setup.name]}: ${err.message}`) })
+    }
+  }
   for (let r = 0; r < sizes.repeats; r++) {
     for (const [key, label, step] of steps) {
       // Rotate the order each repeat so no setup always runs first (or last) in a burst.
