@@ -4,6 +4,7 @@
  * shape can cost, with none of libp2p. `bench/run.ts --only ssh,direct,floor-tcp,floor-tls`.
  *
  *   node bench/floor.ts forward TARGET_PORT            a plain TCP forwarder (one process)
+ *   node bench/floor.ts delay TARGET_PORT MS           a forwarder that holds every chunk MS ms each way
  *   node bench/floor.ts tls-provider TARGET_PORT DIR   TLS 1.3 server: each connection to the target
  *   node bench/floor.ts tls-consumer PROVIDER_PORT DIR local TCP port: each connection a new TLS one
  *   node bench/floor.ts mux-provider TARGET_PORT DIR   TLS 1.3 server: streams of one connection to the target
@@ -64,6 +65,23 @@ function readFrames (socket: Socket, onFrame: (type: number, id: number, payload
 }
 if (mode === 'forward') {
   listening(createServer(options, socket => { pipeBoth(socket, connect({ ...options, port: Number(port), host: LOOPBACK })) }))
+} else if (mode === 'delay' && dir != null) {
+  // A path with a round trip of 2 x MS: every chunk, and each end's FIN, MS ms late. No
+  // flow control (a slow reader's bytes pile up here): for connection steps, not bulk ones.
+  const ms = Number(dir)
+  const late = (from: Socket, to: Socket): void => {
+    from.on('data', chunk => setTimeout(() => { if (!to.destroyed) to.write(chunk) }, ms))
+    from.on('end', () => setTimeout(() => { if (!to.destroyed) to.end() }, ms))
+    from.on('error', () => to.destroy())
+    from.on('close', () => setTimeout(() => to.destroy(), ms))
+  }
+  listening(createServer(options, socket => {
+    const far = connect({ ...options, port: Number(port), host: LOOPBACK })
+    socket.setNoDelay(true)
+    far.setNoDelay(true)
+    late(socket, far)
+    late(far, socket)
+  }))
 } else if (mode === 'tls-provider' && dir != null) {
   const server = createTlsServer({ ...options, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), minVersion: 'TLSv1.3' }, socket => {
     pipeBoth(socket, connect({ ...options, port: Number(port), host: LOOPBACK }))
@@ -115,6 +133,6 @@ if (mode === 'forward') {
     }))
   })
 } else {
-  console.error('usage: node bench/floor.ts forward TARGET_PORT | tls-provider|mux-provider TARGET_PORT DIR | tls-consumer|mux-consumer PROVIDER_PORT DIR')
+  console.error('usage: node bench/floor.ts forward TARGET_PORT | delay TARGET_PORT MS | tls-provider|mux-provider TARGET_PORT DIR | tls-consumer|mux-consumer PROVIDER_PORT DIR')
   process.exit(2)
 }

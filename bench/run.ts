@@ -21,7 +21,7 @@ const MB = 1e6
 const MiB = 1024 * 1024
 /** What `npm run bench` compares; the Node floor runs when `--only` names it. */
 const DEFAULT: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
-const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux', 'floor-libp2p', 'via-socat', 'via-node']
+const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux', 'floor-libp2p', 'via-socat', 'via-node', 'via-wan']
 
 interface Sizes {
   throughputBytes: number
@@ -59,6 +59,7 @@ if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
        [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
        [--only ...,via-socat,via-node]  also a direct tunnel through a bare relay (socat, a Node pipe): the relay's floor
+       [--only ...,via-wan]  also a direct tunnel over a path with a 100 ms round trip (connection steps only)
        [--steps throughput1,throughput8,latency,open,concurrent,start]
        [--size MiB] [--repeats N] [--concurrency N] [--warmup MiB (0: none)] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
@@ -152,6 +153,7 @@ async function startAll (): Promise<void> {
   if (wanted.includes('floor-libp2p')) starters.push(startFloorLibp2p(ctx).then(s => [s]))
   starters.push(optional('via-socat', 'socat', async () => startVia(ctx, 'via-socat')))
   if (wanted.includes('via-node')) starters.push(startVia(ctx, 'via-node').then(s => [s]))
+  if (wanted.includes('via-wan')) starters.push(startVia(ctx, 'via-wan').then(s => [s]))
   const tunnels = (['direct', 'relay'] as const).filter(n => wanted.includes(n))
   if (tunnels.length > 0) starters.push(startPunchgate(ctx, tunnels))
   for (const list of await Promise.all(starters)) setups.push(...list)
@@ -247,6 +249,8 @@ const STEPS: Array<[string, string, Step]> = [
   }]
 ]
 const BULK_STEPS = ['throughput1', 'throughput8', 'concurrent']
+/** Steps a setup does not take: the floor's mux and the delaying path have no flow control (bench/floor.ts). */
+const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'via-wan': ['throughput1', 'throughput8'] }
 const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key)
 for (const key of wantedSteps) if (!STEPS.some(([k]) => k === key)) throw new Error(`--steps: unknown step ${key}`)
 const steps = STEPS.filter(([key]) => wantedSteps.includes(key))
@@ -263,7 +267,7 @@ async function main (): Promise<number> {
   if (warmupBytes > 0 && steps.some(([key]) => key.startsWith('throughput'))) {
     for (const setup of setups) {
       if (stopping) return 1
-      if (setup.name === 'floor-mux') continue
+      if (SKIPS[setup.name]?.includes('throughput1') === true) continue
       console.error(`bench: warm-up: ${SETUP_LABELS[setup.name]}`)
       await throughput(setup.port, warmupBytes, 1).catch((err: Error) => { console.error(`bench: warm-up: ${SETUP_LABELS[setup.name]}: ${err.message}`) })
     }
@@ -274,8 +278,7 @@ async function main (): Promise<number> {
       const order = setups.map((_, i) => setups[(i + r) % setups.length] as Setup)
       for (const setup of order) {
         if (stopping) return 1
-        // The floor's mux has no flow control: it takes no bulk load (bench/floor.ts).
-        if (setup.name === 'floor-mux' && BULK_STEPS.includes(key)) continue
+        if (SKIPS[setup.name]?.includes(key) === true) continue
         console.error(`bench: repeat ${r + 1}/${sizes.repeats}: ${label}: ${SETUP_LABELS[setup.name]}`)
         await step(setup)
       }

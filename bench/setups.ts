@@ -32,7 +32,7 @@ const root = join(import.meta.dirname, '..')
 export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
-export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p' | 'via-socat' | 'via-node'
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p' | 'via-socat' | 'via-node' | 'via-wan'
 
 export const SETUP_LABELS: Record<SetupName, string> = {
   raw: 'raw TCP',
@@ -45,8 +45,12 @@ export const SETUP_LABELS: Record<SetupName, string> = {
   'floor-mux': 'node floor, mux',
   'floor-libp2p': 'js-libp2p floor',
   'via-socat': 'direct via socat',
-  'via-node': 'direct via node pipe'
+  'via-node': 'direct via node pipe',
+  'via-wan': 'direct, 100 ms RTT'
 }
+
+/** The one-way delay of via-wan's path (bench/floor.ts delay): a round trip of 100 ms. */
+const WAN_DELAY_MS = 50
 
 export interface Setup {
   name: SetupName
@@ -378,7 +382,7 @@ export async function startPunchgate (ctx: Context, which: Array<'direct' | 'rel
  * it is the least a relay in the middle costs on this machine. Its own bootstrap, so the
  * other setups' daemons are not shared.
  */
-export async function startVia (ctx: Context, name: 'via-socat' | 'via-node'): Promise<Setup> {
+export async function startVia (ctx: Context, name: 'via-socat' | 'via-node' | 'via-wan'): Promise<Setup> {
   const [boot, provider, consumer] = await Promise.all([`${name}-bootstrap`, `${name}-provider`, `${name}-consumer`].map(async n => peerId(ctx, n)))
   if (boot == null || provider == null || consumer == null) throw new Error('no identities')
   const bootPort = await freePort()
@@ -394,7 +398,8 @@ export async function startVia (ctx: Context, name: 'via-socat' | 'via-node'): P
       `TCP-LISTEN:${relayPort},bind=127.0.0.1,fork,reuseaddr,nodelay`, `TCP:127.0.0.1:${providerPort},nodelay`])
     await relay.waitForPort(relayPort, READY_MS)
   } else {
-    relay = spawnProc(ctx, `${name}-relay`, process.execPath, [FLOOR, 'forward', String(providerPort)])
+    const mode = name === 'via-wan' ? ['delay', String(providerPort), String(WAN_DELAY_MS)] : ['forward', String(providerPort)]
+    relay = spawnProc(ctx, `${name}-relay`, process.execPath, [FLOOR, ...mode])
     relayPort = await listeningPort(relay)
   }
   const p = daemon(ctx, `${name}-provider`, [
@@ -411,5 +416,6 @@ export async function startVia (ctx: Context, name: 'via-socat' | 'via-node'): P
   if (activated.path !== 'direct' || !String(connected.addr).includes(`/tcp/${relayPort}/`)) {
     throw new Error(`the ${name} tunnel did not go through ${relayPort} (${String(connected.addr)}, path ${String(activated.path)}); see ${c.logFile}`)
   }
-  return { name, port, roots: [c.pid, p.pid, relay.pid], detail: `tcp through ${name === 'via-socat' ? 'socat' : 'a node pipe'}`, daemons: [c.pid, p.pid] }
+  const through = { 'via-socat': 'socat', 'via-node': 'a node pipe', 'via-wan': `a node pipe holding each chunk ${WAN_DELAY_MS} ms each way` }[name]
+  return { name, port, roots: [c.pid, p.pid, relay.pid], detail: `tcp through ${through}`, daemons: [c.pid, p.pid] }
 }

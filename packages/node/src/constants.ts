@@ -103,9 +103,6 @@ export const PUNCH_REFUSALS_LOGGED_TOTAL_PER_MINUTE = 30
  */
 export const MAX_TUNNEL_STREAMS = 1024
 
-/** Stream openings one tunnel keeps in flight at once; more connections wait their turn (protocol/open-gate.ts). */
-export const MAX_OPENING_STREAMS = 32
-
 /**
  * On SIGINT/SIGTERM, open tunnel connections get this long to finish before they are cut.
  * `docker stop` sends SIGKILL after 10 s: this leaves time to close the swarm within that.

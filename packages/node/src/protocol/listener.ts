@@ -2,19 +2,17 @@
  * Client side of a tunnel: a local TCP listener whose every accepted connection
  * becomes one libp2p stream to the provider. Connections that arrive before the
  * tunnel is live wait (bounded) instead of being refused, so `ssh -p 2222` started
- * together with the daemon just works. A burst opens its streams a few at a time
- * (open-gate.ts). One failed connection never stops the listener.
+ * together with the daemon just works. One failed connection never stops the listener.
  */
 import { createServer, type Server, type Socket } from 'node:net'
 import type { Stream } from '@libp2p/interface'
 import type { TunnelSpec } from '../config.ts'
-import { HANDSHAKE_TIMEOUT_MS, MAX_OPENING_STREAMS, PENDING_CONNECTION_TIMEOUT_MS } from '../constants.ts'
+import { HANDSHAKE_TIMEOUT_MS, PENDING_CONNECTION_TIMEOUT_MS } from '../constants.ts'
 import { BindError, TunnelRejectedError } from '../errors.ts'
 import type { NodeEvents, Path } from '../events.ts'
 import type { TunnelRequest } from './handshake.ts'
 import { InFlight } from '../in-flight.ts'
-import { OpenGate } from './open-gate.ts'
-import { cutSocket, pipeSocketStream, type PipeResult } from './pipe.ts'
+import { cutSocket, pipeSocketStream } from './pipe.ts'
 import { readReply, sendRequest } from './request.ts'
 
 /** Totals over a listener's life, for status. UDP listeners also count datagrams. */
@@ -27,13 +25,6 @@ export interface ListenerTotals {
   datagramsOut?: number
   /** Datagrams that could not be delivered: no live tunnel, refused, or a congested stream. */
   dropped?: number
-}
-
-/** A tunnel connection the provider accepted: its route and path, and its running pipe. */
-interface Opened {
-  route: TunnelRoute
-  path: Path
-  result: Promise<PipeResult>
 }
 
 /** Where a live tunnel sends its connections. */
@@ -64,7 +55,6 @@ export class TunnelListener {
   private readonly server: Server
   private readonly sockets = new Set<Socket>()
   private readonly open = new InFlight()
-  private readonly gate = new OpenGate(MAX_OPENING_STREAMS)
   private pending: Array<() => void> = []
   private route?: TunnelRoute
   /** Totals over the listener's life, for status and metrics. */
@@ -171,51 +161,9 @@ export class TunnelListener {
     this.pending.push(start)
   }
 
-  private async forward (socket: Socket, first: TunnelRoute): Promise<void> {
+  private async forward (socket: Socket, route: TunnelRoute): Promise<void> {
     const { service, id: tunnel } = this.spec
     const handshake = AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)
-    let leave: () => void
-    try {
-      leave = await this.gate.enter(handshake)
-    } catch {
-      // A burst larger than the gate, and this one waited out the handshake's time.
-      socket.destroy()
-      this.totals.rejected++
-      this.events.emitEvent('tunnel.rejected', { side: 'client', tunnel, peer: first.peer, service, reason: 'too-many-connections' })
-      return
-    }
-    let opened: Opened | undefined
-    try {
-      opened = await this.openTunnel(socket, handshake)
-    } finally {
-      leave()
-    }
-    if (opened == null) return
-    const { route, path, result } = opened
-    const started = Date.now()
-    this.totals.opened++
-    this.events.emitEvent('tunnel.opened', { side: 'client', tunnel, peer: route.peer, service, path })
-    const { bytesIn, bytesOut, error } = await result
-    this.totals.bytesIn += bytesIn
-    this.totals.bytesOut += bytesOut
-    this.events.emitEvent('tunnel.closed', {
-      side: 'client', tunnel, peer: route.peer, service, bytesIn, bytesOut, ms: Date.now() - started,
-      ...(error != null ? { error: error.message } : {})
-    })
-  }
-
-  /**
-   * Opens the stream on the current route and asks for the service; resolves once the
-   * provider accepted (the pipe already running), or with nothing if it did not.
-   */
-  private async openTunnel (socket: Socket, handshake: AbortSignal): Promise<Opened | undefined> {
-    const { service, id: tunnel } = this.spec
-    // While it waited at the gate, the route may have moved (relayed to direct) or gone.
-    const route = this.route
-    if (socket.destroyed || route == null) {
-      socket.destroy()
-      return
-    }
     let stream: Stream
     let path: Path
     try {
@@ -256,6 +204,15 @@ export class TunnelListener {
       await result
       return
     }
-    return { route, path, result }
+    const started = Date.now()
+    this.totals.opened++
+    this.events.emitEvent('tunnel.opened', { side: 'client', tunnel, peer: route.peer, service, path })
+    const { bytesIn, bytesOut, error } = await result
+    this.totals.bytesIn += bytesIn
+    this.totals.bytesOut += bytesOut
+    this.events.emitEvent('tunnel.closed', {
+      side: 'client', tunnel, peer: route.peer, service, bytesIn, bytesOut, ms: Date.now() - started,
+      ...(error != null ? { error: error.message } : {})
+    })
   }
 }
