@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=1048576 node --max-semi-space-size=2 --optimize-for-size --initial-old-space-size=32
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_TRIM_THRESHOLD_=67108864 node --max-semi-space-size=2 --optimize-for-size --initial-old-space-size=32
 // The settings above are DAEMON_ENV and SHEBANG_NODE_FLAGS (src/node-flags.ts); a test keeps them equal.
 // They are the ones every Node from 18 up accepts, so an old Node reaches the check below
 // instead of stopping at a flag it does not know. Keep this file plain JavaScript that

@@ -41,14 +41,15 @@ export const SHEBANG_NODE_FLAGS: readonly string[] = DAEMON_NODE_FLAGS.filter(fl
  * `MALLOC_MMAP_THRESHOLD_` saved 3 MB more when idle, but gave every 64 KiB chunk of a
  * tunnel its own mapping: a quarter of the throughput gone.)
  *
- * `MALLOC_TRIM_THRESHOLD_=1048576`: glibc gives memory at the top of its heap back to the
- * system once 1 MiB of it is free (by default the threshold rises as larger blocks are
- * freed, up to 64 MiB). Idle RSS about 2 MB lower, speed unchanged. Setting it also
- * fixes the mmap threshold at 128 KiB, above the tunnel's 64 KiB chunks; socket-tls.ts
- * keeps its write batches below it. (A 2 MiB `MALLOC_MMAP_THRESHOLD_` instead raised idle
- * RSS by 2-3 MB.)
+ * `MALLOC_TRIM_THRESHOLD_=67108864`: glibc gives memory at the top of its heap back to the
+ * system only once 64 MiB of it is free, and setting it fixes the mmap threshold at 128
+ * KiB, above the tunnel's 64 KiB chunks (socket-tls.ts keeps its write batches below it).
+ * At 1 MiB (until 2026-12-05) idle RSS was about 1 MB lower, but a transfer's heap was
+ * handed back and taken again all the time, each time paying the kernel's page faults:
+ * one stream direct 327 MB/s against 425-470 at 64 MiB, 3.8-4.0 CPU s/GB against 3.0-3.1
+ * (docs/performance.md). (A 2 MiB `MALLOC_MMAP_THRESHOLD_` instead raised idle RSS by 2-3 MB.)
  */
 export const DAEMON_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: '2',
-  MALLOC_TRIM_THRESHOLD_: '1048576'
+  MALLOC_TRIM_THRESHOLD_: '67108864'
 }
