@@ -3,44 +3,32 @@
  * The js-libp2p floor (docs/performance.md, issue 21): the least a tunnel costs on js-libp2p
  * with Punchgate's connection stack (TCP, its socket TLS, yamux with its window, loggers off) and none of
  * Punchgate itself: no services, no tunnel request or answer, no access checks, no events.
- * A stream per local connection, opened with the same optimistic protocol select, piped to
- * the target. `bench/run.ts --only ssh,direct,floor-libp2p`.
+ * A stream per local connection, opened with the same optimistic protocol select, joined to
+ * the local socket by the tunnel's own pipe (its backpressure and half-close; a plain
+ * send-and-drain pipe queues tens of MB and stalls a bulk transfer), and on to the target.
+ * `bench/run.ts --only ssh,direct,floor-libp2p`.
  *
  *   node bench/floor-libp2p.ts provider TARGET_PORT     prints `peer ID` and `listening PORT`
  *   node bench/floor-libp2p.ts consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
  */
-import { createServer, connect, type Socket } from 'node:net'
+import { createServer, connect } from 'node:net'
+import { setFlagsFromString } from 'node:v8'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { Stream } from '@libp2p/interface'
-import { libp2pLogger, socketTls } from '@punchgate/node'
+// The library's modules themselves, not its index: the floor loads none of the rest of Punchgate.
+import { libp2pLogger } from '../packages/node/src/libp2p-logger.ts'
+import { pipeSocketStream } from '../packages/node/src/protocol/pipe.ts'
+import { socketTls } from '../packages/node/src/socket-tls.ts'
+import { LATE_V8_FLAGS } from '../packages/cli/src/node-flags.ts'
+
+// The V8 flags the bin sets once started, as the bin does (the bench passes its shebang's).
+for (const flag of LATE_V8_FLAGS) setFlagsFromString(flag)
 
 const [mode, port, providerId] = process.argv.slice(2)
 const LOOPBACK = '127.0.0.1'
 const PROTOCOL = '/floor/1.0.0'
-
-/** Both ways with backpressure; each side's half-close passed on; an error on either ends both. */
-function pipe (socket: Socket, stream: Stream): void {
-  socket.setNoDelay(true)
-  socket.on('data', (chunk: Buffer) => {
-    if (!stream.send(chunk)) {
-      socket.pause()
-      stream.onDrain().then(() => socket.resume(), () => socket.destroy())
-    }
-  })
-  socket.on('end', () => { stream.close().catch(() => {}) })
-  socket.on('error', () => stream.abort(new Error('local socket failed')))
-  stream.addEventListener('message', event => {
-    if (!socket.write(event.data.subarray())) {
-      stream.pause()
-      socket.once('drain', () => stream.resume())
-    }
-  })
-  stream.addEventListener('remoteCloseWrite', () => socket.end())
-  stream.addEventListener('close', () => { if (!socket.writableEnded) socket.destroy() })
-}
 
 // libp2p's loggers as a daemon has them: off unless DEBUG is set (packages/node/src/libp2p-logger.ts).
 const logger = libp2pLogger()
@@ -58,18 +46,17 @@ for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exi
 
 if (mode === 'provider') {
   await node.handle(PROTOCOL, (stream) => {
-    const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true })
-    pipe(target, stream)
+    const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })
+    void pipeSocketStream(target, stream)
   }, { maxInboundStreams: 4096 })
   const listened = /\/tcp\/(\d+)/.exec(node.getMultiaddrs()[0].toString())?.[1]
   console.log(`peer ${node.peerId.toString()}`)
   console.log(`listening ${listened}`)
 } else if (mode === 'consumer' && providerId != null) {
   const connection = await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${providerId}`))
-  createServer({ allowHalfOpen: true }, socket => {
-    socket.pause()
+  createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, socket => {
     connection.newStream(PROTOCOL, { negotiateFully: false, maxOutboundStreams: 4096 }).then(stream => {
-      pipe(socket, stream)
+      void pipeSocketStream(socket, stream)
       socket.resume()
     }, () => socket.destroy())
   }).listen(0, LOOPBACK, 4096, function (this: ReturnType<typeof createServer>) {

@@ -17,6 +17,7 @@
  *              splicing relay carries the same TLS bytes
  */
 import { execFile } from 'node:child_process'
+import { build } from 'esbuild'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -158,16 +159,35 @@ export async function startFloor (ctx: Context, name: 'floor-tcp' | 'floor-tls' 
 
 const FLOOR_LIBP2P = join(import.meta.dirname, 'floor-libp2p.ts')
 
-/** The js-libp2p floor (bench/floor-libp2p.ts), run with the daemon's Node flags and environment. */
+/**
+ * The js-libp2p floor (bench/floor-libp2p.ts), run with the daemon's Node flags and
+ * environment, and bundled as the daemon is (packages/cli/build.ts): run from its source,
+ * Node's type stripper and every module's text would stay in its memory, 25 MB the daemon
+ * does not carry.
+ */
 export async function startFloorLibp2p (ctx: Context): Promise<Setup> {
+  const bundle = join(ctx.dir, 'floor-libp2p.mjs')
+  await build({
+    entryPoints: [FLOOR_LIBP2P],
+    outfile: bundle,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    external: ['node-unix-socket', 'pino', 'udx-native'],
+    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: 'warning'
+  })
   const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
   const spawn = (name: string, args: string[]): Proc =>
-    spawnProc(ctx, name, process.execPath, [...DAEMON.flags, ...ctx.daemonNodeOptions, FLOOR_LIBP2P, ...args], env)
+    spawnProc(ctx, name, process.execPath, [...DAEMON.flags, ...ctx.daemonNodeOptions, bundle, ...args], env)
   const provider = spawn('floor-libp2p-provider', ['provider', String(ctx.targetPort)])
   const providerPort = await listeningPort(provider)
   const id = /peer (\S+)/.exec(readFileSync(provider.logFile, 'utf8'))?.[1] ?? ''
   const consumer = spawn('floor-libp2p-consumer', ['consumer', String(providerPort), id])
-  return { name: 'floor-libp2p', port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail: 'TCP, socket TLS, yamux; no Punchgate' }
+  return { name: 'floor-libp2p', port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail: 'TCP, socket TLS, yamux; no Punchgate', daemons: [consumer.pid, provider.pid] }
 }
 
 export async function startSocat (ctx: Context): Promise<Setup> {
