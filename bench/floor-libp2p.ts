@@ -12,19 +12,12 @@
  *   node bench/floor-libp2p.ts consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
  */
 import { createServer, connect } from 'node:net'
-import { setFlagsFromString } from 'node:v8'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
-// The library's modules themselves, not its index: the floor loads none of the rest of Punchgate.
-import { libp2pLogger } from '../packages/node/src/libp2p-logger.ts'
-import { pipeSocketStream } from '../packages/node/src/protocol/pipe.ts'
-import { socketTls } from '../packages/node/src/socket-tls.ts'
-import { LATE_V8_FLAGS } from '../packages/cli/src/node-flags.ts'
-
-// The V8 flags the bin sets once started, as the bin does (the bench passes its shebang's).
-for (const flag of LATE_V8_FLAGS) setFlagsFromString(flag)
+// The bench bundles this file (bench/setups.ts): of the library, only these and what they use are in it.
+import { libp2pLogger, pipeSocketStream, socketTls } from '@punchgate/node'
 
 const [mode, port, providerId] = process.argv.slice(2)
 const LOOPBACK = '127.0.0.1'

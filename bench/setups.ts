@@ -17,7 +17,7 @@
  *              splicing relay carries the same TLS bytes
  */
 import { execFile } from 'node:child_process'
-import { build } from 'esbuild'
+import { build, type Plugin } from 'esbuild'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -159,6 +159,22 @@ export async function startFloor (ctx: Context, name: 'floor-tcp' | 'floor-tls' 
 
 const FLOOR_LIBP2P = join(import.meta.dirname, 'floor-libp2p.ts')
 
+const LIBRARY_SRC = join(root, 'packages/node/src')
+
+/**
+ * The library's modules, marked free of side effects for esbuild, which then leaves out
+ * each one the floor does not use: it imports three things from the library's index.
+ */
+const onlyWhatIsUsed: Plugin = {
+  name: 'only-what-is-used',
+  setup (b) {
+    b.onResolve({ filter: /^(@punchgate\/node$|\.)/ }, args => {
+      const path = args.path === '@punchgate/node' ? join(LIBRARY_SRC, 'index.ts') : join(args.resolveDir, args.path)
+      return path.startsWith(LIBRARY_SRC) ? { path, sideEffects: false } : undefined
+    })
+  }
+}
+
 /**
  * The js-libp2p floor (bench/floor-libp2p.ts), run with the daemon's Node flags and
  * environment, and bundled as the daemon is (packages/cli/build.ts): run from its source,
@@ -175,14 +191,15 @@ export async function startFloorLibp2p (ctx: Context): Promise<Setup> {
     format: 'esm',
     target: 'node22',
     external: ['node-unix-socket', 'pino', 'udx-native'],
-    banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
+    banner: { js: "import { createRequire as __floorCreateRequire } from 'node:module'; const require = __floorCreateRequire(import.meta.url);" },
     minifyWhitespace: true,
     minifySyntax: true,
-    logLevel: 'warning'
+    logLevel: 'warning',
+    plugins: [onlyWhatIsUsed]
   })
   const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
   const spawn = (name: string, args: string[]): Proc =>
-    spawnProc(ctx, name, process.execPath, [...DAEMON.flags, ...ctx.daemonNodeOptions, bundle, ...args], env)
+    spawnProc(ctx, name, process.execPath, [...DAEMON.flags, ...DAEMON.lateFlags, ...ctx.daemonNodeOptions, bundle, ...args], env)
   const provider = spawn('floor-libp2p-provider', ['provider', String(ctx.targetPort)])
   const providerPort = await listeningPort(provider)
   const id = /peer (\S+)/.exec(readFileSync(provider.logFile, 'utf8'))?.[1] ?? ''
@@ -269,10 +286,15 @@ function listenArgs (transports: Transports): string[] {
  * The environment and Node flags in the bin's shebang (`#!/usr/bin/env -S NAME=VALUE...
  * node FLAGS...`): what a user's daemon runs with.
  */
-function shebangSettings (): { env: Record<string, string>, flags: string[] } {
-  const words = readFileSync(PUNCHGATE, 'utf8').split('\n', 1)[0].split(' ').slice(2)
+function shebangSettings (): { env: Record<string, string>, flags: string[], lateFlags: string[] } {
+  const text = readFileSync(PUNCHGATE, 'utf8')
+  const words = text.split('\n', 1)[0].split(' ').slice(2)
   const node = words.indexOf('node')
-  return { env: environment(words.slice(0, node)), flags: words.slice(node + 1) }
+  // The V8 flags the bin sets once it runs (its setFlagsFromString line): for code run
+  // without the bin, such as the floors.
+  const late = /for \(const flag of \[([^\]]*)\]\) setFlagsFromString\(flag\)/.exec(text)?.[1] ?? ''
+  const lateFlags = [...late.matchAll(/'([^']+)'/g)].map(match => match[1] as string)
+  return { env: environment(words.slice(0, node)), flags: words.slice(node + 1), lateFlags }
 }
 
 /** `NAME=VALUE` words as an environment. */

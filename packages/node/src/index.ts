@@ -24,6 +24,8 @@ export type { Observation, Mapping, MappingVerdict, Role, RoleVerdict, PunchVerd
 // The daemon's encrypter and by-name lookup, for peers outside it (bench/scale/ runs light clients with them).
 export { socketTls } from './socket-tls.ts'
 export { libp2pLogger } from './libp2p-logger.ts'
+// A local socket joined to a stream with a tunnel's backpressure (bench/floor-libp2p.ts runs it alone).
+export { pipeSocketStream, type PipeResult } from './protocol/pipe.ts'
 // The UDP punching carrier, as a libp2p transport (bench/udx.ts measures its rate).
 export { udxTransport, findUdx } from './transport/udx/transport.ts'
 export { udxAddr } from './transport/udx/addr.ts'
