@@ -20,7 +20,9 @@ import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-const [mode, port, dir] = process.argv.slice(2)
+const [mode, port, third] = process.argv.slice(2)
+// The third argument: the TLS modes' certificate directory, or delay's milliseconds each way.
+const dir = third
 const LOOPBACK = '127.0.0.1'
 
 /** Both ways, each end's half-close passed on; either side's error ends both. */
@@ -65,10 +67,10 @@ function readFrames (socket: Socket, onFrame: (type: number, id: number, payload
 }
 if (mode === 'forward') {
   listening(createServer(options, socket => { pipeBoth(socket, connect({ ...options, port: Number(port), host: LOOPBACK })) }))
-} else if (mode === 'delay' && dir != null) {
+} else if (mode === 'delay' && third != null) {
   // A path with a round trip of 2 x MS: every chunk, and each end's FIN, MS ms late. No
   // flow control (a slow reader's bytes pile up here): for connection steps, not bulk ones.
-  const ms = Number(dir)
+  const ms = Number(third)
   const late = (from: Socket, to: Socket): void => {
     from.on('data', chunk => setTimeout(() => { if (!to.destroyed) to.write(chunk) }, ms))
     from.on('end', () => setTimeout(() => { if (!to.destroyed) to.end() }, ms))

@@ -199,7 +199,7 @@ export async function startFloorLibp2p (ctx: Context): Promise<Setup> {
   })
   const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
   const spawn = (name: string, args: string[]): Proc =>
-    spawnProc(ctx, name, process.execPath, [...DAEMON.flags, ...DAEMON.lateFlags, ...ctx.daemonNodeOptions, bundle, ...args], env)
+    spawnProc(ctx, name, process.execPath, [...profileFlags(ctx, name), ...DAEMON.flags, ...DAEMON.lateFlags, ...ctx.daemonNodeOptions, bundle, ...args], env)
   const provider = spawn('floor-libp2p-provider', ['provider', String(ctx.targetPort)])
   const providerPort = await listeningPort(provider)
   const id = /peer (\S+)/.exec(readFileSync(provider.logFile, 'utf8'))?.[1] ?? ''
@@ -307,11 +307,15 @@ export function environment (words: string[]): Record<string, string> {
 /** What a user's daemon runs with: the bin's shebang (environment and Node flags). */
 export const DAEMON = shebangSettings()
 
+/** `--cpu-prof` and where its profile goes, when the bench was asked for profiles. */
+function profileFlags (ctx: Context, name: string): string[] {
+  return ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
+}
+
 function daemon (ctx: Context, name: string, args: string[]): Proc {
-  const prof = ctx.cpuProfileDir != null ? ['--cpu-prof', `--cpu-prof-dir=${ctx.cpuProfileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : []
   // The settings the bin's shebang gives the daemon, then the bench's own (later ones win).
   const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
-  return spawnProc(ctx, name, process.execPath, [...prof, ...DAEMON.flags, ...ctx.daemonNodeOptions, PUNCHGATE, ...args], env)
+  return spawnProc(ctx, name, process.execPath, [...profileFlags(ctx, name), ...DAEMON.flags, ...ctx.daemonNodeOptions, PUNCHGATE, ...args], env)
 }
 
 async function peerId (ctx: Context, name: string): Promise<{ key: string, id: string }> {
