@@ -106,7 +106,7 @@ export interface Context {
   targetPort: number
   transports: Transports
   procs: Proc[]
-  /** When set, daemons run under `node --cpu-prof` and write their profiles here on exit. */
+  /** When set, the daemons (and floor-libp2p's two processes) run under `node --cpu-prof` and write their profiles here on exit. */
   cpuProfileDir: string | undefined
   /** Extra Node options for the daemons (e.g. `--trace-gc`), for experiments. */
   daemonNodeOptions: string[]
