@@ -22,6 +22,8 @@ export const METRICS: MetricDef[] = [
   { key: 'open.p50', label: 'new connection, p50', unit: 'ms', better: 'lower' },
   { key: 'open.p99', label: 'new connection, p99', unit: 'ms', better: 'lower' },
   { key: 'open.cpu', label: 'CPU per new connection', unit: 'ms', better: 'lower' },
+  { key: 'idle.first', label: 'new connection after 47 s idle', unit: 'ms', better: 'lower' },
+  { key: 'idle.third', label: 'the third after 47 s idle', unit: 'ms', better: 'lower' },
   { key: 'concurrent.seconds', label: 'N at once, all echoed', unit: 's', better: 'lower' },
   { key: 'concurrent.errors', label: 'N at once, errors', unit: '', better: 'lower' },
   { key: 'start.firstByte', label: 'first byte from start', unit: 'ms', better: 'lower' },

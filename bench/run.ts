@@ -60,13 +60,19 @@ if (flags.help) {
        [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
        [--only ...,via-socat,via-node]  also a direct tunnel through a bare relay (socat, a Node pipe): the relay's floor
        [--only ...,via-wan]  also a direct tunnel over a path with a 100 ms round trip (connection steps only)
-       [--steps throughput1,throughput8,latency,open,concurrent,start]
+       [--steps throughput1,throughput8,latency,open,concurrent,start]   and idle: a new connection after 47 s of rest (not in the default set)
        [--size MiB] [--repeats N] [--concurrency N] [--warmup MiB (0: none)] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
   process.exit(0)
 }
 
 const sizes: Sizes = { ...(flags.smoke ? SMOKE : FULL) }
+/**
+ * How long the `idle` step lets every process rest before a new connection (a `git fetch`
+ * after a pause): not a multiple of the daemons' 30 s and 60 s timers, so the connection
+ * does not land on their work.
+ */
+const IDLE_MS = 47_000
 /** How long a setup idles before its idle RSS is read: start-up work (DHT, identify) settles. */
 const settleMs = flags.smoke ? 500 : 3000
 /**
@@ -239,6 +245,13 @@ const STEPS: Array<[string, string, Step]> = [
     record(setup.name, 'concurrent.errors', c.errors)
     if (c.errors > 0) throw new Error(`${c.errors} of ${c.connections} failed: ${c.failures.join(', ')}`)
   })],
+  ['idle', `a new connection after ${IDLE_MS / 1000} s idle`, async setup => measure(setup, 'idle', async () => {
+    // The main loop let every setup idle first (IDLE_STEPS). Three in a row: the first pays
+    // for the wake-up, the next show how long it lasts.
+    const [first, , third] = await connectTimes(setup.port, 3)
+    record(setup.name, 'idle.first', first as number)
+    record(setup.name, 'idle.third', third as number)
+  })],
   ['start', 'first byte from start', async setup => {
     if (setup.coldStart == null) return
     const coldStart = setup.coldStart
@@ -253,7 +266,13 @@ const STEPS: Array<[string, string, Step]> = [
 const BULK_STEPS = ['throughput1', 'throughput8', 'concurrent']
 /** Steps a setup does not take: the floor's mux and the delaying path have no flow control (bench/floor.ts). */
 const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'via-wan': ['throughput1', 'throughput8'] }
-const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key)
+/**
+ * Steps run only when --steps names them: `idle` waits IDLE_MS per repeat. Before it, the
+ * whole bench idles once (each setup's connection then comes after the others' few ms).
+ */
+const OPT_IN_STEPS = ['idle']
+const IDLE_STEPS = ['idle']
+const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key).filter(key => !OPT_IN_STEPS.includes(key))
 for (const key of wantedSteps) if (!STEPS.some(([k]) => k === key)) throw new Error(`--steps: unknown step ${key}`)
 const steps = STEPS.filter(([key]) => wantedSteps.includes(key))
 
@@ -276,6 +295,10 @@ async function main (): Promise<number> {
   }
   for (let r = 0; r < sizes.repeats; r++) {
     for (const [key, label, step] of steps) {
+      if (IDLE_STEPS.includes(key)) {
+        console.error(`bench: repeat ${r + 1}/${sizes.repeats}: idling ${IDLE_MS / 1000} s`)
+        await sleep(IDLE_MS)
+      }
       // Rotate the order each repeat so no setup always runs first (or last) in a burst.
       const order = setups.map((_, i) => setups[(i + r) % setups.length] as Setup)
       for (const setup of order) {
