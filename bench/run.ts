@@ -246,7 +246,7 @@ const STEPS: Array<[string, string, Step]> = [
     if (c.errors > 0) throw new Error(`${c.errors} of ${c.connections} failed: ${c.failures.join(', ')}`)
   })],
   ['idle', `a new connection after ${IDLE_MS / 1000} s idle`, async setup => measure(setup, 'idle', async () => {
-    // The main loop let every setup idle first (IDLE_STEPS). Three in a row: the first pays
+    // The main loop let every setup rest first. Three in a row: the first pays
     // for the wake-up, the next show how long it lasts.
     const [first, , third] = await connectTimes(setup.port, 3)
     record(setup.name, 'idle.first', first as number)
@@ -266,12 +266,8 @@ const STEPS: Array<[string, string, Step]> = [
 const BULK_STEPS = ['throughput1', 'throughput8', 'concurrent']
 /** Steps a setup does not take: the floor's mux and the delaying path have no flow control (bench/floor.ts). */
 const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'via-wan': ['throughput1', 'throughput8'] }
-/**
- * Steps run only when --steps names them: `idle` waits IDLE_MS per repeat. Before it, the
- * whole bench idles once (each setup's connection then comes after the others' few ms).
- */
+/** Steps run only when --steps names them: `idle` waits IDLE_MS per repeat. */
 const OPT_IN_STEPS = ['idle']
-const IDLE_STEPS = ['idle']
 const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key).filter(key => !OPT_IN_STEPS.includes(key))
 for (const key of wantedSteps) if (!STEPS.some(([k]) => k === key)) throw new Error(`--steps: unknown step ${key}`)
 const steps = STEPS.filter(([key]) => wantedSteps.includes(key))
@@ -295,7 +291,8 @@ async function main (): Promise<number> {
   }
   for (let r = 0; r < sizes.repeats; r++) {
     for (const [key, label, step] of steps) {
-      if (IDLE_STEPS.includes(key)) {
+      // The whole bench rests once; each setup's connection then comes after the others' few ms.
+      if (key === 'idle') {
         console.error(`bench: repeat ${r + 1}/${sizes.repeats}: idling ${IDLE_MS / 1000} s`)
         await sleep(IDLE_MS)
       }
