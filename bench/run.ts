@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { concurrent, connectTimes, latency, throughput } from './load.ts'
 import { PeakMemory, cpuSeconds, machineCpu, memory } from './procstat.ts'
-import { medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
+import { IDLE_MS, medians, percentile, table, targetLines, targets, type Samples } from './report.ts'
 import { environment, SETUP_LABELS, startFloor, startFloorLibp2p, startPunchgate, startSocat, startSsh, startTarget, startVia, type Context, type Setup, type SetupName, type Transports } from './setups.ts'
 
 const MB = 1e6
@@ -60,19 +60,13 @@ if (flags.help) {
        [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
        [--only ...,via-socat,via-node]  also a direct tunnel through a bare relay (socat, a Node pipe): the relay's floor
        [--only ...,via-wan]  also a direct tunnel over a path with a 100 ms round trip (connection steps only)
-       [--steps throughput1,throughput8,latency,open,concurrent,start]   and idle: a new connection after 47 s of rest (not in the default set)
+       [--steps throughput1,throughput8,latency,open,concurrent,start]   and idle: a new connection after ${IDLE_MS / 1000} s of rest (not in the default set)
        [--size MiB] [--repeats N] [--concurrency N] [--warmup MiB (0: none)] [--out FILE.json] [--cpu-prof] [--daemon-node-options='--flag ...'] [--daemon-env='NAME=VALUE ...'] [--keep-logs]
        [--circuit]   the relayed tunnel over circuit relay v2, without a splice (docs/splice.md)`)
   process.exit(0)
 }
 
 const sizes: Sizes = { ...(flags.smoke ? SMOKE : FULL) }
-/**
- * How long the `idle` step lets every process rest before a new connection (a `git fetch`
- * after a pause): not a multiple of the daemons' 30 s and 60 s timers, so the connection
- * does not land on their work.
- */
-const IDLE_MS = 47_000
 /** How long a setup idles before its idle RSS is read: start-up work (DHT, identify) settles. */
 const settleMs = flags.smoke ? 500 : 3000
 /**
@@ -180,9 +174,8 @@ const PRIVATE_LOAD_STEPS = ['throughput 1', 'concurrent']
 /** Runs one measurement for one setup, tracking its processes' peak memory and CPU. */
 async function measure (setup: Setup, what: string, fn: () => Promise<void>, bytesMoved = 0): Promise<void> {
   const peak = new PeakMemory(setup.roots)
-  // Only for a setup that takes both steps: via-wan's one stream is not measured (SKIPS).
-  const bothSteps = SKIPS[setup.name]?.includes('throughput1') !== true
-  const privatePeak = setup.daemons != null && bothSteps && PRIVATE_LOAD_STEPS.includes(what) ? new PeakMemory(setup.daemons) : undefined
+  // Only for a setup that takes both steps: via-wan's one stream is not measured.
+  const privatePeak = setup.daemons != null && takes(setup, 'throughput1') && PRIVATE_LOAD_STEPS.includes(what) ? new PeakMemory(setup.daemons) : undefined
   const cpuBefore = cpuSeconds(setup.roots)
   const machineBefore = machineCpu()
   const startedMs = Date.now()
@@ -266,6 +259,7 @@ const STEPS: Array<[string, string, Step]> = [
 const BULK_STEPS = ['throughput1', 'throughput8', 'concurrent']
 /** Steps a setup does not take: the floor's mux and the delaying path have no flow control (bench/floor.ts). */
 const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'via-wan': ['throughput1', 'throughput8'] }
+const takes = (setup: Setup, step: string): boolean => SKIPS[setup.name]?.includes(step) !== true
 /** Steps run only when --steps names them: `idle` waits IDLE_MS per repeat. */
 const OPT_IN_STEPS = ['idle']
 const wantedSteps = flags.steps?.split(',') ?? STEPS.map(([key]) => key).filter(key => !OPT_IN_STEPS.includes(key))
@@ -284,7 +278,7 @@ async function main (): Promise<number> {
   if (warmupBytes > 0 && steps.some(([key]) => key.startsWith('throughput'))) {
     for (const setup of setups) {
       if (stopping) return 1
-      if (SKIPS[setup.name]?.includes('throughput1') === true) continue
+      if (!takes(setup, 'throughput1')) continue
       console.error(`bench: warm-up: ${SETUP_LABELS[setup.name]}`)
       await throughput(setup.port, warmupBytes, 1).catch((err: Error) => { console.error(`bench: warm-up: ${SETUP_LABELS[setup.name]}: ${err.message}`) })
     }
@@ -300,7 +294,7 @@ async function main (): Promise<number> {
       const order = setups.map((_, i) => setups[(i + r) % setups.length] as Setup)
       for (const setup of order) {
         if (stopping) return 1
-        if (SKIPS[setup.name]?.includes(key) === true) continue
+        if (!takes(setup, key)) continue
         console.error(`bench: repeat ${r + 1}/${sizes.repeats}: ${label}: ${SETUP_LABELS[setup.name]}`)
         await step(setup)
       }
