@@ -8,27 +8,35 @@
  * send-and-drain pipe queues tens of MB and stalls a bulk transfer), and on to the target.
  * `bench/run.ts --only ssh,direct,floor-libp2p`.
  *
- *   node bench/floor-libp2p.ts provider TARGET_PORT     prints `peer ID` and `listening PORT`
- *   node bench/floor-libp2p.ts consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
+ * With `mux-` (`floor-libp2p-mux`): one long-lived libp2p stream, opened at start, carries
+ * every local connection as a channel of the floors' minimal mux (bench/mux-frames.ts; no
+ * flow control, so open and latency steps only): the floor of a mux of Punchgate's own
+ * inside one libp2p stream, as `ssh -L` carries its channels in one session.
+ *
+ *   node bench/floor-libp2p.ts [mux-]provider TARGET_PORT     prints `peer ID` and `listening PORT`
+ *   node bench/floor-libp2p.ts [mux-]consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
  */
-import { createServer, connect } from 'node:net'
+import { createServer, connect, type Socket } from 'node:net'
+import type { Stream, StreamMessageEvent } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 // The bench bundles this file (bench/setups.ts): of the library, only these and what they use are in it.
 import { libp2pLogger, pipeSocketStream, socketTls } from '@punchgate/node'
+import { DATA, END, OPEN, frame, frameReader } from './mux-frames.ts'
 
 const [mode, port, providerId] = process.argv.slice(2)
 const LOOPBACK = '127.0.0.1'
 const PROTOCOL = '/floor/1.0.0'
+const MUX_PROTOCOL = '/floor-mux/1.0.0'
 
 // libp2p's loggers as a daemon has them: off unless DEBUG is set (packages/node/src/libp2p-logger.ts).
 const logger = libp2pLogger()
 
 const node = await createLibp2p({
   ...(logger != null ? { logger } : {}),
-  addresses: { listen: mode === 'provider' ? [`/ip4/${LOOPBACK}/tcp/0`] : [] },
+  addresses: { listen: mode?.endsWith('provider') === true ? [`/ip4/${LOOPBACK}/tcp/0`] : [] },
   transports: [tcp()],
   connectionEncrypters: [socketTls()],
   streamMuxers: [yamux({ maxInboundStreams: 4096, maxOutboundStreams: 4096, streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024 } })]
@@ -56,7 +64,51 @@ if (mode === 'provider') {
     const address = this.address()
     if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
   })
+} else if (mode === 'mux-provider') {
+  await node.handle(MUX_PROTOCOL, (stream) => {
+    const targets = new Map<number, Socket>()
+    onChunks(stream, frameReader((type, id, payload) => {
+      if (type === OPEN) {
+        const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })
+        targets.set(id, target)
+        target.on('data', (chunk: Buffer) => stream.send(frame(DATA, id, chunk)))
+        target.on('end', () => stream.send(frame(END, id)))
+        target.on('close', () => targets.delete(id))
+        target.on('error', () => target.destroy())
+      } else if (type === DATA) targets.get(id)?.write(payload)
+      else targets.get(id)?.end()
+    }))
+  })
+  const listened = /\/tcp\/(\d+)/.exec(node.getMultiaddrs()[0].toString())?.[1]
+  console.log(`peer ${node.peerId.toString()}`)
+  console.log(`listening ${listened}`)
+} else if (mode === 'mux-consumer' && providerId != null) {
+  const connection = await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${providerId}`))
+  const stream = await connection.newStream(MUX_PROTOCOL)
+  const sockets = new Map<number, Socket>()
+  let nextId = 0
+  onChunks(stream, frameReader((type, id, payload) => {
+    if (type === DATA) sockets.get(id)?.write(payload)
+    else if (type === END) sockets.get(id)?.end()
+  }))
+  createServer({ allowHalfOpen: true, noDelay: true }, socket => {
+    const id = nextId++
+    sockets.set(id, socket)
+    stream.send(frame(OPEN, id))
+    socket.on('data', (chunk: Buffer) => stream.send(frame(DATA, id, chunk)))
+    socket.on('end', () => stream.send(frame(END, id)))
+    socket.on('close', () => sockets.delete(id))
+    socket.on('error', () => socket.destroy())
+  }).listen(0, LOOPBACK, 4096, function (this: ReturnType<typeof createServer>) {
+    const address = this.address()
+    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
+  })
 } else {
-  console.error('usage: node bench/floor-libp2p.ts provider TARGET_PORT | consumer PROVIDER_PORT PROVIDER_ID')
+  console.error('usage: node bench/floor-libp2p.ts [mux-]provider TARGET_PORT | [mux-]consumer PROVIDER_PORT PROVIDER_ID')
   process.exit(2)
+}
+
+/** Every chunk a libp2p stream receives, in order, as one Uint8Array each. */
+function onChunks (stream: Stream, read: (chunk: Uint8Array) => void): void {
+  stream.addEventListener('message', (evt: StreamMessageEvent) => { read(evt.data.subarray()) })
 }

@@ -10,8 +10,8 @@
  *   node bench/floor.ts mux-provider TARGET_PORT DIR   TLS 1.3 server: streams of one connection to the target
  *   node bench/floor.ts mux-consumer PROVIDER_PORT DIR local TCP port: each connection a stream on one TLS one
  *
- * The mux is the least that multiplexing costs: frames of type (1 byte: open, data, end),
- * stream id (4) and length (4), no flow control (so no throughput runs: open and latency only).
+ * The mux is the least that multiplexing costs (bench/mux-frames.ts): no flow control, so
+ * no throughput runs (open and latency only).
  * Each prints `listening PORT` once it accepts. DIR holds key.pem and cert.pem (a throwaway
  * self-signed P-256 certificate, which the consumer pins).
  */
@@ -19,6 +19,7 @@ import { createServer, connect, type Socket } from 'node:net'
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { DATA, END, OPEN, frame, frameReader } from './mux-frames.ts'
 
 const [mode, port, third] = process.argv.slice(2)
 // The third argument: the TLS modes' certificate directory, or delay's milliseconds each way.
@@ -43,28 +44,7 @@ function listening (server: ReturnType<typeof createServer>): void {
 }
 
 const options = { allowHalfOpen: true }
-const [OPEN, DATA, END] = [0, 1, 2]
 
-function frame (type: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(9)
-  header.writeUInt8(type, 0)
-  header.writeUInt32BE(id, 1)
-  header.writeUInt32BE(payload.byteLength, 5)
-  return Buffer.concat([header, payload])
-}
-
-function readFrames (socket: Socket, onFrame: (type: number, id: number, payload: Buffer) => void): void {
-  let buffered: Buffer = Buffer.alloc(0)
-  socket.on('data', (chunk: Buffer) => {
-    buffered = buffered.byteLength === 0 ? chunk : Buffer.concat([buffered, chunk])
-    while (buffered.byteLength >= 9) {
-      const length = buffered.readUInt32BE(5)
-      if (buffered.byteLength < 9 + length) break
-      onFrame(buffered.readUInt8(0), buffered.readUInt32BE(1), buffered.subarray(9, 9 + length))
-      buffered = buffered.subarray(9 + length)
-    }
-  })
-}
 if (mode === 'forward') {
   listening(createServer(options, socket => { pipeBoth(socket, connect({ ...options, port: Number(port), host: LOOPBACK })) }))
 } else if (mode === 'delay' && third != null) {
@@ -99,7 +79,7 @@ if (mode === 'forward') {
   const server = createTlsServer({ ...options, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), minVersion: 'TLSv1.3' }, tls => {
     tls.setNoDelay(true)
     const streams = new Map<number, Socket>()
-    readFrames(tls, (type, id, payload) => {
+    tls.on('data', frameReader((type, id, payload) => {
       if (type === OPEN) {
         const target = connect({ ...options, port: Number(port), host: LOOPBACK })
         target.setNoDelay(true)
@@ -110,7 +90,7 @@ if (mode === 'forward') {
         target.on('error', () => target.destroy())
       } else if (type === DATA) streams.get(id)?.write(payload)
       else streams.get(id)?.end()
-    })
+    }))
   })
   listening(server as unknown as ReturnType<typeof createServer>)
 } else if (mode === 'mux-consumer' && dir != null) {
@@ -118,10 +98,10 @@ if (mode === 'forward') {
   tls.setNoDelay(true)
   const streams = new Map<number, Socket>()
   let nextId = 0
-  readFrames(tls, (type, id, payload) => {
+  tls.on('data', frameReader((type, id, payload) => {
     if (type === DATA) streams.get(id)?.write(payload)
     else if (type === END) streams.get(id)?.end()
-  })
+  }))
   tls.once('secureConnect', () => {
     listening(createServer(options, socket => {
       const id = nextId++

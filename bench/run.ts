@@ -21,7 +21,7 @@ const MB = 1e6
 const MiB = 1024 * 1024
 /** What `npm run bench` compares; the Node floor runs when `--only` names it. */
 const DEFAULT: SetupName[] = ['raw', 'socat', 'ssh', 'direct', 'relay']
-const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux', 'floor-libp2p', 'via-socat', 'via-node', 'via-wan']
+const ALL: SetupName[] = [...DEFAULT, 'floor-tcp', 'floor-tls', 'floor-mux', 'floor-libp2p', 'floor-libp2p-mux', 'via-socat', 'via-node', 'via-wan']
 
 interface Sizes {
   throughputBytes: number
@@ -57,7 +57,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   console.log(`usage: node bench/run.ts [--smoke] [--only raw,socat,ssh,direct,relay] [--transports tcp|quic|both]
-       [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
+       [--only ...,floor-tcp,floor-tls,floor-mux,floor-libp2p,floor-libp2p-mux]  also the Node and js-libp2p floors (bench/floor*.ts; not in the default set)
        [--only ...,via-socat,via-node]  also a direct tunnel through a bare relay (socat, a Node pipe): the relay's floor
        [--only ...,via-wan]  also a direct tunnel over a path with a 100 ms round trip (connection steps only)
        [--steps throughput1,throughput8,latency,open,concurrent,start]   and idle: a new connection after ${IDLE_MS / 1000} s of rest (not in the default set)
@@ -150,7 +150,7 @@ async function startAll (): Promise<void> {
   starters.push(optional('socat', 'socat', async () => startSocat(ctx)))
   starters.push(optional('ssh', 'openssh-server', async () => startSsh(ctx)))
   for (const floor of ['floor-tcp', 'floor-tls', 'floor-mux'] as const) if (wanted.includes(floor)) starters.push(startFloor(ctx, floor).then(s => [s]))
-  if (wanted.includes('floor-libp2p')) starters.push(startFloorLibp2p(ctx).then(s => [s]))
+  for (const floor of ['floor-libp2p', 'floor-libp2p-mux'] as const) if (wanted.includes(floor)) starters.push(startFloorLibp2p(ctx, floor).then(s => [s]))
   starters.push(optional('via-socat', 'socat', async () => startVia(ctx, 'via-socat')))
   if (wanted.includes('via-node')) starters.push(startVia(ctx, 'via-node').then(s => [s]))
   if (wanted.includes('via-wan')) starters.push(startVia(ctx, 'via-wan').then(s => [s]))
@@ -258,7 +258,7 @@ const STEPS: Array<[string, string, Step]> = [
 ]
 const BULK_STEPS = ['throughput1', 'throughput8', 'concurrent']
 /** Steps a setup does not take: the floor's mux and the delaying path have no flow control (bench/floor.ts). */
-const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'via-wan': ['throughput1', 'throughput8'] }
+const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'floor-libp2p-mux': BULK_STEPS, 'via-wan': ['throughput1', 'throughput8'] }
 const takes = (setup: Setup, step: string): boolean => SKIPS[setup.name]?.includes(step) !== true
 /** Steps run only when --steps names them: `idle` waits IDLE_MS per repeat. */
 const OPT_IN_STEPS = ['idle']

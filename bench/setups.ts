@@ -12,6 +12,7 @@
  *   floor-mux  the same with one TLS connection and a minimal stream mux (open and latency only)
  *   floor-libp2p  two js-libp2p nodes with Punchgate's connection stack and none of Punchgate
  *              (bench/floor-libp2p.ts): what js-libp2p itself costs
+ *   floor-libp2p-mux  the same with floor-mux's mux inside one libp2p stream (open and latency only)
  *   via-socat / via-node  a direct tunnel whose one connection passes through a bare relay
  *              (socat, or floor-tcp's Node pipe): the best a relay in the middle can do, as a
  *              splicing relay carries the same TLS bytes
@@ -33,7 +34,7 @@ const root = join(import.meta.dirname, '..')
 export const PUNCHGATE = join(root, 'packages/cli/bin/punchgate.js')
 const READY_MS = 60_000
 
-export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p' | 'via-socat' | 'via-node' | 'via-wan'
+export type SetupName = 'raw' | 'socat' | 'ssh' | 'direct' | 'relay' | 'floor-tcp' | 'floor-tls' | 'floor-mux' | 'floor-libp2p' | 'floor-libp2p-mux' | 'via-socat' | 'via-node' | 'via-wan'
 
 export const SETUP_LABELS: Record<SetupName, string> = {
   raw: 'raw TCP',
@@ -45,6 +46,7 @@ export const SETUP_LABELS: Record<SetupName, string> = {
   'floor-tls': 'node floor, tls',
   'floor-mux': 'node floor, mux',
   'floor-libp2p': 'js-libp2p floor',
+  'floor-libp2p-mux': 'js-libp2p floor, mux',
   'via-socat': 'direct via socat',
   'via-node': 'direct via node pipe',
   'via-wan': 'direct, 100 ms RTT'
@@ -181,8 +183,9 @@ const onlyWhatIsUsed: Plugin = {
  * Node's type stripper and every module's text would stay in its memory, 25 MB the daemon
  * does not carry.
  */
-export async function startFloorLibp2p (ctx: Context): Promise<Setup> {
-  const bundle = join(ctx.dir, 'floor-libp2p.mjs')
+export async function startFloorLibp2p (ctx: Context, name: 'floor-libp2p' | 'floor-libp2p-mux'): Promise<Setup> {
+  const mux = name === 'floor-libp2p-mux' ? 'mux-' : ''
+  const bundle = join(ctx.dir, `${name}.mjs`)
   await build({
     entryPoints: [FLOOR_LIBP2P],
     outfile: bundle,
@@ -200,11 +203,12 @@ export async function startFloorLibp2p (ctx: Context): Promise<Setup> {
   const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
   const spawn = (name: string, args: string[]): Proc =>
     spawnProc(ctx, name, process.execPath, [...profileFlags(ctx, name), ...DAEMON.flags, ...DAEMON.lateFlags, ...ctx.daemonNodeOptions, bundle, ...args], env)
-  const provider = spawn('floor-libp2p-provider', ['provider', String(ctx.targetPort)])
+  const provider = spawn(`${name}-provider`, [`${mux}provider`, String(ctx.targetPort)])
   const providerPort = await listeningPort(provider)
   const id = /peer (\S+)/.exec(readFileSync(provider.logFile, 'utf8'))?.[1] ?? ''
-  const consumer = spawn('floor-libp2p-consumer', ['consumer', String(providerPort), id])
-  return { name: 'floor-libp2p', port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail: 'TCP, socket TLS, yamux; no Punchgate', daemons: [consumer.pid, provider.pid] }
+  const consumer = spawn(`${name}-consumer`, [`${mux}consumer`, String(providerPort), id])
+  const detail = `TCP, socket TLS, yamux${mux !== '' ? ', a minimal mux in one stream' : ''}; no Punchgate`
+  return { name, port: await listeningPort(consumer), roots: [consumer.pid, provider.pid], detail, daemons: [consumer.pid, provider.pid] }
 }
 
 export async function startSocat (ctx: Context): Promise<Setup> {
