@@ -10,7 +10,7 @@
  *
  * With `mux-` (`floor-libp2p-mux`): one long-lived libp2p stream, opened at start, carries
  * every local connection as a channel of the floors' minimal mux (bench/mux-frames.ts; no
- * flow control, so open and latency steps only): the floor of a mux of Punchgate's own
+ * flow control, so no throughput steps): the floor of a mux of Punchgate's own
  * inside one libp2p stream, as `ssh -L` carries its channels in one session.
  *
  *   node bench/floor-libp2p.ts [mux-]provider TARGET_PORT     prints `peer ID` and `listening PORT`

@@ -11,7 +11,7 @@
  *   node bench/floor.ts mux-consumer PROVIDER_PORT DIR local TCP port: each connection a stream on one TLS one
  *
  * The mux is the least that multiplexing costs (bench/mux-frames.ts): no flow control, so
- * no throughput runs (open and latency only).
+ * no throughput runs.
  * Each prints `listening PORT` once it accepts. DIR holds key.pem and cert.pem (a throwaway
  * self-signed P-256 certificate, which the consumer pins).
  */

@@ -1,7 +1,7 @@
 /**
  * The bench floors' minimal stream mux (bench/floor.ts over TLS, bench/floor-libp2p.ts over
  * one libp2p stream): frames of type (1 byte: open, data, end), stream id (4) and length (4).
- * No flow control and no resets: the least multiplexing costs, for the open and latency steps.
+ * No flow control and no resets: the least multiplexing costs, for every step but the bulk ones.
  */
 export const OPEN = 0
 export const DATA = 1

@@ -9,10 +9,10 @@
  *   floor-tcp  a plain Node TCP forwarder (bench/floor.ts): Node's own floor, no TLS
  *   floor-tls  two Node processes, a new TLS 1.3 connection per tunnel connection: the
  *              least a Node tunnel with encryption costs, no libp2p (not in the default set)
- *   floor-mux  the same with one TLS connection and a minimal stream mux (open and latency only)
+ *   floor-mux  the same with one TLS connection and a minimal stream mux (no throughput steps)
  *   floor-libp2p  two js-libp2p nodes with Punchgate's connection stack and none of Punchgate
  *              (bench/floor-libp2p.ts): what js-libp2p itself costs
- *   floor-libp2p-mux  the same with floor-mux's mux inside one libp2p stream (open and latency only)
+ *   floor-libp2p-mux  the same with floor-mux's mux inside one libp2p stream (no throughput steps)
  *   via-socat / via-node  a direct tunnel whose one connection passes through a bare relay
  *              (socat, or floor-tcp's Node pipe): the best a relay in the middle can do, as a
  *              splicing relay carries the same TLS bytes
