@@ -16,8 +16,8 @@
  *   node bench/floor-libp2p.ts [mux-]provider TARGET_PORT     prints `peer ID` and `listening PORT`
  *   node bench/floor-libp2p.ts [mux-]consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
  */
-import { createServer, connect, type Socket } from 'node:net'
-import type { Stream, StreamMessageEvent } from '@libp2p/interface'
+import { createServer, connect, type Server, type Socket } from 'node:net'
+import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@chainsafe/libp2p-yamux'
@@ -50,20 +50,15 @@ if (mode === 'provider') {
     const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })
     void pipeSocketStream(target, stream)
   }, { maxInboundStreams: 4096 })
-  const listened = /\/tcp\/(\d+)/.exec(node.getMultiaddrs()[0].toString())?.[1]
-  console.log(`peer ${node.peerId.toString()}`)
-  console.log(`listening ${listened}`)
+  announceProvider()
 } else if (mode === 'consumer' && providerId != null) {
-  const connection = await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${providerId}`))
-  createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, socket => {
+  const connection = await dialProvider(providerId)
+  listenLocally(createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, socket => {
     connection.newStream(PROTOCOL, { negotiateFully: false, maxOutboundStreams: 4096 }).then(stream => {
       void pipeSocketStream(socket, stream)
       socket.resume()
     }, () => socket.destroy())
-  }).listen(0, LOOPBACK, 4096, function (this: ReturnType<typeof createServer>) {
-    const address = this.address()
-    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
-  })
+  }))
 } else if (mode === 'mux-provider') {
   await node.handle(MUX_PROTOCOL, (stream) => {
     const targets = new Map<number, Socket>()
@@ -79,11 +74,9 @@ if (mode === 'provider') {
       else targets.get(id)?.end()
     }))
   })
-  const listened = /\/tcp\/(\d+)/.exec(node.getMultiaddrs()[0].toString())?.[1]
-  console.log(`peer ${node.peerId.toString()}`)
-  console.log(`listening ${listened}`)
+  announceProvider()
 } else if (mode === 'mux-consumer' && providerId != null) {
-  const connection = await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${providerId}`))
+  const connection = await dialProvider(providerId)
   const stream = await connection.newStream(MUX_PROTOCOL)
   const sockets = new Map<number, Socket>()
   let nextId = 0
@@ -91,7 +84,7 @@ if (mode === 'provider') {
     if (type === DATA) sockets.get(id)?.write(payload)
     else if (type === END) sockets.get(id)?.end()
   }))
-  createServer({ allowHalfOpen: true, noDelay: true }, socket => {
+  listenLocally(createServer({ allowHalfOpen: true, noDelay: true }, socket => {
     const id = nextId++
     sockets.set(id, socket)
     stream.send(frame(OPEN, id))
@@ -99,10 +92,7 @@ if (mode === 'provider') {
     socket.on('end', () => stream.send(frame(END, id)))
     socket.on('close', () => sockets.delete(id))
     socket.on('error', () => socket.destroy())
-  }).listen(0, LOOPBACK, 4096, function (this: ReturnType<typeof createServer>) {
-    const address = this.address()
-    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
-  })
+  }))
 } else {
   console.error('usage: node bench/floor-libp2p.ts [mux-]provider TARGET_PORT | [mux-]consumer PROVIDER_PORT PROVIDER_ID')
   process.exit(2)
@@ -111,4 +101,23 @@ if (mode === 'provider') {
 /** Every chunk a libp2p stream receives, in order, as one Uint8Array each. */
 function onChunks (stream: Stream, read: (chunk: Uint8Array) => void): void {
   stream.addEventListener('message', (evt: StreamMessageEvent) => { read(evt.data.subarray()) })
+}
+
+/** A provider's two lines for the bench: its peer id and its TCP port. */
+function announceProvider (): void {
+  const listened = /\/tcp\/(\d+)/.exec(node.getMultiaddrs()[0].toString())?.[1]
+  console.log(`peer ${node.peerId.toString()}`)
+  console.log(`listening ${listened}`)
+}
+
+async function dialProvider (id: string): Promise<Connection> {
+  return await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${id}`))
+}
+
+/** A consumer's local port, printed as `listening PORT` once it accepts. */
+function listenLocally (server: Server): void {
+  server.listen(0, LOOPBACK, 4096, () => {
+    const address = server.address()
+    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
+  })
 }
