@@ -19,8 +19,10 @@
  *   run. With this floor, 9 to 48. One stream went from 189-225 to 371-494 MB/s, past
  *   ssh -L. Idle RSS stayed within its run-to-run spread (99-104 MB).
  * - `--no-maglev`: V8's middle compiler tier stays off (Ignition, Sparkplug and TurboFan
- *   remain). Idle RSS 2-3 MB lower (its code and what it compiles at start-up); speed
- *   within the run-to-run spread.
+ *   remain). Idle RSS 2-3 MB lower (its code and what it compiles at start-up), RSS under
+ *   load 1-8 MB lower; throughput within the run-to-run spread, but a new tunnel connection
+ *   takes 0.05-0.74 ms longer (p50), and more while the daemon warms up (docs/performance.md,
+ *   "Maglev and new connections"). Kept for the memory.
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--initial-old-space-size=32', '--no-maglev']
 
