@@ -9,14 +9,14 @@
  * `bench/run.ts --only ssh,direct,floor-libp2p`.
  *
  * With `mux-` (`floor-libp2p-mux`): one long-lived libp2p stream, opened at start, carries
- * every local connection as a channel of the floors' minimal mux (bench/mux-frames.ts; no
+ * every local connection as a channel of the floors' minimal mux (bench/mini-mux.ts; no
  * flow control, so no throughput steps): the floor of a mux of Punchgate's own
  * inside one libp2p stream, as `ssh -L` carries its channels in one session.
  *
  *   node bench/floor-libp2p.ts [mux-]provider TARGET_PORT     prints `peer ID` and `listening PORT`
  *   node bench/floor-libp2p.ts [mux-]consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
  */
-import { createServer, connect, type Server, type Socket } from 'node:net'
+import { createServer, connect, type Server } from 'node:net'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -24,7 +24,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 // The bench bundles this file (bench/setups.ts): of the library, only these and what they use are in it.
 import { libp2pLogger, pipeSocketStream, socketTls } from '@punchgate/node'
-import { DATA, END, OPEN, frame, frameReader } from './mux-frames.ts'
+import { muxConsumer, muxProvider } from './mini-mux.ts'
 
 const [mode, port, providerId] = process.argv.slice(2)
 const LOOPBACK = '127.0.0.1'
@@ -61,38 +61,15 @@ if (mode === 'provider') {
   }))
 } else if (mode === 'mux-provider') {
   await node.handle(MUX_PROTOCOL, (stream) => {
-    const targets = new Map<number, Socket>()
-    onChunks(stream, frameReader((type, id, payload) => {
-      if (type === OPEN) {
-        const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })
-        targets.set(id, target)
-        target.on('data', (chunk: Buffer) => stream.send(frame(DATA, id, chunk)))
-        target.on('end', () => stream.send(frame(END, id)))
-        target.on('close', () => targets.delete(id))
-        target.on('error', () => target.destroy())
-      } else if (type === DATA) targets.get(id)?.write(payload)
-      else targets.get(id)?.end()
-    }))
+    onChunks(stream, muxProvider(frame => stream.send(frame), () => connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })))
   })
   announceProvider()
 } else if (mode === 'mux-consumer' && providerId != null) {
   const connection = await dialProvider(providerId)
   const stream = await connection.newStream(MUX_PROTOCOL)
-  const sockets = new Map<number, Socket>()
-  let nextId = 0
-  onChunks(stream, frameReader((type, id, payload) => {
-    if (type === DATA) sockets.get(id)?.write(payload)
-    else if (type === END) sockets.get(id)?.end()
-  }))
-  listenLocally(createServer({ allowHalfOpen: true, noDelay: true }, socket => {
-    const id = nextId++
-    sockets.set(id, socket)
-    stream.send(frame(OPEN, id))
-    socket.on('data', (chunk: Buffer) => stream.send(frame(DATA, id, chunk)))
-    socket.on('end', () => stream.send(frame(END, id)))
-    socket.on('close', () => sockets.delete(id))
-    socket.on('error', () => socket.destroy())
-  }))
+  const mux = muxConsumer(frame => stream.send(frame))
+  onChunks(stream, mux.read)
+  listenLocally(createServer({ allowHalfOpen: true, noDelay: true }, mux.accept))
 } else {
   console.error('usage: node bench/floor-libp2p.ts [mux-]provider TARGET_PORT | [mux-]consumer PROVIDER_PORT PROVIDER_ID')
   process.exit(2)

@@ -10,7 +10,7 @@
  *   node bench/floor.ts mux-provider TARGET_PORT DIR   TLS 1.3 server: streams of one connection to the target
  *   node bench/floor.ts mux-consumer PROVIDER_PORT DIR local TCP port: each connection a stream on one TLS one
  *
- * The mux is the least that multiplexing costs (bench/mux-frames.ts): no flow control, so
+ * The mux is the least that multiplexing costs (bench/mini-mux.ts): no flow control, so
  * no throughput runs.
  * Each prints `listening PORT` once it accepts. DIR holds key.pem and cert.pem (a throwaway
  * self-signed P-256 certificate, which the consumer pins).
@@ -19,7 +19,7 @@ import { createServer, connect, type Socket } from 'node:net'
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DATA, END, OPEN, frame, frameReader } from './mux-frames.ts'
+import { muxConsumer, muxProvider } from './mini-mux.ts'
 
 const [mode, port, third] = process.argv.slice(2)
 // The third argument: the TLS modes' certificate directory, or delay's milliseconds each way.
@@ -78,42 +78,15 @@ if (mode === 'forward') {
 } else if (mode === 'mux-provider' && dir != null) {
   const server = createTlsServer({ ...options, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), minVersion: 'TLSv1.3' }, tls => {
     tls.setNoDelay(true)
-    const streams = new Map<number, Socket>()
-    tls.on('data', frameReader((type, id, payload) => {
-      if (type === OPEN) {
-        const target = connect({ ...options, port: Number(port), host: LOOPBACK })
-        target.setNoDelay(true)
-        streams.set(id, target)
-        target.on('data', (chunk: Buffer) => tls.write(frame(DATA, id, chunk)))
-        target.on('end', () => tls.write(frame(END, id)))
-        target.on('close', () => streams.delete(id))
-        target.on('error', () => target.destroy())
-      } else if (type === DATA) streams.get(id)?.write(payload)
-      else streams.get(id)?.end()
-    }))
+    tls.on('data', muxProvider(frame => tls.write(frame), () => connect({ ...options, port: Number(port), host: LOOPBACK })))
   })
   listening(server as unknown as ReturnType<typeof createServer>)
 } else if (mode === 'mux-consumer' && dir != null) {
   const tls = tlsConnect({ ...options, port: Number(port), host: LOOPBACK, ca: readFileSync(join(dir, 'cert.pem')), servername: 'floor', minVersion: 'TLSv1.3' })
   tls.setNoDelay(true)
-  const streams = new Map<number, Socket>()
-  let nextId = 0
-  tls.on('data', frameReader((type, id, payload) => {
-    if (type === DATA) streams.get(id)?.write(payload)
-    else if (type === END) streams.get(id)?.end()
-  }))
-  tls.once('secureConnect', () => {
-    listening(createServer(options, socket => {
-      const id = nextId++
-      socket.setNoDelay(true)
-      streams.set(id, socket)
-      tls.write(frame(OPEN, id))
-      socket.on('data', (chunk: Buffer) => tls.write(frame(DATA, id, chunk)))
-      socket.on('end', () => tls.write(frame(END, id)))
-      socket.on('close', () => streams.delete(id))
-      socket.on('error', () => socket.destroy())
-    }))
-  })
+  const mux = muxConsumer(frame => tls.write(frame))
+  tls.on('data', mux.read)
+  tls.once('secureConnect', () => { listening(createServer(options, mux.accept)) })
 } else {
   console.error('usage: node bench/floor.ts forward TARGET_PORT | delay TARGET_PORT MS | tls-provider|mux-provider TARGET_PORT DIR | tls-consumer|mux-consumer PROVIDER_PORT DIR')
   process.exit(2)
