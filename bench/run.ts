@@ -259,7 +259,7 @@ const STEPS: Array<[string, string, Step]> = [
 const BULK_STEPS = ['throughput1', 'throughput8']
 /**
  * Steps a setup does not take: the floors' mux and the delaying path have no flow control
- * (bench/floor.ts), so no bulk; 1,000 at once moves 4 KiB each, which needs none.
+ * (bench/mini-mux.ts, bench/floor.ts), so no bulk; 1,000 at once moves 4 KiB each, which needs none.
  */
 const SKIPS: Partial<Record<SetupName, string[]>> = { 'floor-mux': BULK_STEPS, 'floor-libp2p-mux': BULK_STEPS, 'via-wan': BULK_STEPS }
 const takes = (setup: Setup, step: string): boolean => SKIPS[setup.name]?.includes(step) !== true
