@@ -174,7 +174,7 @@ const PRIVATE_LOAD_STEPS = ['throughput 1', 'concurrent']
 /** Runs one measurement for one setup, tracking its processes' peak memory and CPU. */
 async function measure (setup: Setup, what: string, fn: () => Promise<void>, bytesMoved = 0): Promise<void> {
   const peak = new PeakMemory(setup.roots)
-  // Only for a setup that takes both steps: via-wan's one stream is not measured.
+  // Only for a setup that takes both steps: the mux floors and via-wan take no stream step.
   const privatePeak = setup.daemons != null && takes(setup, 'throughput1') && PRIVATE_LOAD_STEPS.includes(what) ? new PeakMemory(setup.daemons) : undefined
   const cpuBefore = cpuSeconds(setup.roots)
   const machineBefore = machineCpu()
