@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Proc, freePort } from './proc.ts'
 import { memory } from './procstat.ts'
 import { MODE_ECHO } from './target.ts'
+import { NODE_BUNDLE } from '../packages/cli/bundle-options.ts'
 
 const run = promisify(execFile)
 const root = join(import.meta.dirname, '..')
@@ -179,7 +180,7 @@ const onlyWhatIsUsed: Plugin = {
 
 /**
  * The js-libp2p floor (bench/floor-libp2p.ts), run with the daemon's Node flags and
- * environment, and bundled as the daemon is (packages/cli/build.ts): run from its source,
+ * environment, and bundled as the daemon is (packages/cli/bundle-options.ts): run from its source,
  * Node's type stripper and every module's text would stay in its memory, 25 MB the daemon
  * does not carry.
  */
@@ -189,15 +190,7 @@ export async function startFloorLibp2p (ctx: Context, name: 'floor-libp2p' | 'fl
   await build({
     entryPoints: [FLOOR_LIBP2P],
     outfile: bundle,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node22',
-    external: ['node-unix-socket', 'pino', 'udx-native'],
-    banner: { js: "import { createRequire as __floorCreateRequire } from 'node:module'; const require = __floorCreateRequire(import.meta.url);" },
-    minifyWhitespace: true,
-    minifySyntax: true,
-    logLevel: 'warning',
+    ...NODE_BUNDLE,
     plugins: [onlyWhatIsUsed]
   })
   const env = { ...process.env, ...DAEMON.env, ...ctx.daemonEnv }
