@@ -16,7 +16,7 @@
  *   node bench/floor-libp2p.ts [mux-]provider TARGET_PORT     prints `peer ID` and `listening PORT`
  *   node bench/floor-libp2p.ts [mux-]consumer PROVIDER_PORT PROVIDER_ID   prints `listening PORT`
  */
-import { createServer, connect, type Server } from 'node:net'
+import { createServer, connect, type Socket } from 'node:net'
 import type { Connection, Stream, StreamMessageEvent } from '@libp2p/interface'
 import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -25,6 +25,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 // The bench bundles this file (bench/setups.ts): of the library, only these and what they use are in it.
 import { libp2pLogger, pipeSocketStream, socketTls } from '@punchgate/node'
 import { muxConsumer, muxProvider } from './mini-mux.ts'
+import { listenOnLoopback } from './listening.ts'
 
 const [mode, port, providerId] = process.argv.slice(2)
 const LOOPBACK = '127.0.0.1'
@@ -47,13 +48,12 @@ for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exi
 
 if (mode === 'provider') {
   await node.handle(PROTOCOL, (stream) => {
-    const target = connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })
-    void pipeSocketStream(target, stream)
+    void pipeSocketStream(connectTarget(), stream)
   }, { maxInboundStreams: 4096 })
   announceProvider()
 } else if (mode === 'consumer' && providerId != null) {
   const connection = await dialProvider(providerId)
-  listenLocally(createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, socket => {
+  listenOnLoopback(createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, socket => {
     connection.newStream(PROTOCOL, { negotiateFully: false, maxOutboundStreams: 4096 }).then(stream => {
       void pipeSocketStream(socket, stream)
       socket.resume()
@@ -61,7 +61,7 @@ if (mode === 'provider') {
   }))
 } else if (mode === 'mux-provider') {
   await node.handle(MUX_PROTOCOL, (stream) => {
-    onChunks(stream, muxProvider(frame => stream.send(frame), () => connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })))
+    onChunks(stream, muxProvider(frame => stream.send(frame), connectTarget))
   })
   announceProvider()
 } else if (mode === 'mux-consumer' && providerId != null) {
@@ -69,7 +69,7 @@ if (mode === 'provider') {
   const stream = await connection.newStream(MUX_PROTOCOL)
   const mux = muxConsumer(frame => stream.send(frame))
   onChunks(stream, mux.read)
-  listenLocally(createServer({ allowHalfOpen: true, noDelay: true }, mux.accept))
+  listenOnLoopback(createServer({ allowHalfOpen: true, noDelay: true }, mux.accept))
 } else {
   console.error('usage: node bench/floor-libp2p.ts [mux-]provider TARGET_PORT | [mux-]consumer PROVIDER_PORT PROVIDER_ID')
   process.exit(2)
@@ -78,6 +78,11 @@ if (mode === 'provider') {
 /** Every chunk a libp2p stream receives, in order, as one Uint8Array each. */
 function onChunks (stream: Stream, read: (chunk: Uint8Array) => void): void {
   stream.addEventListener('message', (evt: StreamMessageEvent) => { read(evt.data.subarray()) })
+}
+
+/** The provider's connection onward to the target, one per tunnel connection. */
+function connectTarget (): Socket {
+  return connect({ port: Number(port), host: LOOPBACK, allowHalfOpen: true, noDelay: true })
 }
 
 /** A provider's two lines for the bench: its peer id and its TCP port. */
@@ -89,12 +94,4 @@ function announceProvider (): void {
 
 async function dialProvider (id: string): Promise<Connection> {
   return await node.dial(multiaddr(`/ip4/${LOOPBACK}/tcp/${port}/p2p/${id}`))
-}
-
-/** A consumer's local port, printed as `listening PORT` once it accepts. */
-function listenLocally (server: Server): void {
-  server.listen(0, LOOPBACK, 4096, () => {
-    const address = server.address()
-    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
-  })
 }

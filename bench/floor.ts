@@ -16,10 +16,11 @@
  * self-signed P-256 certificate, which the consumer pins).
  */
 import { createServer, connect, type Socket } from 'node:net'
-import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls'
+import { connect as tlsConnect, createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { muxConsumer, muxProvider } from './mini-mux.ts'
+import { listenOnLoopback } from './listening.ts'
 
 const [mode, port, third] = process.argv.slice(2)
 // The third argument: the TLS modes' certificate directory, or delay's milliseconds each way.
@@ -36,17 +37,20 @@ function pipeBoth (a: Socket, b: Socket): void {
   b.on('error', () => a.destroy())
 }
 
-function listening (server: ReturnType<typeof createServer>): void {
-  server.listen(0, LOOPBACK, 4096, () => {
-    const address = server.address()
-    if (address != null && typeof address === 'object') console.log(`listening ${address.port}`)
-  })
-}
-
 const options = { allowHalfOpen: true }
 
+/** The target, which forward, delay and the providers connect each connection onward to. */
+const toTarget = (): Socket => connect({ ...options, port: Number(port), host: LOOPBACK })
+
+/** The providers' TLS 1.3 server, with the throwaway key in `dir`. */
+const tlsServer = (dir: string, onSocket: (tls: TLSSocket) => void): TlsServer =>
+  createTlsServer({ ...options, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), minVersion: 'TLSv1.3' }, onSocket)
+
+/** A TLS 1.3 connection to the provider, pinned to its certificate. */
+const toProvider = (ca: Buffer): TLSSocket => tlsConnect({ ...options, port: Number(port), host: LOOPBACK, ca, servername: 'floor', minVersion: 'TLSv1.3' })
+
 if (mode === 'forward') {
-  listening(createServer(options, socket => { pipeBoth(socket, connect({ ...options, port: Number(port), host: LOOPBACK })) }))
+  listenOnLoopback(createServer(options, socket => { pipeBoth(socket, toTarget()) }))
 } else if (mode === 'delay' && third != null) {
   // A path with a round trip of 2 x MS: every chunk, and each end's FIN, MS ms late. No
   // flow control (a slow reader's bytes pile up here): for connection steps, not bulk ones.
@@ -57,36 +61,31 @@ if (mode === 'forward') {
     from.on('error', () => to.destroy())
     from.on('close', () => setTimeout(() => to.destroy(), ms))
   }
-  listening(createServer(options, socket => {
-    const far = connect({ ...options, port: Number(port), host: LOOPBACK })
+  listenOnLoopback(createServer(options, socket => {
+    const far = toTarget()
     socket.setNoDelay(true)
     far.setNoDelay(true)
     late(socket, far)
     late(far, socket)
   }))
 } else if (mode === 'tls-provider' && dir != null) {
-  const server = createTlsServer({ ...options, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), minVersion: 'TLSv1.3' }, socket => {
-    pipeBoth(socket, connect({ ...options, port: Number(port), host: LOOPBACK }))
-  })
-  listening(server as unknown as ReturnType<typeof createServer>)
+  listenOnLoopback(tlsServer(dir, socket => { pipeBoth(socket, toTarget()) }))
 } else if (mode === 'tls-consumer' && dir != null) {
   const cert = readFileSync(join(dir, 'cert.pem'))
-  listening(createServer(options, socket => {
-    const tls = tlsConnect({ ...options, port: Number(port), host: LOOPBACK, ca: cert, servername: 'floor', minVersion: 'TLSv1.3' })
-    pipeBoth(socket, tls)
+  listenOnLoopback(createServer(options, socket => {
+    pipeBoth(socket, toProvider(cert))
   }))
 } else if (mode === 'mux-provider' && dir != null) {
-  const server = createTlsServer({ ...options, key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), minVersion: 'TLSv1.3' }, tls => {
+  listenOnLoopback(tlsServer(dir, tls => {
     tls.setNoDelay(true)
-    tls.on('data', muxProvider(frame => tls.write(frame), () => connect({ ...options, port: Number(port), host: LOOPBACK })))
-  })
-  listening(server as unknown as ReturnType<typeof createServer>)
+    tls.on('data', muxProvider(frame => tls.write(frame), toTarget))
+  }))
 } else if (mode === 'mux-consumer' && dir != null) {
-  const tls = tlsConnect({ ...options, port: Number(port), host: LOOPBACK, ca: readFileSync(join(dir, 'cert.pem')), servername: 'floor', minVersion: 'TLSv1.3' })
+  const tls = toProvider(readFileSync(join(dir, 'cert.pem')))
   tls.setNoDelay(true)
   const mux = muxConsumer(frame => tls.write(frame))
   tls.on('data', mux.read)
-  tls.once('secureConnect', () => { listening(createServer(options, mux.accept)) })
+  tls.once('secureConnect', () => { listenOnLoopback(createServer(options, mux.accept)) })
 } else {
   console.error('usage: node bench/floor.ts forward TARGET_PORT | delay TARGET_PORT MS | tls-provider|mux-provider TARGET_PORT DIR | tls-consumer|mux-consumer PROVIDER_PORT DIR')
   process.exit(2)

@@ -7,6 +7,7 @@
  * Usage: node bench/target.ts [PORT] ; prints `listening PORT` when ready.
  */
 import { createServer, type Socket } from 'node:net'
+import { listenOnLoopback } from './listening.ts'
 
 export const MODE_ECHO = 0x45
 export const MODE_SINK = 0x53
@@ -35,9 +36,6 @@ function serve (socket: Socket): void {
 
 if (import.meta.main) {
   const server = createServer({ allowHalfOpen: true, noDelay: true }, serve)
-  server.listen({ port: Number(process.argv[2] ?? 0), host: '127.0.0.1', backlog: 4096 }, () => {
-    const address = server.address()
-    console.log(`listening ${typeof address === 'object' && address != null ? address.port : ''}`)
-  })
+  listenOnLoopback(server, Number(process.argv[2] ?? 0))
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0))
 }
