@@ -4,7 +4,7 @@
  * most 2 ports, 8 in flight in all), what the node keeps (verified public peers, still
  * connected ones only), and a loopback round trip with real dial-backs.
  */
-import { after, before, describe, it } from 'node:test'
+import { after, before, describe, it, mock } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server, type Socket } from 'node:net'
 import { once } from 'node:events'
@@ -17,6 +17,8 @@ import { askReach } from '../src/reachability/client.ts'
 import { ReachServer, type DialBack, type ProbeConnection } from '../src/reachability/server.ts'
 import { decodeAnswer, decodeRequest, encodeRequest } from '../src/reachability/wire.ts'
 import { announcedIps, judgeReach } from '../src/reachability/decide.ts'
+import { validateConfig } from '../src/config.ts'
+import { Reachability, type ReachabilityInit } from '../src/roles/reachability.ts'
 
 const frame = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value))
 
@@ -227,5 +229,39 @@ describe('reach probe over loopback', () => {
 
   it('the asker checks its own request before sending it', async () => {
     await assert.rejects(askReach(asker, server.peerId, [1, 2, 3]), /1 to 2 distinct ports/)
+  })
+})
+
+describe('the reach probe\'s schedule', () => {
+  it('a probe due now is set with a delay of 0 or more, even when the clock ticks in between (no TimeoutNegativeWarning on stderr)', async () => {
+    const boot = '12D3KooWKnDdG3iXw9eTFijk3EWSunZcFi54Zka4wmtqtt6rPxc8'
+    const config = validateConfig({ bootstrap: [`/ip4/11.0.0.1/tcp/4001/p2p/${boot}`] })
+    const swarm = new EventTarget()
+    const init = {
+      config,
+      swarm,
+      events: { emitEvent: () => {} },
+      loop: { running: true, shutdownSignal: new AbortController().signal, state: { role: 'private' } },
+      isBootstrap: (peer: string) => peer === boot,
+      relayServer: { closeServer: async () => {} },
+      splicing: {}
+    } as unknown as ReachabilityInit
+    const reachability = new Reachability(init)
+    await reachability.start()
+
+    // A clock that moves a millisecond on every reading, and timers that only record their delay.
+    let now = 1_000_000
+    mock.method(Date, 'now', () => now++)
+    const delays: number[] = []
+    mock.method(globalThis, 'setTimeout', (_fn: () => void, ms: number) => { delays.push(ms); return { unref: () => {} } })
+    try {
+      swarm.dispatchEvent(new CustomEvent('connection:open', {
+        detail: { remotePeer: { toString: () => boot }, direct: true, remoteAddr: multiaddr(`/ip4/11.0.0.1/tcp/4001/p2p/${boot}`) }
+      }))
+    } finally {
+      mock.restoreAll()
+    }
+    assert.equal(delays.length, 1, 'one probe scheduled')
+    assert.ok((delays[0] ?? -1) >= 0, `delay ${delays[0]} ms`)
   })
 })

@@ -113,7 +113,10 @@ export class Reachability {
   /** Probes in `ms` (or sooner if one is due sooner), never twice within a bootstrap's rate limit. */
   private schedule (ms: number): void {
     if (!this.loop.running) return
-    const at = Math.max(Date.now() + ms, this.lastAsked + this.timing.minGapMs)
+    // One reading of the clock: a second one a millisecond later would make `schedule(0)` a
+    // negative delay, which Node warns about on stderr (TimeoutNegativeWarning).
+    const now = Date.now()
+    const at = Math.max(now + ms, this.lastAsked + this.timing.minGapMs)
     if (this.timer != null && this.timerAt <= at) return
     clearTimeout(this.timer)
     this.timerAt = at
@@ -121,7 +124,7 @@ export class Reachability {
       this.timer = undefined
       this.timerAt = Infinity
       void this.probe()
-    }, at - Date.now())
+    }, at - now)
     this.timer.unref()
   }
 
